@@ -1,0 +1,1 @@
+"""Endpoints talk to one kind of server: connect, read its catalog, read and write rows."""

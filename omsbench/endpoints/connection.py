@@ -1,0 +1,214 @@
+"""How to reach a server, and a session on it that behaves the same on every engine.
+
+An ``Endpoint`` is configuration: a URL and *where* the password comes from (an environment
+variable or a file), never the password itself, so it can be written to specs, state and
+reports. ``Dsn`` is the resolved, picklable form handed to worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from pydantic import BaseModel, ConfigDict, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from omsbench.endpoints import oceanbase
+from omsbench.exceptions import ConnectError, SpecError
+
+EMBEDDED_SCHEME = "seekdb"
+# Strict, but zero dates allowed: MySQL sources hold them and they must arrive unchanged.
+SQL_MODE = "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"
+
+
+class Flavor(str, Enum):
+    MYSQL = "mysql"
+    MARIADB = "mariadb"
+    OCEANBASE = "oceanbase"
+
+    @classmethod
+    def of(cls, version: str) -> Flavor:
+        if "OceanBase" in version:
+            return cls.OCEANBASE
+        if "MariaDB" in version:
+            return cls.MARIADB
+        return cls.MYSQL
+
+
+class Endpoint(BaseModel):
+    """A server reached by URL: ``mysql+pymysql://user@host:port/db`` or ``seekdb:///data/dir``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    password_env: str | None = None
+    password_file: str | None = None
+    ssl: dict[str, Any] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parsed = _parse(url)
+        if parsed.password:
+            raise ValueError(
+                "the URL holds a password; remove it and name an environment variable in "
+                "password_env (or a file in password_file) so it never lands in specs or logs"
+            )
+        if parsed.get_backend_name() not in ("mysql", "mariadb", EMBEDDED_SCHEME):
+            raise ValueError(f"unsupported scheme {parsed.drivername!r}; use mysql+pymysql:// or seekdb:///dir")
+        return url
+
+    @property
+    def embedded(self) -> bool:
+        return _parse(self.url).get_backend_name() == EMBEDDED_SCHEME
+
+    @property
+    def database(self) -> str | None:
+        return None if self.embedded else _parse(self.url).database
+
+    def __str__(self) -> str:
+        return self.url
+
+    def dsn(self) -> Dsn:
+        """Resolve to connection parameters; opens the embedded seekdb when the URL names one."""
+        url = _parse(self.url)
+        if self.embedded:
+            db_dir = url.database or url.host
+            if not db_dir:
+                raise SpecError(f"{self.url}: the seekdb URL names no data directory", fix="use seekdb:///abs/dir")
+            return Dsn(unix_socket=oceanbase.embedded_socket("/" + db_dir.lstrip("/")), user=url.username or "root")
+        return Dsn(
+            host=url.host or "127.0.0.1",
+            port=url.port or 3306,
+            user=url.username or "root",
+            password_env=self.password_env,
+            password_file=self.password_file,
+            ssl=self.ssl,
+        )
+
+
+def _parse(url: str):
+    try:
+        return make_url(url)
+    except ArgumentError as err:
+        raise ValueError(f"not a database URL: {url!r} (expected mysql+pymysql://user@host:port/db)") from err
+
+
+@dataclass(frozen=True)
+class Dsn:
+    """Picklable connection parameters. The password is read where the connection is made."""
+
+    host: str | None = None
+    port: int | None = None
+    unix_socket: str | None = None
+    user: str = "root"
+    password_env: str | None = None
+    password_file: str | None = None
+    ssl: dict[str, Any] | None = field(default=None, hash=False)
+
+    @property
+    def where(self) -> str:
+        return f"{self.user}@{self.unix_socket or f'{self.host}:{self.port}'}"
+
+    def password(self) -> str:
+        if self.password_file:
+            try:
+                return Path(self.password_file).expanduser().read_text().strip()
+            except OSError as err:
+                raise ConnectError(
+                    f"cannot read the password file {self.password_file}: {err.strerror}",
+                    fix="create it (mode 600) or point password_file at the right file",
+                ) from err
+        if self.password_env:
+            if self.password_env not in os.environ:
+                raise ConnectError(
+                    f"the environment variable {self.password_env} holding the password for {self.where} is not set",
+                    fix=f"export {self.password_env}=... before running omsbench",
+                )
+            return os.environ[self.password_env]
+        return ""
+
+
+@dataclass
+class Session:
+    """An open connection with the server's flavor and version known."""
+
+    conn: pymysql.connections.Connection
+    flavor: Flavor
+    version: str
+
+    def cursor(self, unbuffered: bool = False):
+        return self.conn.cursor(pymysql.cursors.SSCursor if unbuffered else None)
+
+    def query(self, sql: str, args: Any = None) -> list[tuple]:
+        with self.conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def scalar(self, sql: str, args: Any = None) -> Any:
+        rows = self.query(sql, args)
+        return rows[0][0] if rows else None
+
+    def execute(self, sql: str | bytes, args: Any = None) -> int:
+        if isinstance(sql, bytes):
+            return self.conn.query(sql)
+        with self.conn.cursor() as cur:
+            return cur.execute(sql, args)
+
+    def close(self) -> None:
+        if self.conn.open:
+            self.conn.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_ERROR_FIXES = {
+    1045: "check the user name and the password in the environment variable or file the spec names",
+    1049: "create the database or fix the database name in the URL",
+    2003: "start the server (for the private servers: `omsbench servers start`) or fix host and port",
+    2002: "start the server or fix the socket path",
+}
+
+
+def connect(dsn: Dsn, *, autocommit: bool = True, database: str | None = None) -> Session:
+    """Open a session with UTC time zone, utf8mb4 and a predictable SQL mode on any engine."""
+    try:
+        conn = pymysql.connect(
+            host=dsn.host,
+            port=dsn.port or 3306,
+            unix_socket=dsn.unix_socket,
+            user=dsn.user,
+            password=dsn.password(),
+            database=database,
+            charset="utf8mb4",
+            autocommit=autocommit,
+            ssl=dsn.ssl,
+            connect_timeout=10,
+            local_infile=False,
+        )
+    except pymysql.err.MySQLError as err:
+        code = err.args[0] if err.args else None
+        raise ConnectError(
+            f"cannot connect to {dsn.where}: {err.args[-1] if err.args else err}",
+            fix=_ERROR_FIXES.get(code, "check that the server runs and the spec's URL is right"),
+        ) from err
+    with conn.cursor() as cur:  # seekdb's handshake says only 5.7.25; VERSION() names OceanBase
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+    session = Session(conn, Flavor.of(version), version)
+    settings = {"time_zone": "'+00:00'", "sql_mode": f"'{SQL_MODE}'", "group_concat_max_len": 1 << 30}
+    if session.flavor is Flavor.OCEANBASE:
+        settings.update(oceanbase.SESSION_SETTINGS)
+    else:
+        settings.update(net_read_timeout=3600, net_write_timeout=3600)
+    session.execute("SET " + ", ".join(f"SESSION {k} = {v}" for k, v in settings.items()))
+    return session

@@ -1,0 +1,1 @@
+"""The migration itself: spec, state, precheck, schema, full load. No user interface here."""

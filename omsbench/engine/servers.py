@@ -1,0 +1,266 @@
+"""Private servers for demos, tests and benchmarks: a MariaDB source and a seekdb target.
+
+Each server lives in its own folder of the workspace (data, pid file, log, port) and is
+reused while it runs; nothing relies on a system service. Debian packages the machine lacks
+(mariadb-server, mydumper, sysbench) are installed with apt-get.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+
+from omsbench.endpoints.connection import Endpoint
+from omsbench.exceptions import ServerError
+
+_SBIN = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
+
+
+def find_program(name: str) -> str | None:
+    return shutil.which(name) or next((f"{d}/{name}" for d in _SBIN if os.access(f"{d}/{name}", os.X_OK)), None)
+
+
+def ensure_programs(programs: dict[str, str]) -> None:
+    """Install the Debian packages whose programs are missing: ``{program: package}``."""
+    missing = sorted({package for program, package in programs.items() if not find_program(program)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ServerError(f"missing programs from Debian packages {', '.join(missing)}",
+                          fix=f"install them: sudo apt-get install -y {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise ServerError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-500:]}",
+                              fix=f"install {', '.join(missing)} by hand, then run omsbench again")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerStatus:
+    name: str
+    running: bool
+    pid: int | None
+    port: int | None
+    url: str
+    folder: str
+
+
+class PrivateServer:
+    """A server process owned by omsbench: pid file, port file and log in ``folder``."""
+
+    name = "server"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / f"{self.name}.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / f"{self.name}.log"
+
+    @property
+    def port(self) -> int:
+        port_file = self.folder / "port"
+        if not port_file.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            port_file.write_text(str(free_port()))
+        return int(port_file.read_text())
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None and self._ping()
+
+    def start(self) -> ServerStatus:
+        if not self.running():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._prepare()
+            with open(self.log, "ab") as log:
+                proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+            self.pid_file.write_text(str(proc.pid))
+            self._wait(proc)
+            self._after_start()
+        return self.status()
+
+    def _wait(self, proc: subprocess.Popen, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServerError(f"{self.name} exited with code {proc.returncode} while starting",
+                                  fix=f"read its log: {self.log}")
+            if self._ping():
+                return
+            time.sleep(0.2)
+        raise ServerError(f"{self.name} did not answer within {timeout:.0f} s", fix=f"read its log: {self.log}")
+
+    def stop(self, timeout: float = 60) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            _reap(pid)
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+
+    def status(self) -> ServerStatus:
+        return ServerStatus(self.name, self.running(), self.pid(), self.port, self.endpoint().url, str(self.folder))
+
+    def endpoint(self) -> Endpoint:
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Install and initialise what the first start needs."""
+
+    def _after_start(self) -> None:
+        """Create accounts once the server answers."""
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ping(self) -> bool:
+        raise NotImplementedError
+
+
+def _reap(pid: int) -> None:
+    """Collect our own child so that it does not linger as a zombie that still answers kill(0)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+class MariaDB(PrivateServer):
+    """A private MariaDB with ROW binlog, FULL row image and GTID: a realistic CDC source."""
+
+    name = "mariadb"
+    user = "omsbench"
+
+    def __init__(self, folder: Path, server_id: int = 1) -> None:
+        super().__init__(folder)
+        self.server_id = server_id
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "mariadb.sock"
+
+    @property
+    def datadir(self) -> Path:
+        return self.folder / "data"
+
+    @property
+    def password_file(self) -> Path:
+        return self.folder / "password"
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(url=f"mysql+pymysql://{self.user}@127.0.0.1:{self.port}/",
+                        password_file=str(self.password_file))
+
+    def _prepare(self) -> None:
+        ensure_programs({"mariadbd": "mariadb-server", "mariadb-install-db": "mariadb-server"})
+        if (self.datadir / "mysql").is_dir():
+            return
+        done = subprocess.run(
+            [find_program("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}", "--user=root",
+             "--auth-root-authentication-method=socket", "--skip-test-db"],
+            capture_output=True, text=True,
+        )
+        if done.returncode:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            raise ServerError(f"mariadb-install-db failed: {done.stderr.strip()[-500:]}", fix="read the message above")
+        if not self.password_file.exists():
+            self.password_file.touch(mode=0o600)
+            self.password_file.write_text(secrets.token_urlsafe(18))
+
+    def _command(self) -> list[str]:
+        return [
+            find_program("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
+            f"--socket={self.socket}", f"--pid-file={self.folder / 'mariadbd.pid'}", "--user=root",
+            "--bind-address=127.0.0.1", "--skip-name-resolve", f"--log-bin={self.datadir / 'binlog'}",
+            "--binlog-format=ROW", "--binlog-row-image=FULL", f"--server-id={self.server_id}",
+            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+            "--innodb-buffer-pool-size=512M", "--innodb-log-file-size=256M", "--max-allowed-packet=256M",
+            "--max-connections=500", "--log-warnings=1",
+        ]
+
+    def _root(self) -> pymysql.connections.Connection:
+        return pymysql.connect(unix_socket=str(self.socket), user="root", connect_timeout=2, autocommit=True)
+
+    def _ping(self) -> bool:
+        try:
+            self._root().close()
+        except pymysql.err.MySQLError:
+            return False
+        return True
+
+    def _after_start(self) -> None:
+        password = self.password_file.read_text().strip()
+        conn = self._root()
+        with conn.cursor() as cur:
+            for host in ("127.0.0.1", "localhost"):
+                cur.execute(f"CREATE USER IF NOT EXISTS '{self.user}'@'{host}' IDENTIFIED BY %s", (password,))
+                cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'{host}' WITH GRANT OPTION")
+        conn.close()
+
+    def root(self) -> pymysql.connections.Connection:
+        """An administrator session over the socket, for tests and fixtures."""
+        return self._root()
+
+
+class SeekdbServer(PrivateServer):
+    """seekdb's bundled binary as a TCP server: a target several processes can reach at once."""
+
+    name = "seekdb"
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(url=f"mysql+pymysql://root@127.0.0.1:{self.port}/")
+
+    def _prepare(self) -> None:
+        (self.folder / "base").mkdir(parents=True, exist_ok=True)
+
+    def _command(self) -> list[str]:
+        import pylibseekdb
+
+        binary = Path(pylibseekdb.__file__).with_name("seekdb")
+        return [str(binary), "--nodaemon", "--port", str(self.port), "--base-dir", str(self.folder / "base"),
+                "--parameter", "memory_budget=2G", "--parameter", "log_disk_size=2G"]
+
+    def _ping(self) -> bool:
+        try:
+            pymysql.connect(host="127.0.0.1", port=self.port, user="root", connect_timeout=2).close()
+        except pymysql.err.MySQLError:
+            return False
+        return True

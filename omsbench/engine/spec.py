@@ -1,0 +1,141 @@
+"""The project spec: one YAML file per migration project, validated on load.
+
+Validation errors name the field and the fix; nothing is connected to or written before the
+spec is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from omsbench.endpoints.connection import Endpoint
+from omsbench.exceptions import SpecError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Renames(_Strict):
+    """Target names: ``databases: {src: dst}``, ``tables: {db.t: new}``, ``columns: {db.t.c: new}``."""
+
+    databases: dict[str, str] = {}
+    tables: dict[str, str] = {}
+    columns: dict[str, str] = {}
+
+
+class Objects(_Strict):
+    """Which objects move. Patterns are ``db.table`` with ``*``/``?`` wildcards; backticks quote dots."""
+
+    include: list[str] = ["*.*"]
+    exclude: list[str] = []
+    rename: Renames = Renames()
+    filters: dict[str, str] = {}
+    """Row filter per table, ``db.table: condition`` (a WHERE condition on that table only)."""
+
+
+class Options(_Strict):
+    parallelism: int = Field(4, ge=1, le=64)
+    chunk_size: int = Field(20_000, ge=100, le=10_000_000)
+    rows_per_second: int = Field(0, ge=0, description="throttle for the full load; 0 = unlimited")
+    batch_bytes: int = Field(2 << 20, ge=64 << 10, le=12 << 20, description="bytes per INSERT (seekdb packet: 16 MB)")
+    on_existing_rows: Literal["refuse", "truncate", "append"] = "refuse"
+    executor: Literal["processes", "threads"] = "processes"
+
+
+class ProjectSpec(_Strict):
+    name: str
+    source: Endpoint
+    target: Endpoint
+    objects: Objects = Objects()
+    options: Options = Options()
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError("use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
+        return name
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+
+
+def load(path: str | Path) -> ProjectSpec:
+    """Read and validate a spec file; every problem is reported at once, by field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise SpecError(f"cannot read the project spec {path}: {err.strerror}",
+                        fix="give the path of a spec file (omsbench init writes one)") from err
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path} is not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from err
+    return parse(data, origin=str(path))
+
+
+def parse(data: object, origin: str = "spec") -> ProjectSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: the spec must be a mapping with keys name, source, target",
+                        fix="see the README for an example spec")
+    try:
+        return ProjectSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(f"{origin} is not a valid project spec:\n" + _describe(err),
+                        fix="correct the fields listed above") from err
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            parent = _model_at(problem["loc"][:-1])
+            allowed = ", ".join(parent.model_fields) if parent else "see the README"
+            lines.append(f"  - {where}: unknown key; allowed keys here: {allowed}")
+        elif problem["type"] == "missing":
+            lines.append(f"  - {where}: required field is missing")
+        else:
+            got = problem.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"  - {where}: {problem['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = ProjectSpec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def split_name(text: str) -> list[str]:
+    """Split ``db.table`` (or ``db.table.column``) on dots outside backticks."""
+    parts, current, quoted, i = [], "", False, 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "`":
+            if quoted and text[i + 1 : i + 2] == "`":
+                current += "`"
+                i += 2
+                continue
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+        i += 1
+    parts.append(current)
+    return parts

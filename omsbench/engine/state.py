@@ -1,0 +1,220 @@
+"""The state store: an embedded SQLite database (via SQLAlchemy) in the workspace.
+
+Any process (CLI, background sync, notebook) reads progress from here. SQLite in WAL mode
+with a busy timeout lets several processes write without corrupting it, and a killed writer
+loses at most its open transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    JSON, BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, delete,
+    event, func, insert, select, update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from omsbench.exceptions import StateError
+
+metadata = MetaData()
+
+projects = Table(
+    "projects", metadata,
+    Column("name", String, primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+steps = Table(
+    "steps", metadata,
+    Column("project", String, primary_key=True),
+    Column("step", String, primary_key=True),
+    Column("state", String, nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("message", Text),
+    Column("detail", JSON),
+)
+chunks = Table(
+    "chunks", metadata,
+    Column("project", String, primary_key=True),
+    Column("source_table", String, primary_key=True),
+    Column("chunk_no", Integer, primary_key=True),
+    Column("lower", JSON),
+    Column("upper", JSON),
+    Column("state", String, nullable=False, default="pending"),
+    Column("rows", BigInteger, default=0),
+    Column("snapshot", JSON),
+    Column("seconds", Float),
+    Column("updated_at", DateTime(timezone=True)),
+)
+metrics = Table(
+    "metrics", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String, nullable=False, index=True),
+    Column("ts", DateTime(timezone=True), nullable=False),
+    Column("stage", String, nullable=False),
+    Column("name", String, nullable=False),
+    Column("value", Float, nullable=False),
+)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def encode_key(values: tuple | list | None) -> list | None:
+    """Key values to JSON that decodes to values the source compares the same way."""
+    if values is None:
+        return None
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, bytes | bytearray):
+            out.append({"$hex": bytes(v).hex()})
+        elif isinstance(v, Decimal):
+            out.append({"$dec": str(v)})
+        elif v is None or isinstance(v, int | float | str):
+            out.append(v)
+        else:  # date, datetime, time, timedelta: MySQL compares their text form exactly
+            out.append({"$str": str(v)})
+    return out
+
+
+def decode_key(values: list | None) -> tuple | None:
+    if values is None:
+        return None
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, dict):
+            kind, text = next(iter(v.items()))
+            out.append(bytes.fromhex(text) if kind == "$hex" else Decimal(text) if kind == "$dec" else text)
+        else:
+            out.append(v)
+    return tuple(out)
+
+
+class StateStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 60})
+        event.listen(self.engine, "connect", _pragmas)
+        metadata.create_all(self.engine)
+
+    # projects -------------------------------------------------------------------------------
+    def save_project(self, name: str, spec_yaml: str) -> None:
+        stamp = now()
+        stmt = sqlite_insert(projects).values(name=name, spec=spec_yaml, created_at=stamp, updated_at=stamp)
+        stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"spec": spec_yaml, "updated_at": stamp})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def project_spec(self, name: str) -> str:
+        with self.engine.connect() as conn:
+            spec = conn.execute(select(projects.c.spec).where(projects.c.name == name)).scalar()
+        if spec is None:
+            raise StateError(f"no project named {name!r} in {self.path}",
+                             fix="create it with `omsbench init` or pass the spec file")
+        return spec
+
+    def projects(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(select(projects.c.name, projects.c.created_at,
+                                                    projects.c.updated_at)).mappings().all())
+
+    # steps ----------------------------------------------------------------------------------
+    def set_step(self, project: str, step: str, state: str, message: str | None = None,
+                 detail: dict | None = None) -> None:
+        stamp = now()
+        values: dict[str, Any] = {"state": state, "message": message}
+        if detail is not None:
+            values["detail"] = detail
+        if state == "running":
+            values.update(started_at=stamp, ended_at=None)
+        elif state in ("done", "failed"):
+            values["ended_at"] = stamp
+        stmt = sqlite_insert(steps).values(project=project, step=step, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["project", "step"], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def step(self, project: str, step: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(steps).where(steps.c.project == project, steps.c.step == step)).mappings().first()
+        return dict(row) if row else None
+
+    def steps(self, project: str) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(steps).where(steps.c.project == project)).mappings().all()
+        return pd.DataFrame(rows, columns=[c.name for c in steps.columns])
+
+    # chunks ---------------------------------------------------------------------------------
+    def save_plan(self, project: str, table: str, bounds: list[tuple[tuple | None, tuple | None]]) -> None:
+        """Record a table's chunk boundaries once; a resumed load must reuse the same ones."""
+        rows = [
+            {"project": project, "source_table": table, "chunk_no": i, "lower": encode_key(lo),
+             "upper": encode_key(hi), "state": "pending", "rows": 0, "updated_at": now()}
+            for i, (lo, hi) in enumerate(bounds)
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(delete(chunks).where(chunks.c.project == project, chunks.c.source_table == table))
+            if rows:
+                conn.execute(insert(chunks), rows)
+
+    def plan(self, project: str, table: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(chunks).where(chunks.c.project == project, chunks.c.source_table == table)
+                                .order_by(chunks.c.chunk_no)).mappings().all()
+        return [dict(r) | {"lower": decode_key(r["lower"]), "upper": decode_key(r["upper"])} for r in rows]
+
+    def mark_chunk(self, project: str, table: str, chunk_no: int, rows: int, snapshot: dict | None,
+                   seconds: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(chunks).where(chunks.c.project == project, chunks.c.source_table == table,
+                                              chunks.c.chunk_no == chunk_no)
+                         .values(state="done", rows=rows, snapshot=snapshot, seconds=seconds, updated_at=now()))
+
+    def clear_chunks(self, project: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(chunks).where(chunks.c.project == project))
+
+    def chunk_progress(self, project: str) -> pd.DataFrame:
+        """Per table: chunks planned and done, rows copied."""
+        done = func.sum((chunks.c.state == "done").cast(Integer))
+        query = (select(chunks.c.source_table.label("table"), func.count().label("chunks"),
+                        done.label("chunks_done"), func.sum(chunks.c.rows).label("rows_copied"))
+                 .where(chunks.c.project == project).group_by(chunks.c.source_table))
+        with self.engine.connect() as conn:
+            return pd.DataFrame(conn.execute(query).mappings().all(),
+                                columns=["table", "chunks", "chunks_done", "rows_copied"])
+
+    # metrics --------------------------------------------------------------------------------
+    def add_metrics(self, project: str, stage: str, values: dict[str, float]) -> None:
+        stamp = now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(metrics), [{"project": project, "ts": stamp, "stage": stage, "name": k,
+                                            "value": float(v)} for k, v in values.items()])
+
+    def metrics(self, project: str) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(metrics.c.ts, metrics.c.stage, metrics.c.name, metrics.c.value)
+                                .where(metrics.c.project == project).order_by(metrics.c.id)).mappings().all()
+        return pd.DataFrame(rows, columns=["ts", "stage", "name", "value"])
+
+
+def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def dumps(detail: Any) -> str:
+    return json.dumps(detail, default=str)

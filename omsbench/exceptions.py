@@ -1,0 +1,51 @@
+"""The exception hierarchy. Every error a user can cause names the problem and what to do.
+
+The CLI maps ``exit_code`` straight to the process exit status: 1 for a failed check or
+differences, 2 for usage, configuration and connection errors.
+"""
+
+from __future__ import annotations
+
+
+class OmsError(Exception):
+    """Base class: ``str(err)`` says what is wrong, ``fix`` what the user should do."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fix = fix
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
+
+
+class SpecError(OmsError):
+    """The project spec is malformed or names things that do not exist."""
+
+
+class ConnectError(OmsError):
+    """A database could not be reached or refused the credentials."""
+
+
+class ServerError(OmsError):
+    """A private server (MariaDB, seekdb) could not be installed, started or stopped."""
+
+
+class PrecheckFailed(OmsError):
+    """At least one precheck failed; the findings say which and how to fix them."""
+
+    exit_code = 1
+
+
+class SchemaError(OmsError):
+    """An object could not be created on the target."""
+
+
+class CopyError(OmsError):
+    """The full migration could not copy a chunk."""
+
+
+class StateError(OmsError):
+    """The state store does not match what the request needs (unknown project, step order)."""
