@@ -13,7 +13,7 @@ class OmsError(Exception):
     exit_code = 2
 
     def __init__(self, message: str, fix: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, fix)  # both in args, so the error survives pickling between processes
         self.message = message
         self.fix = fix
 

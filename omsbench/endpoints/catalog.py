@@ -77,6 +77,7 @@ class Table:
     auto_increment: int | None = None
     partitioning: str | None = None
     row_estimate: int = 0
+    avg_row_length: int = 0
 
     @property
     def qualified(self) -> str:
@@ -157,16 +158,16 @@ def read(session: Session, schema_names: Iterable[str] | None = None) -> Catalog
 def _read_tables(session: Session, catalog: Catalog, names: list[str], marks: str) -> None:
     rows = session.query(
         "SELECT t.TABLE_SCHEMA, t.TABLE_NAME, t.TABLE_TYPE, t.ENGINE, t.TABLE_COLLATION, t.TABLE_COMMENT,"
-        " t.AUTO_INCREMENT, t.TABLE_ROWS, c.CHARACTER_SET_NAME FROM information_schema.TABLES t"
+        " t.AUTO_INCREMENT, t.TABLE_ROWS, t.AVG_ROW_LENGTH, c.CHARACTER_SET_NAME FROM information_schema.TABLES t"
         " LEFT JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION"
         f" WHERE t.TABLE_SCHEMA IN ({marks})",
         names,
     )
-    for schema, name, kind, engine, collation, comment, auto_inc, estimate, charset in rows:
+    for schema, name, kind, engine, collation, comment, auto_inc, estimate, avg_len, charset in rows:
         if kind == "BASE TABLE":
             catalog.tables[(schema, name)] = Table(
                 schema, name, charset=charset, collation=collation, comment=comment or "",
-                engine=engine, auto_increment=auto_inc, row_estimate=estimate or 0,
+                engine=engine, auto_increment=auto_inc, row_estimate=estimate or 0, avg_row_length=avg_len or 0,
             )
 
 

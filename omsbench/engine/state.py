@@ -15,8 +15,23 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, delete,
-    event, func, insert, select, update,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 

@@ -1,0 +1,141 @@
+"""Copy one chunk: the unit of work that runs on any concurrent.futures.Executor.
+
+A chunk is read from its own consistent snapshot and written in one target transaction that
+also records the chunk in ``omsbench.full_chunks`` on the target. The rows and the
+checkpoint therefore commit together: after a kill, a chunk is either wholly there and
+recorded, or absent and copied again. Jobs are plain picklable values so process pools and
+dask workers can run them; connections are kept per worker thread and reused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pymysql
+
+from omsbench.endpoints.connection import Dsn, Session, connect
+from omsbench.endpoints.mysql import start_snapshot
+from omsbench.exceptions import CopyError
+
+CHECKPOINT_DDL = (
+    "CREATE TABLE IF NOT EXISTS `omsbench`.`full_chunks` ("
+    " project VARCHAR(64) NOT NULL, source_table VARCHAR(600) NOT NULL, chunk_no INT NOT NULL,"
+    " row_count BIGINT NOT NULL, snapshot_file VARCHAR(255), snapshot_pos BIGINT, snapshot_gtid VARCHAR(2048),"
+    " finished_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
+    " PRIMARY KEY (project, source_table, chunk_no))"
+)
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    project: str
+    source: Dsn
+    target: Dsn
+    source_table: str
+    chunk_no: int
+    select_sql: str
+    params: tuple
+    insert_prefix: bytes
+    batch_bytes: int
+    rows_per_second: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    source_table: str
+    chunk_no: int
+    rows: int
+    snapshot: dict | None
+    seconds: float
+
+
+_local = threading.local()
+
+
+def _session(dsn: Dsn, autocommit: bool) -> Session:
+    cache = _local.__dict__.setdefault("sessions", {})
+    key = (dsn, autocommit)
+    session = cache.get(key)
+    if session is None or not session.conn.open:
+        session = cache[key] = connect(dsn, autocommit=autocommit)
+    return session
+
+
+def _drop_sessions() -> None:
+    for session in _local.__dict__.pop("sessions", {}).values():
+        try:
+            session.close()
+        except Exception:  # the connection is already broken: that is why we drop it
+            pass
+
+
+def copy_chunk(job: ChunkJob) -> ChunkResult:
+    started = time.monotonic()
+    try:
+        return _copy(job, started)
+    except Exception as err:
+        _drop_sessions()  # a failed session may hold a half-open transaction
+        if isinstance(err, CopyError):
+            raise
+        raise CopyError(f"{job.source_table} chunk {job.chunk_no}: {err}",
+                        fix="fix the cause; running the same command again resumes from the copied chunks") from err
+
+
+def _copy(job: ChunkJob, started: float) -> ChunkResult:
+    source = _session(job.source, autocommit=True)
+    target = _session(job.target, autocommit=False)
+    position = start_snapshot(source)
+    rows = 0
+    batch: list[bytes] = []
+    size = 0
+    try:
+        with source.cursor(unbuffered=True) as cur:
+            cur.execute(job.select_sql, job.params)
+            for count, blob in cur.fetchall_unbuffered():
+                literals = blob.split(b"\0")
+                if len(literals) != count:
+                    raise CopyError(f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as "
+                                    f"{len(literals)}", fix="raise group_concat_max_len on the source")
+                batch += literals
+                size += len(blob)
+                if size >= job.batch_bytes:
+                    rows += _flush(target, job, batch)
+                    _throttle(job, rows, started)
+                    batch, size = [], 0
+        rows += _flush(target, job, batch)
+        snapshot = position.as_dict() if position else None
+        target.execute(
+            "INSERT INTO `omsbench`.`full_chunks` (project, source_table, chunk_no, row_count, snapshot_file,"
+            " snapshot_pos, snapshot_gtid) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (job.project, job.source_table, job.chunk_no, rows, *(position.as_dict().values() if position
+                                                                  else (None, None, None))),
+        )
+        target.conn.commit()
+    except BaseException:
+        _rollback(target)
+        raise
+    finally:
+        source.execute("COMMIT")
+    return ChunkResult(job.source_table, job.chunk_no, rows, snapshot, time.monotonic() - started)
+
+
+def _flush(target: Session, job: ChunkJob, batch: list[bytes]) -> int:
+    if batch:
+        target.execute(job.insert_prefix + b",".join(batch))
+    return len(batch)
+
+
+def _throttle(job: ChunkJob, rows: int, started: float) -> None:
+    if job.rows_per_second > 0:
+        ahead = rows / job.rows_per_second - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def _rollback(target: Session) -> None:
+    try:
+        target.conn.rollback()
+    except pymysql.err.MySQLError:
+        pass

@@ -1,0 +1,213 @@
+"""Full migration: plan chunks, copy them in parallel on an Executor, resume after a crash.
+
+The hand-over point for incremental sync is the binlog position taken before the first chunk
+(``start_position``); every chunk also records the position of its own snapshot, so the
+sync can tell, for each row, which changes the copy already holds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from omsbench.endpoints.catalog import quote
+from omsbench.endpoints.connection import Endpoint, Session, connect
+from omsbench.endpoints.mysql import master_status
+from omsbench.engine import chunking
+from omsbench.engine.copy import CHECKPOINT_DDL, ChunkJob, ChunkResult, copy_chunk
+from omsbench.engine.literals import row_literal
+from omsbench.engine.mapping import TableMap
+from omsbench.engine.spec import Options
+from omsbench.engine.state import StateStore
+from omsbench.exceptions import CopyError
+
+STEP = "full"
+
+
+@dataclass
+class FullResult:
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    start_position: dict | None = None
+    chunks_copied: int = 0
+    chunks_skipped: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return sum(self.rows.values()) / self.seconds if self.seconds else 0.0
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"table": list(self.rows), "rows": list(self.rows.values())})
+
+
+def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, rows_per_group: int) -> tuple[str, tuple]:
+    """Rows of one chunk as row literals, grouped on the server into NUL-separated blobs.
+
+    One result row carries ``rows_per_group`` rows: the client parses a few large values instead
+    of many small rows, which is where a Python driver spends its time. NUL never occurs inside
+    a literal (QUOTE escapes it, the rest is hex or digits), so blobs split back into rows
+    exactly, and the row count returned beside each blob proves nothing was truncated.
+    """
+    table = tm.source
+    where, params = chunking.key_range(table.key, lower, upper)
+    conditions = [c for c in (where, f"({tm.filter})" if tm.filter else "") if c]
+    inner = (f"SELECT {row_literal(table.stored_columns)} AS l, ROW_NUMBER() OVER () AS rn"
+             f" FROM {quote(table.schema)}.{quote(table.name)}")
+    inner += " WHERE " + " AND ".join(conditions) if conditions else ""
+    sql = f"SELECT COUNT(*), GROUP_CONCAT(l SEPARATOR 0x00) FROM ({inner}) AS chunk GROUP BY rn DIV {rows_per_group}"
+    return sql, tuple(params)
+
+
+def rows_per_group(tm: TableMap, batch_bytes: int) -> int:
+    """Aim for about four groups a batch, from the source's average row length."""
+    return max(1, min(50_000, batch_bytes // 4 // max(tm.source.avg_row_length * 2, 64)))
+
+
+def insert_prefix(tm: TableMap) -> bytes:
+    cols = ", ".join(quote(tm.columns[c.name]) for c in tm.source.stored_columns)
+    return f"INSERT INTO {tm.quoted} ({cols}) VALUES ".encode()
+
+
+def default_executor(options: Options) -> Executor:
+    if options.executor == "threads":
+        return ThreadPoolExecutor(options.parallelism, thread_name_prefix="omsbench-copy")
+    # spawn: the parent may hold an embedded seekdb and threads that a fork must not copy
+    return ProcessPoolExecutor(options.parallelism, mp_context=multiprocessing.get_context("spawn"))
+
+
+def ensure_checkpoint_table(target: Session) -> None:
+    target.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
+    target.execute(CHECKPOINT_DDL)
+
+
+def done_chunks(target: Session, project: str) -> dict[tuple[str, int], dict]:
+    rows = target.query("SELECT source_table, chunk_no, row_count, snapshot_file, snapshot_pos, snapshot_gtid"
+                        " FROM `omsbench`.`full_chunks` WHERE project = %s", (project,))
+    return {(t, n): {"rows": r, "snapshot": {"file": f, "pos": p, "gtid": g} if f else None}
+            for t, n, r, f, p, g in rows}
+
+
+def reset(target: Session, state: StateStore, project: str, tables: list[TableMap]) -> None:
+    """Forget a previous load of this project: empty its target tables and its checkpoints."""
+    ensure_checkpoint_table(target)
+    for tm in tables:
+        target.execute(f"TRUNCATE TABLE {tm.quoted}")
+    target.execute("DELETE FROM `omsbench`.`full_chunks` WHERE project = %s", (project,))
+    state.clear_chunks(project)
+    state.set_step(project, STEP, "pending", "reset")
+
+
+def _plans(source: Session, state: StateStore, project: str, tables: list[TableMap],
+           options: Options) -> dict[str, list[dict]]:
+    plans = {}
+    for tm in tables:
+        key = tm.source.qualified
+        plans[key] = state.plan(project, key)
+        if not plans[key]:
+            state.save_plan(project, key, chunking.plan(source, tm, options.chunk_size))
+            plans[key] = state.plan(project, key)
+    return plans
+
+
+def run(project: str, source_ep: Endpoint, target_ep: Endpoint, tables: list[TableMap], options: Options,
+        state: StateStore, executor: Executor | None = None, progress: bool = True,
+        on_chunk: Callable[[ChunkResult], None] | None = None) -> FullResult:
+    """Copy every selected table; chunks already recorded on the target are skipped."""
+    source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
+    result = FullResult()
+    with connect(source_dsn) as source, connect(target_dsn) as target:
+        ensure_checkpoint_table(target)
+        previous = state.step(project, STEP)
+        resuming = bool(previous and previous["state"] in ("running", "failed") and previous.get("detail"))
+        start = previous["detail"].get("start_position") if resuming else None
+        if start is None:
+            position = master_status(source)
+            start = position.as_dict() if position else None
+        result.start_position = start
+        state.set_step(project, STEP, "running", "copying", {"start_position": start})
+        plans = _plans(source, state, project, tables, options)
+        done = done_chunks(target, project)
+        _check_existing_rows(target, tables, done, options)
+        result.warnings = [f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
+                           for tm in tables if not tm.source.key]
+        jobs = []
+        for tm in tables:
+            key = tm.source.qualified
+            result.rows[key] = 0
+            for chunk in plans[key]:
+                if (key, chunk["chunk_no"]) in done:
+                    finished = done[(key, chunk["chunk_no"])]
+                    result.rows[key] += finished["rows"]
+                    result.chunks_skipped += 1
+                    if chunk["state"] != "done":
+                        state.mark_chunk(project, key, chunk["chunk_no"], finished["rows"], finished["snapshot"], 0)
+                    continue
+                sql, params = select_sql(tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes))
+                jobs.append(ChunkJob(project, source_dsn, target_dsn, key, chunk["chunk_no"], sql, params,
+                                     insert_prefix(tm), options.batch_bytes,
+                                     options.rows_per_second / options.parallelism))
+    started = time.monotonic()
+    try:
+        _execute(jobs, executor or default_executor(options), executor is None, state, project, result,
+                 progress, on_chunk)
+    except BaseException as err:
+        state.set_step(project, STEP, "failed", f"{type(err).__name__}: {err}", {"start_position": start})
+        if isinstance(err, Exception) and not isinstance(err, CopyError):
+            raise CopyError(f"the full migration stopped: {err}",
+                            fix="fix the cause and run the same command again: copied chunks are kept") from err
+        raise
+    result.seconds = time.monotonic() - started
+    state.set_step(project, STEP, "done", f"{sum(result.rows.values())} rows",
+                   {"start_position": start, "rows": result.rows, "seconds": result.seconds})
+    return result
+
+
+def _check_existing_rows(target: Session, tables: list[TableMap], done: dict, options: Options) -> None:
+    resumed = {t for t, _ in done}
+    for tm in tables:
+        if tm.source.qualified in resumed:
+            continue
+        if target.query(f"SELECT 1 FROM {tm.quoted} LIMIT 1"):
+            if options.on_existing_rows == "truncate":
+                target.execute(f"TRUNCATE TABLE {tm.quoted}")
+            elif options.on_existing_rows == "refuse":
+                raise CopyError(f"target table {tm.qualified} already holds rows that omsbench did not copy",
+                                fix="set options.on_existing_rows to truncate (empty it first) or append")
+
+
+def _execute(jobs: list[ChunkJob], executor: Executor, owned: bool, state: StateStore, project: str,
+             result: FullResult, progress: bool, on_chunk: Callable[[ChunkResult], None] | None) -> None:
+    with ExitStack() as stack:
+        if owned:
+            stack.enter_context(executor)
+        bar = stack.enter_context(tqdm(total=len(jobs), unit="chunk", desc="full load", disable=not progress))
+        futures: list[Future] = [executor.submit(copy_chunk, job) for job in jobs]
+        copied, last_sample, window_rows = 0, time.monotonic(), 0
+        try:
+            for future in as_completed(futures):
+                done: ChunkResult = future.result()
+                state.mark_chunk(project, done.source_table, done.chunk_no, done.rows, done.snapshot, done.seconds)
+                result.rows[done.source_table] += done.rows
+                result.chunks_copied += 1
+                copied += done.rows
+                window_rows += done.rows
+                bar.update(1)
+                bar.set_postfix(rows=copied)
+                if on_chunk:
+                    on_chunk(done)
+                elapsed = time.monotonic() - last_sample
+                if elapsed >= 1.0:
+                    state.add_metrics(project, STEP, {"rows_per_second": window_rows / elapsed, "rows_copied": copied})
+                    last_sample, window_rows = time.monotonic(), 0
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

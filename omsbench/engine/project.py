@@ -1,0 +1,150 @@
+"""A migration project: the one object the CLI, the notebooks and the panel all drive.
+
+It ties a validated spec to a workspace (state store, reports) and runs the steps in order:
+precheck, schema, full (with its post-load objects), check. Each step records its state,
+so any process can show where a project stands.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from omsbench.endpoints import catalog
+from omsbench.endpoints.connection import Session, connect
+from omsbench.engine import checksum, full, precheck, schema
+from omsbench.engine import spec as specs
+from omsbench.engine.mapping import Selection, select
+from omsbench.engine.workspace import Workspace
+from omsbench.exceptions import PrecheckFailed, SchemaError
+
+
+class Project:
+    def __init__(self, spec: specs.ProjectSpec, workspace: Workspace) -> None:
+        self.spec = spec
+        self.workspace = workspace
+        self.state = workspace.state
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @classmethod
+    def load(cls, ref: str | Path, workspace: Workspace) -> Project:
+        """A project by spec file path, or by name from the workspace."""
+        path = Path(ref)
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            project = cls(specs.load(path), workspace)
+            project.save()
+            return project
+        return cls(specs.parse(yaml.safe_load(workspace.state.project_spec(str(ref))), origin=f"project {ref}"), workspace)
+
+    def save(self) -> Path:
+        text = self.spec.to_yaml()
+        self.state.save_project(self.name, text)
+        path = self.workspace.spec_path(self.name)
+        path.write_text(text)
+        return path
+
+    @contextmanager
+    def sessions(self):
+        with connect(self.spec.source.dsn()) as source, connect(self.spec.target.dsn()) as target:
+            yield source, target
+
+    def selection(self, source: Session) -> Selection:
+        schemas = {specs.split_name(p)[0] for p in self.spec.objects.include}
+        names = None if any("*" in s or "?" in s for s in schemas) else schemas
+        return select(self.spec, catalog.read(source, names))
+
+    # steps ----------------------------------------------------------------------------------
+    def precheck(self) -> pd.DataFrame:
+        source, src_finding = precheck.reach("source", self.spec.source)
+        target, dst_finding = precheck.reach("target", self.spec.target)
+        findings = [src_finding, dst_finding]
+        try:
+            if source and target:
+                selection = self.selection(source)
+                findings += precheck.source_settings(source)
+                findings += precheck.source_privileges(source, selection)
+                findings += precheck.source_tables(selection)
+                findings += precheck.target_checks(target, selection, self.spec)
+        finally:
+            for session in (source, target):
+                if session:
+                    session.close()
+        result = precheck.frame(findings)
+        state = "failed" if precheck.failed(result) else "done"
+        self.state.set_step(self.name, "precheck", state, f"{(result.status == 'fail').sum()} failed",
+                            {"findings": result.to_dict("records")})
+        return result
+
+    def require_precheck(self) -> pd.DataFrame:
+        findings = self.precheck()
+        if precheck.failed(findings):
+            bad = findings[findings.status == "fail"]
+            raise PrecheckFailed("precheck failed:\n" + "\n".join(f"  - {r.check} {r.object}: {r.detail}"
+                                                                   for r in bad.itertuples()),
+                                 fix="; ".join(dict.fromkeys(bad.fix)))
+        return findings
+
+    def migrate_schema(self) -> pd.DataFrame:
+        self.state.set_step(self.name, "schema", "running")
+        with self.sessions() as (source, target):
+            selection = self.selection(source)
+            plans = schema.plan_tables(target, selection)
+            findings = schema.create_schemas(target, selection) + schema.create_tables(target, plans)
+            findings += schema.create_views(target, selection) + schema.skipped_routines(selection)
+        report = schema.report(findings)
+        self._write_json("schema", report)
+        failures = report[report.status == "failed"]
+        self.state.set_step(self.name, "schema", "failed" if len(failures) else "done",
+                            f"{len(report)} objects, {len(failures)} failed", {"objects": report.to_dict("records")})
+        if len(failures):
+            raise SchemaError(f"{len(failures)} object(s) could not be created: "
+                              + "; ".join(f"{r.source}: {r.detail}" for r in failures.itertuples()),
+                              fix="see the schema report; fix the objects or exclude them in objects.exclude")
+        return report
+
+    def full(self, executor: Executor | None = None, progress: bool = True, restart: bool = False) -> full.FullResult:
+        with self.sessions() as (source, target):
+            selection = self.selection(source)
+            if restart:
+                full.reset(target, self.state, self.name, selection.tables)
+        result = full.run(self.name, self.spec.source, self.spec.target, selection.tables, self.spec.options,
+                          self.state, executor=executor, progress=progress)
+        self.post_load()
+        return result
+
+    def post_load(self) -> pd.DataFrame:
+        """Indexes, CHECK constraints, foreign keys and AUTO_INCREMENT, once the rows are in."""
+        with self.sessions() as (source, target):
+            selection = self.selection(source)
+            plans = schema.plan_tables(target, selection)
+            report = schema.report(schema.create_post_load(target, plans))
+            schema.sync_auto_increment(source, target, plans)
+        self.state.set_step(self.name, "post_load", "done", f"{len(report)} objects",
+                            {"objects": report.to_dict("records")})
+        return report
+
+    def check(self) -> pd.DataFrame:
+        """Row counts and checksums of every table, computed inside both databases."""
+        with self.sessions() as (source, target):
+            result = checksum.check(source, target, self.selection(source).tables)
+        equal = bool(result["equal"].all())
+        self.state.set_step(self.name, "check", "done" if equal else "failed",
+                            "equal" if equal else f"{(~result['equal']).sum()} table(s) differ",
+                            {"tables": result.to_dict("records")})
+        return result
+
+    def status(self) -> dict[str, pd.DataFrame]:
+        return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}
+
+    def _write_json(self, kind: str, frame: pd.DataFrame) -> Path:
+        path = self.workspace.folder("reports", self.name) / f"{kind}.json"
+        path.write_text(json.dumps(frame.to_dict("records"), indent=2, default=str))
+        return path
