@@ -15,8 +15,17 @@ from omsbench.endpoints.connection import Flavor, Session
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys", "oceanbase", "omsbench"})
 BINARY_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
 SPATIAL_TYPES = frozenset(
-    {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
-     "geometrycollection", "geomcollection"}
+    {
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+        "geomcollection",
+    }
 )
 
 
@@ -166,8 +175,15 @@ def _read_tables(session: Session, catalog: Catalog, names: list[str], marks: st
     for schema, name, kind, engine, collation, comment, auto_inc, estimate, avg_len, charset in rows:
         if kind == "BASE TABLE":
             catalog.tables[(schema, name)] = Table(
-                schema, name, charset=charset, collation=collation, comment=comment or "",
-                engine=engine, auto_increment=auto_inc, row_estimate=estimate or 0, avg_row_length=avg_len or 0,
+                schema,
+                name,
+                charset=charset,
+                collation=collation,
+                comment=comment or "",
+                engine=engine,
+                auto_increment=auto_inc,
+                row_estimate=estimate or 0,
+                avg_row_length=avg_len or 0,
             )
 
 
@@ -308,7 +324,8 @@ def _read_partitioning(session: Session, catalog: Catalog, names: list[str], mar
 
 def _read_views(session: Session, catalog: Catalog, names: list[str], marks: str) -> None:
     rows = session.query(
-        f"SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA IN ({marks})",
+        "SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS"
+        f" WHERE TABLE_SCHEMA IN ({marks})",
         names,
     )
     for schema, name, definition in rows:
@@ -317,11 +334,16 @@ def _read_views(session: Session, catalog: Catalog, names: list[str], marks: str
 
 def _read_routines(session: Session, catalog: Catalog, names: list[str], marks: str) -> None:
     queries = [
-        ("SELECT TRIGGER_SCHEMA, TRIGGER_NAME, 'TRIGGER', EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
-         f" WHERE TRIGGER_SCHEMA IN ({marks})"),
-        ("SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, NULL FROM information_schema.ROUTINES"
-         f" WHERE ROUTINE_SCHEMA IN ({marks})"),
-        f"SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT', NULL FROM information_schema.EVENTS WHERE EVENT_SCHEMA IN ({marks})",
+        (
+            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, 'TRIGGER', EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
+            f" WHERE TRIGGER_SCHEMA IN ({marks})"
+        ),
+        (
+            "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, NULL FROM information_schema.ROUTINES"
+            f" WHERE ROUTINE_SCHEMA IN ({marks})"
+        ),
+        "SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT', NULL FROM information_schema.EVENTS"
+        f" WHERE EVENT_SCHEMA IN ({marks})",
     ]
     for sql in queries:
         try:
@@ -334,4 +356,3 @@ def _read_routines(session: Session, catalog: Catalog, names: list[str], marks: 
 def quote(identifier: str) -> str:
     """Quote an identifier for MySQL and OceanBase: backticks, with embedded backticks doubled."""
     return "`" + identifier.replace("`", "``") + "`"
-

@@ -45,8 +45,7 @@ def checksum_sql(tm: TableMap, side: str) -> str:
     half = "SUM(CAST(CONV(SUBSTRING({row}, {start}, 16), 16, 10) AS UNSIGNED))"
     table = f"{quote(tm.source.schema)}.{quote(tm.source.name)}" if side == "source" else tm.quoted
     where = f" WHERE {tm.filter}" if tm.filter and side == "source" else ""
-    return (f"SELECT COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)} "
-            f"FROM {table}{where}")
+    return f"SELECT COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)} FROM {table}{where}"
 
 
 @dataclass
@@ -78,5 +77,6 @@ def check(source: Session, target: Session, tables: list[TableMap]) -> pd.DataFr
     for tm in tables:
         result = check_table(source, target, tm)
         rows.append({**result.__dict__, "equal": result.equal})
-    return pd.DataFrame(rows, columns=["table", "target", "source_rows", "target_rows", "source_checksum",
-                                       "target_checksum", "equal"])
+    return pd.DataFrame(
+        rows, columns=["table", "target", "source_rows", "target_rows", "source_checksum", "target_checksum", "equal"]
+    )

@@ -8,6 +8,8 @@ planning still fall into some chunk.
 
 from __future__ import annotations
 
+import itertools
+
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine.mapping import TableMap
@@ -24,13 +26,16 @@ def plan(session: Session, tm: TableMap, chunk_size: int) -> list[tuple[Bound, B
     boundaries: list[tuple] = []
     while True:
         where, params = key_range(key, boundaries[-1] if boundaries else None, None)
-        row = session.query(f"SELECT {cols} FROM {table}{' WHERE ' + where if where else ''} "
-                            f"ORDER BY {cols} LIMIT 1 OFFSET {chunk_size - 1}", params)
+        row = session.query(
+            f"SELECT {cols} FROM {table}{' WHERE ' + where if where else ''} "
+            f"ORDER BY {cols} LIMIT 1 OFFSET {chunk_size - 1}",
+            params,
+        )
         if not row:
             break
         boundaries.append(tuple(row[0]))
     edges: list[Bound] = [None, *boundaries, None]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def _compare(key: list[str], values: tuple, strict: str, last: str) -> tuple[str, list]:

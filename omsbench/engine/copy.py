@@ -9,6 +9,7 @@ dask workers can run them; connections are kept per worker thread and reused.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -65,10 +66,8 @@ def _session(dsn: Dsn, autocommit: bool) -> Session:
 
 def _drop_sessions() -> None:
     for session in _local.__dict__.pop("sessions", {}).values():
-        try:
+        with contextlib.suppress(Exception):  # the connection is already broken: that is why we drop it
             session.close()
-        except Exception:  # the connection is already broken: that is why we drop it
-            pass
 
 
 def copy_chunk(job: ChunkJob) -> ChunkResult:
@@ -79,8 +78,10 @@ def copy_chunk(job: ChunkJob) -> ChunkResult:
         _drop_sessions()  # a failed session may hold a half-open transaction
         if isinstance(err, CopyError):
             raise
-        raise CopyError(f"{job.source_table} chunk {job.chunk_no}: {err}",
-                        fix="fix the cause; running the same command again resumes from the copied chunks") from err
+        raise CopyError(
+            f"{job.source_table} chunk {job.chunk_no}: {err}",
+            fix="fix the cause; running the same command again resumes from the copied chunks",
+        ) from err
 
 
 def _copy(job: ChunkJob, started: float) -> ChunkResult:
@@ -96,8 +97,10 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
             for count, blob in cur.fetchall_unbuffered():
                 literals = blob.split(b"\0")
                 if len(literals) != count:
-                    raise CopyError(f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as "
-                                    f"{len(literals)}", fix="raise group_concat_max_len on the source")
+                    raise CopyError(
+                        f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as {len(literals)}",
+                        fix="raise group_concat_max_len on the source",
+                    )
                 batch += literals
                 size += len(blob)
                 if size >= job.batch_bytes:
@@ -109,8 +112,13 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
         target.execute(
             "INSERT INTO `omsbench`.`full_chunks` (project, source_table, chunk_no, row_count, snapshot_file,"
             " snapshot_pos, snapshot_gtid) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (job.project, job.source_table, job.chunk_no, rows, *(position.as_dict().values() if position
-                                                                  else (None, None, None))),
+            (
+                job.project,
+                job.source_table,
+                job.chunk_no,
+                rows,
+                *(position.as_dict().values() if position else (None, None, None)),
+            ),
         )
         target.conn.commit()
     except BaseException:
@@ -135,7 +143,5 @@ def _throttle(job: ChunkJob, rows: int, started: float) -> None:
 
 
 def _rollback(target: Session) -> None:
-    try:
+    with contextlib.suppress(pymysql.err.MySQLError):
         target.conn.rollback()
-    except pymysql.err.MySQLError:
-        pass

@@ -59,8 +59,10 @@ def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, rows_
     table = tm.source
     where, params = chunking.key_range(table.key, lower, upper)
     conditions = [c for c in (where, f"({tm.filter})" if tm.filter else "") if c]
-    inner = (f"SELECT {row_literal(table.stored_columns)} AS l, ROW_NUMBER() OVER () AS rn"
-             f" FROM {quote(table.schema)}.{quote(table.name)}")
+    inner = (
+        f"SELECT {row_literal(table.stored_columns)} AS l, ROW_NUMBER() OVER () AS rn"
+        f" FROM {quote(table.schema)}.{quote(table.name)}"
+    )
     inner += " WHERE " + " AND ".join(conditions) if conditions else ""
     sql = f"SELECT COUNT(*), GROUP_CONCAT(l SEPARATOR 0x00) FROM ({inner}) AS chunk GROUP BY rn DIV {rows_per_group}"
     return sql, tuple(params)
@@ -89,10 +91,14 @@ def ensure_checkpoint_table(target: Session) -> None:
 
 
 def done_chunks(target: Session, project: str) -> dict[tuple[str, int], dict]:
-    rows = target.query("SELECT source_table, chunk_no, row_count, snapshot_file, snapshot_pos, snapshot_gtid"
-                        " FROM `omsbench`.`full_chunks` WHERE project = %s", (project,))
-    return {(t, n): {"rows": r, "snapshot": {"file": f, "pos": p, "gtid": g} if f else None}
-            for t, n, r, f, p, g in rows}
+    rows = target.query(
+        "SELECT source_table, chunk_no, row_count, snapshot_file, snapshot_pos, snapshot_gtid"
+        " FROM `omsbench`.`full_chunks` WHERE project = %s",
+        (project,),
+    )
+    return {
+        (t, n): {"rows": r, "snapshot": {"file": f, "pos": p, "gtid": g} if f else None} for t, n, r, f, p, g in rows
+    }
 
 
 def reset(target: Session, state: StateStore, project: str, tables: list[TableMap]) -> None:
@@ -105,8 +111,9 @@ def reset(target: Session, state: StateStore, project: str, tables: list[TableMa
     state.set_step(project, STEP, "pending", "reset")
 
 
-def _plans(source: Session, state: StateStore, project: str, tables: list[TableMap],
-           options: Options) -> dict[str, list[dict]]:
+def _plans(
+    source: Session, state: StateStore, project: str, tables: list[TableMap], options: Options
+) -> dict[str, list[dict]]:
     plans = {}
     for tm in tables:
         key = tm.source.qualified
@@ -117,9 +124,17 @@ def _plans(source: Session, state: StateStore, project: str, tables: list[TableM
     return plans
 
 
-def run(project: str, source_ep: Endpoint, target_ep: Endpoint, tables: list[TableMap], options: Options,
-        state: StateStore, executor: Executor | None = None, progress: bool = True,
-        on_chunk: Callable[[ChunkResult], None] | None = None) -> FullResult:
+def run(
+    project: str,
+    source_ep: Endpoint,
+    target_ep: Endpoint,
+    tables: list[TableMap],
+    options: Options,
+    state: StateStore,
+    executor: Executor | None = None,
+    progress: bool = True,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+) -> FullResult:
     """Copy every selected table; chunks already recorded on the target are skipped."""
     source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
     result = FullResult()
@@ -136,8 +151,11 @@ def run(project: str, source_ep: Endpoint, target_ep: Endpoint, tables: list[Tab
         plans = _plans(source, state, project, tables, options)
         done = done_chunks(target, project)
         _check_existing_rows(target, tables, done, options)
-        result.warnings = [f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
-                           for tm in tables if not tm.source.key]
+        result.warnings = [
+            f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
+            for tm in tables
+            if not tm.source.key
+        ]
         jobs = []
         for tm in tables:
             key = tm.source.qualified
@@ -151,22 +169,41 @@ def run(project: str, source_ep: Endpoint, target_ep: Endpoint, tables: list[Tab
                         state.mark_chunk(project, key, chunk["chunk_no"], finished["rows"], finished["snapshot"], 0)
                     continue
                 sql, params = select_sql(tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes))
-                jobs.append(ChunkJob(project, source_dsn, target_dsn, key, chunk["chunk_no"], sql, params,
-                                     insert_prefix(tm), options.batch_bytes,
-                                     options.rows_per_second / options.parallelism))
+                jobs.append(
+                    ChunkJob(
+                        project,
+                        source_dsn,
+                        target_dsn,
+                        key,
+                        chunk["chunk_no"],
+                        sql,
+                        params,
+                        insert_prefix(tm),
+                        options.batch_bytes,
+                        options.rows_per_second / options.parallelism,
+                    )
+                )
     started = time.monotonic()
     try:
-        _execute(jobs, executor or default_executor(options), executor is None, state, project, result,
-                 progress, on_chunk)
+        _execute(
+            jobs, executor or default_executor(options), executor is None, state, project, result, progress, on_chunk
+        )
     except BaseException as err:
         state.set_step(project, STEP, "failed", f"{type(err).__name__}: {err}", {"start_position": start})
         if isinstance(err, Exception) and not isinstance(err, CopyError):
-            raise CopyError(f"the full migration stopped: {err}",
-                            fix="fix the cause and run the same command again: copied chunks are kept") from err
+            raise CopyError(
+                f"the full migration stopped: {err}",
+                fix="fix the cause and run the same command again: copied chunks are kept",
+            ) from err
         raise
     result.seconds = time.monotonic() - started
-    state.set_step(project, STEP, "done", f"{sum(result.rows.values())} rows",
-                   {"start_position": start, "rows": result.rows, "seconds": result.seconds})
+    state.set_step(
+        project,
+        STEP,
+        "done",
+        f"{sum(result.rows.values())} rows",
+        {"start_position": start, "rows": result.rows, "seconds": result.seconds},
+    )
     return result
 
 
@@ -179,12 +216,22 @@ def _check_existing_rows(target: Session, tables: list[TableMap], done: dict, op
             if options.on_existing_rows == "truncate":
                 target.execute(f"TRUNCATE TABLE {tm.quoted}")
             elif options.on_existing_rows == "refuse":
-                raise CopyError(f"target table {tm.qualified} already holds rows that omsbench did not copy",
-                                fix="set options.on_existing_rows to truncate (empty it first) or append")
+                raise CopyError(
+                    f"target table {tm.qualified} already holds rows that omsbench did not copy",
+                    fix="set options.on_existing_rows to truncate (empty it first) or append",
+                )
 
 
-def _execute(jobs: list[ChunkJob], executor: Executor, owned: bool, state: StateStore, project: str,
-             result: FullResult, progress: bool, on_chunk: Callable[[ChunkResult], None] | None) -> None:
+def _execute(
+    jobs: list[ChunkJob],
+    executor: Executor,
+    owned: bool,
+    state: StateStore,
+    project: str,
+    result: FullResult,
+    progress: bool,
+    on_chunk: Callable[[ChunkResult], None] | None,
+) -> None:
     with ExitStack() as stack:
         if owned:
             stack.enter_context(executor)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 
-_NUMERIC = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "double",
-                      "real"})
+_NUMERIC = frozenset(
+    {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "double", "real"}
+)
 
 
 def value_literal(column: Column) -> str:

@@ -57,7 +57,9 @@ class Selection:
 def _pattern(text: str, where: str) -> tuple[str, str]:
     parts = split_name(text)
     if len(parts) != 2 or not all(parts):
-        raise SpecError(f"{where}: {text!r} is not a db.table pattern", fix="write it as db.table, e.g. shop.* or `my.db`.t1")
+        raise SpecError(
+            f"{where}: {text!r} is not a db.table pattern", fix="write it as db.table, e.g. shop.* or `my.db`.t1"
+        )
     return parts[0], parts[1]
 
 
@@ -73,8 +75,10 @@ def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
     for i, (s, n) in enumerate(include):
         if not any(fnmatchcase(ts, s) and fnmatchcase(tn, n) for ts, tn in [*catalog.tables, *catalog.views]):
             known = ", ".join(f"{a}.{b}" for a, b in sorted(catalog.tables)[:20]) or "none"
-            raise SpecError(f"objects.include[{i}]: {objects.include[i]!r} matches no table or view on the source",
-                            fix=f"fix the pattern; source tables: {known}")
+            raise SpecError(
+                f"objects.include[{i}]: {objects.include[i]!r} matches no table or view on the source",
+                fix=f"fix the pattern; source tables: {known}",
+            )
 
     def chosen(schema: str, name: str) -> bool:
         return _matches(include, schema, name) and not _matches(exclude, schema, name)
@@ -86,12 +90,20 @@ def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
             table = catalog.tables[(schema, name)]
             target_schema = renames.databases.get(schema, schema)
             selection.schemas[schema] = target_schema
-            selection.tables.append(TableMap(table, target_schema, renames.tables.get(f"{schema}.{name}", name),
-                                             {c.name: c.name for c in table.columns}))
+            selection.tables.append(
+                TableMap(
+                    table,
+                    target_schema,
+                    renames.tables.get(f"{schema}.{name}", name),
+                    {c.name: c.name for c in table.columns},
+                )
+            )
     for (schema, name), view in sorted(catalog.views.items()):
         if chosen(schema, name):
             selection.schemas[schema] = renames.databases.get(schema, schema)
-            selection.views.append(ViewMap(view, selection.schemas[schema], renames.tables.get(f"{schema}.{name}", name)))
+            selection.views.append(
+                ViewMap(view, selection.schemas[schema], renames.tables.get(f"{schema}.{name}", name))
+            )
     selection.routines = [r for r in catalog.routines if r.schema in selection.schemas]
     _apply_renames(spec, selection)
     _apply_filters(spec, selection)
@@ -103,8 +115,10 @@ def _selected_table(selection: Selection, key: str, where: str) -> TableMap:
     parts = split_name(key)
     found = selection.table(parts[0], parts[1]) if len(parts) == 2 else None
     if found is None:
-        raise SpecError(f"{where}: {key!r} is not a selected source table",
-                        fix="name a table as db.table that objects.include selects")
+        raise SpecError(
+            f"{where}: {key!r} is not a selected source table",
+            fix="name a table as db.table that objects.include selects",
+        )
     return found
 
 
@@ -112,8 +126,10 @@ def _apply_renames(spec: ProjectSpec, selection: Selection) -> None:
     renames = spec.objects.rename
     for source in renames.databases:
         if source not in selection.schemas:
-            raise SpecError(f"objects.rename.databases: {source!r} holds no selected object",
-                            fix="name a source database that objects.include selects")
+            raise SpecError(
+                f"objects.rename.databases: {source!r} holds no selected object",
+                fix="name a source database that objects.include selects",
+            )
     for key in renames.tables:
         parts = split_name(key)
         if len(parts) != 2 or (parts[0], parts[1]) not in {(v.source.schema, v.source.name) for v in selection.views}:
@@ -124,8 +140,10 @@ def _apply_renames(spec: ProjectSpec, selection: Selection) -> None:
             raise SpecError(f"objects.rename.columns: {key!r} is not db.table.column", fix="write db.table.column")
         table = _selected_table(selection, f"{quote(parts[0])}.{quote(parts[1])}", "objects.rename.columns")
         if parts[2] not in table.columns:
-            raise SpecError(f"objects.rename.columns: table {parts[0]}.{parts[1]} has no column {parts[2]!r}",
-                            fix=f"columns are: {', '.join(table.columns)}")
+            raise SpecError(
+                f"objects.rename.columns: table {parts[0]}.{parts[1]} has no column {parts[2]!r}",
+                fix=f"columns are: {', '.join(table.columns)}",
+            )
         table.columns[parts[2]] = new
 
 
@@ -141,16 +159,22 @@ def check_filter(condition: str, table: Table, where: str) -> str:
     try:
         statements = sqlglot.parse(sql, read="mysql")
     except sqlglot.errors.ParseError as err:
-        raise SpecError(f"{where}: {condition!r} is not a valid condition: {err.errors[0]['description']}",
-                        fix="write a SQL condition such as: created_at >= '2024-01-01'") from err
+        raise SpecError(
+            f"{where}: {condition!r} is not a valid condition: {err.errors[0]['description']}",
+            fix="write a SQL condition such as: created_at >= '2024-01-01'",
+        ) from err
     if len(statements) != 1 or len(list(statements[0].find_all(exp.Select))) != 1:
-        raise SpecError(f"{where}: a row filter must be one condition on its table, without subqueries or ';'",
-                        fix="reduce the filter to a condition on the table's own columns")
+        raise SpecError(
+            f"{where}: a row filter must be one condition on its table, without subqueries or ';'",
+            fix="reduce the filter to a condition on the table's own columns",
+        )
     names = {c.name for c in table.columns}
     unknown = sorted({col.name for col in statements[0].find_all(exp.Column)} - names)
     if unknown:
-        raise SpecError(f"{where}: the filter names unknown column(s) {', '.join(unknown)}",
-                        fix=f"columns of {table.qualified}: {', '.join(sorted(names))}")
+        raise SpecError(
+            f"{where}: the filter names unknown column(s) {', '.join(unknown)}",
+            fix=f"columns of {table.qualified}: {', '.join(sorted(names))}",
+        )
     return condition
 
 
@@ -160,11 +184,15 @@ def _check_collisions(selection: Selection) -> None:
         target = (obj.schema.lower(), obj.name.lower())
         source = f"{obj.source.schema}.{obj.source.name}"
         if target in seen:
-            raise SpecError(f"objects.rename: {seen[target]} and {source} would both become {obj.schema}.{obj.name}",
-                            fix="give one of them another name in objects.rename")
+            raise SpecError(
+                f"objects.rename: {seen[target]} and {source} would both become {obj.schema}.{obj.name}",
+                fix="give one of them another name in objects.rename",
+            )
         seen[target] = source
     for table in selection.tables:
         targets = [c.lower() for c in table.columns.values()]
         if len(set(targets)) != len(targets):
-            raise SpecError(f"objects.rename.columns: two columns of {table.source.qualified} get the same name",
-                            fix="give each renamed column a name the table does not already use")
+            raise SpecError(
+                f"objects.rename.columns: two columns of {table.source.qualified} get the same name",
+                fix="give each renamed column a name the table does not already use",
+            )

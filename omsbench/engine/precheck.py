@@ -53,16 +53,35 @@ def source_settings(session: Session) -> list[Finding]:
     for name, wanted in expected.items():
         value = (found[name] or "").upper()
         ok = value == wanted
-        findings.append(Finding(name, "source", OK if ok else FAIL, f"{name} = {found[name]}",
-                                "" if ok else f"start the server with --{name.replace('_', '-')}={wanted} "
-                                "(incremental sync needs it)"))
+        findings.append(
+            Finding(
+                name,
+                "source",
+                OK if ok else FAIL,
+                f"{name} = {found[name]}",
+                "" if ok else f"start the server with --{name.replace('_', '-')}={wanted} (incremental sync needs it)",
+            )
+        )
     server_id = int(found["server_id"] or 0)
-    findings.append(Finding("server_id", "source", OK if server_id else FAIL, f"server_id = {server_id}",
-                            "" if server_id else "set a non-zero --server-id"))
+    findings.append(
+        Finding(
+            "server_id",
+            "source",
+            OK if server_id else FAIL,
+            f"server_id = {server_id}",
+            "" if server_id else "set a non-zero --server-id",
+        )
+    )
     gtid = mysql.master_status(session)
-    findings.append(Finding("gtid", "source", OK if gtid and gtid.gtid else WARN,
-                            f"binlog at {gtid}" if gtid else "no binlog position",
-                            "" if gtid and gtid.gtid else "without GTID, sync resumes by file and position"))
+    findings.append(
+        Finding(
+            "gtid",
+            "source",
+            OK if gtid and gtid.gtid else WARN,
+            f"binlog at {gtid}" if gtid else "no binlog position",
+            "" if gtid and gtid.gtid else "without GTID, sync resumes by file and position",
+        )
+    )
     return findings
 
 
@@ -71,18 +90,39 @@ def source_privileges(session: Session, selection: Selection) -> list[Finding]:
     findings = []
     for schema in sorted(selection.schemas):
         ok = mysql.has_privilege(grants, "SELECT", schema)
-        findings.append(Finding("privilege SELECT", schema, OK if ok else FAIL, "granted" if ok else "missing",
-                                "" if ok else f"GRANT SELECT ON `{schema}`.* TO the migration user"))
+        findings.append(
+            Finding(
+                "privilege SELECT",
+                schema,
+                OK if ok else FAIL,
+                "granted" if ok else "missing",
+                "" if ok else f"GRANT SELECT ON `{schema}`.* TO the migration user",
+            )
+        )
     for privilege in ("REPLICATION SLAVE", "REPLICATION CLIENT"):
-        ok = mysql.has_privilege(grants, privilege) or (privilege == "REPLICATION CLIENT"
-                                                        and mysql.has_privilege(grants, "BINLOG MONITOR"))
-        findings.append(Finding(f"privilege {privilege}", "source", OK if ok else FAIL, "granted" if ok else "missing",
-                                "" if ok else f"GRANT {privilege} ON *.* TO the migration user (incremental sync)"))
+        ok = mysql.has_privilege(grants, privilege) or (
+            privilege == "REPLICATION CLIENT" and mysql.has_privilege(grants, "BINLOG MONITOR")
+        )
+        findings.append(
+            Finding(
+                f"privilege {privilege}",
+                "source",
+                OK if ok else FAIL,
+                "granted" if ok else "missing",
+                "" if ok else f"GRANT {privilege} ON *.* TO the migration user (incremental sync)",
+            )
+        )
     if session.flavor is Flavor.MYSQL:
         ok = mysql.has_privilege(grants, "RELOAD")
-        findings.append(Finding("privilege RELOAD", "source", OK if ok else FAIL,
-                                "granted" if ok else "missing: snapshots need FLUSH TABLES WITH READ LOCK",
-                                "" if ok else "GRANT RELOAD ON *.* TO the migration user"))
+        findings.append(
+            Finding(
+                "privilege RELOAD",
+                "source",
+                OK if ok else FAIL,
+                "granted" if ok else "missing: snapshots need FLUSH TABLES WITH READ LOCK",
+                "" if ok else "GRANT RELOAD ON *.* TO the migration user",
+            )
+        )
     return findings
 
 
@@ -90,14 +130,28 @@ def source_tables(selection: Selection) -> list[Finding]:
     findings = []
     for tm in selection.tables:
         if not tm.source.key:
-            findings.append(Finding("key", tm.source.qualified, WARN, "no primary key and no unique NOT NULL key",
-                                    "it is copied as one chunk in one transaction and synced by matching whole "
-                                    "rows; add a primary key if you can"))
-    findings += [Finding("routine", f"{r.schema}.{r.name}", WARN, f"{r.kind.lower()} is not migrated",
-                         "recreate it on the target after switchover") for r in selection.routines]
+            findings.append(
+                Finding(
+                    "key",
+                    tm.source.qualified,
+                    WARN,
+                    "no primary key and no unique NOT NULL key",
+                    "it is copied as one chunk in one transaction and synced by matching whole "
+                    "rows; add a primary key if you can",
+                )
+            )
+    findings += [
+        Finding(
+            "routine",
+            f"{r.schema}.{r.name}",
+            WARN,
+            f"{r.kind.lower()} is not migrated",
+            "recreate it on the target after switchover",
+        )
+        for r in selection.routines
+    ]
     if not selection.tables and not selection.views:
-        findings.append(Finding("objects", "source", FAIL, "the spec selects no table",
-                                "widen objects.include"))
+        findings.append(Finding("objects", "source", FAIL, "the spec selects no table", "widen objects.include"))
     return findings
 
 
@@ -106,26 +160,44 @@ def target_checks(session: Session, selection: Selection, spec: ProjectSpec) -> 
     findings = []
     for privilege in ("CREATE", "INSERT", "ALTER", "INDEX"):
         ok = mysql.has_privilege(grants, privilege)
-        findings.append(Finding(f"privilege {privilege}", "target", OK if ok else FAIL, "granted" if ok else "missing",
-                                "" if ok else f"GRANT {privilege} ON *.* TO the target user"))
+        findings.append(
+            Finding(
+                f"privilege {privilege}",
+                "target",
+                OK if ok else FAIL,
+                "granted" if ok else "missing",
+                "" if ok else f"GRANT {privilege} ON *.* TO the target user",
+            )
+        )
     for tm in selection.tables:
         findings += _existing_rows(session, tm, spec)
     return findings
 
 
 def _existing_rows(session: Session, tm: TableMap, spec: ProjectSpec) -> list[Finding]:
-    exists = session.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                            (tm.schema, tm.name))
+    exists = session.scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        (tm.schema, tm.name),
+    )
     if not exists or not session.query(f"SELECT 1 FROM {tm.quoted} LIMIT 1"):
         return []
-    copied = session.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'omsbench'"
-                            " AND TABLE_NAME = 'full_chunks'") and session.scalar(
+    copied = session.scalar(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'omsbench' AND TABLE_NAME = 'full_chunks'"
+    ) and session.scalar(
         "SELECT COUNT(*) FROM `omsbench`.`full_chunks` WHERE project = %s AND source_table = %s",
-        (spec.name, tm.source.qualified))
+        (spec.name, tm.source.qualified),
+    )
     if copied:
         return [Finding("target rows", tm.qualified, OK, "holds rows of this project's earlier load; it resumes")]
     policy = spec.options.on_existing_rows
     if policy == "refuse":
-        return [Finding("target rows", tm.qualified, FAIL, "the target table already holds rows",
-                        "empty it, or set options.on_existing_rows to truncate or append")]
+        return [
+            Finding(
+                "target rows",
+                tm.qualified,
+                FAIL,
+                "the target table already holds rows",
+                "empty it, or set options.on_existing_rows to truncate or append",
+            )
+        ]
     return [Finding("target rows", tm.qualified, WARN, f"the target table holds rows; on_existing_rows is {policy}")]

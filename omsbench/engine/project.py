@@ -42,7 +42,9 @@ class Project:
             project = cls(specs.load(path), workspace)
             project.save()
             return project
-        return cls(specs.parse(yaml.safe_load(workspace.state.project_spec(str(ref))), origin=f"project {ref}"), workspace)
+        return cls(
+            specs.parse(yaml.safe_load(workspace.state.project_spec(str(ref))), origin=f"project {ref}"), workspace
+        )
 
     def save(self) -> Path:
         text = self.spec.to_yaml()
@@ -79,17 +81,23 @@ class Project:
                     session.close()
         result = precheck.frame(findings)
         state = "failed" if precheck.failed(result) else "done"
-        self.state.set_step(self.name, "precheck", state, f"{(result.status == 'fail').sum()} failed",
-                            {"findings": result.to_dict("records")})
+        self.state.set_step(
+            self.name,
+            "precheck",
+            state,
+            f"{(result.status == 'fail').sum()} failed",
+            {"findings": result.to_dict("records")},
+        )
         return result
 
     def require_precheck(self) -> pd.DataFrame:
         findings = self.precheck()
         if precheck.failed(findings):
             bad = findings[findings.status == "fail"]
-            raise PrecheckFailed("precheck failed:\n" + "\n".join(f"  - {r.check} {r.object}: {r.detail}"
-                                                                   for r in bad.itertuples()),
-                                 fix="; ".join(dict.fromkeys(bad.fix)))
+            raise PrecheckFailed(
+                "precheck failed:\n" + "\n".join(f"  - {r.check} {r.object}: {r.detail}" for r in bad.itertuples()),
+                fix="; ".join(dict.fromkeys(bad.fix)),
+            )
         return findings
 
     def migrate_schema(self) -> pd.DataFrame:
@@ -102,12 +110,19 @@ class Project:
         report = schema.report(findings)
         self._write_json("schema", report)
         failures = report[report.status == "failed"]
-        self.state.set_step(self.name, "schema", "failed" if len(failures) else "done",
-                            f"{len(report)} objects, {len(failures)} failed", {"objects": report.to_dict("records")})
+        self.state.set_step(
+            self.name,
+            "schema",
+            "failed" if len(failures) else "done",
+            f"{len(report)} objects, {len(failures)} failed",
+            {"objects": report.to_dict("records")},
+        )
         if len(failures):
-            raise SchemaError(f"{len(failures)} object(s) could not be created: "
-                              + "; ".join(f"{r.source}: {r.detail}" for r in failures.itertuples()),
-                              fix="see the schema report; fix the objects or exclude them in objects.exclude")
+            raise SchemaError(
+                f"{len(failures)} object(s) could not be created: "
+                + "; ".join(f"{r.source}: {r.detail}" for r in failures.itertuples()),
+                fix="see the schema report; fix the objects or exclude them in objects.exclude",
+            )
         return report
 
     def full(self, executor: Executor | None = None, progress: bool = True, restart: bool = False) -> full.FullResult:
@@ -115,8 +130,16 @@ class Project:
             selection = self.selection(source)
             if restart:
                 full.reset(target, self.state, self.name, selection.tables)
-        result = full.run(self.name, self.spec.source, self.spec.target, selection.tables, self.spec.options,
-                          self.state, executor=executor, progress=progress)
+        result = full.run(
+            self.name,
+            self.spec.source,
+            self.spec.target,
+            selection.tables,
+            self.spec.options,
+            self.state,
+            executor=executor,
+            progress=progress,
+        )
         self.post_load()
         return result
 
@@ -127,8 +150,9 @@ class Project:
             plans = schema.plan_tables(target, selection)
             report = schema.report(schema.create_post_load(target, plans))
             schema.sync_auto_increment(source, target, plans)
-        self.state.set_step(self.name, "post_load", "done", f"{len(report)} objects",
-                            {"objects": report.to_dict("records")})
+        self.state.set_step(
+            self.name, "post_load", "done", f"{len(report)} objects", {"objects": report.to_dict("records")}
+        )
         return report
 
     def check(self) -> pd.DataFrame:
@@ -136,9 +160,13 @@ class Project:
         with self.sessions() as (source, target):
             result = checksum.check(source, target, self.selection(source).tables)
         equal = bool(result["equal"].all())
-        self.state.set_step(self.name, "check", "done" if equal else "failed",
-                            "equal" if equal else f"{(~result['equal']).sum()} table(s) differ",
-                            {"tables": result.to_dict("records")})
+        self.state.set_step(
+            self.name,
+            "check",
+            "done" if equal else "failed",
+            "equal" if equal else f"{(~result['equal']).sum()} table(s) differ",
+            {"tables": result.to_dict("records")},
+        )
         return result
 
     def status(self) -> dict[str, pd.DataFrame]:

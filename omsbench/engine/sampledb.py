@@ -107,17 +107,23 @@ def create(session: Session, rows: int = 100_000, seed: int = 7, database: str =
         "products": _insert(session, "products", _products(rng, n_products)),
         "orders": _insert(session, "orders", _orders(rng, n_orders, n_customers)),
     }
-    counts["order_items"] = _insert(session, "order_items", _items(rng, n_orders, n_products, rows // 2),
-                                     columns="(order_id, line_no, sku, qty, unit_price)")
+    counts["order_items"] = _insert(
+        session,
+        "order_items",
+        _items(rng, n_orders, n_products, rows // 2),
+        columns="(order_id, line_no, sku, qty, unit_price)",
+    )
     counts["audit_log"] = _insert(session, "audit_log", _audit(rng, max(10, rows // 20)))
-    counts["legacy_notes"] = _insert(session, "legacy_notes", [(i, f"Notiz {i}: Größe ÄÖÜ café") for i in
-                                                               range(1, max(10, rows // 100) + 1)])
+    counts["legacy_notes"] = _insert(
+        session, "legacy_notes", [(i, f"Notiz {i}: Größe ÄÖÜ café") for i in range(1, max(10, rows // 100) + 1)]
+    )
     counts["type_zoo"] = insert_type_zoo(session, type_zoo_rows(rng, max(20, rows // 100)))
     return counts
 
 
-def _insert(session: Session, table: str, rows: list[tuple], batch: int = 2000, marks: str | None = None,
-            columns: str = "") -> int:
+def _insert(
+    session: Session, table: str, rows: list[tuple], batch: int = 2000, marks: str | None = None, columns: str = ""
+) -> int:
     if not rows:
         return 0
     marks = marks or "(" + ", ".join(["%s"] * len(rows[0])) + ")"
@@ -128,71 +134,183 @@ def _insert(session: Session, table: str, rows: list[tuple], batch: int = 2000, 
 
 
 def _customers(rng: random.Random, n: int) -> list[tuple]:
-    return [(i, f"user{i}@example.com", rng.choice(_NAMES) + rng.choice(_EMOJI), rng.choice(["DE", "FR", "CN", "US"]),
-             _START + timedelta(seconds=rng.randrange(10**8), microseconds=rng.randrange(10**6)),
-             Decimal(rng.randrange(-10**6, 10**8)) / 100, rng.random() < 0.1) for i in range(1, n + 1)]
+    return [
+        (
+            i,
+            f"user{i}@example.com",
+            rng.choice(_NAMES) + rng.choice(_EMOJI),
+            rng.choice(["DE", "FR", "CN", "US"]),
+            _START + timedelta(seconds=rng.randrange(10**8), microseconds=rng.randrange(10**6)),
+            Decimal(rng.randrange(-(10**6), 10**8)) / 100,
+            rng.random() < 0.1,
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 def _products(rng: random.Random, n: int) -> list[tuple]:
-    return [(f"SKU-{i:06d}", f"Product {i}{rng.choice(_EMOJI)}", Decimal(rng.randrange(100, 10**6)) / 100,
-             rng.choice([None, rng.uniform(0.01, 100.0)]), rng.choice(["", "new", "sale,eco", "new,sale,eco"]),
-             rng.choice(["active", "retired"]), json.dumps({"color": rng.choice(["red", "blå"]), "size": i % 7}),
-             rng.choice([None, rng.randbytes(rng.randrange(0, 64))])) for i in range(1, n + 1)]
+    return [
+        (
+            f"SKU-{i:06d}",
+            f"Product {i}{rng.choice(_EMOJI)}",
+            Decimal(rng.randrange(100, 10**6)) / 100,
+            rng.choice([None, rng.uniform(0.01, 100.0)]),
+            rng.choice(["", "new", "sale,eco", "new,sale,eco"]),
+            rng.choice(["active", "retired"]),
+            json.dumps({"color": rng.choice(["red", "blå"]), "size": i % 7}),
+            rng.choice([None, rng.randbytes(rng.randrange(0, 64))]),
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 def _orders(rng: random.Random, n: int, customers: int) -> list[tuple]:
-    return [(i, rng.randrange(1, customers + 1), _START + timedelta(seconds=rng.randrange(10**8)),
-             rng.choice(["new", "paid", "shipped", "cancelled"]), rng.choice([None, "gift ✓", "leave at door"]),
-             Decimal(rng.randrange(0, 10**7)) / 100) for i in range(1, n + 1)]
+    return [
+        (
+            i,
+            rng.randrange(1, customers + 1),
+            _START + timedelta(seconds=rng.randrange(10**8)),
+            rng.choice(["new", "paid", "shipped", "cancelled"]),
+            rng.choice([None, "gift ✓", "leave at door"]),
+            Decimal(rng.randrange(0, 10**7)) / 100,
+        )
+        for i in range(1, n + 1)
+    ]
 
 
 def _items(rng: random.Random, orders: int, products: int, n: int) -> list[tuple]:
     rows, order = [], 1
     while len(rows) < n and order <= orders:
         for line in range(1, rng.randrange(1, 5) + 1):
-            rows.append((order, line, f"SKU-{rng.randrange(1, products + 1):06d}", rng.randrange(1, 20),
-                         Decimal(rng.randrange(100, 10**5)) / 100))
+            rows.append(
+                (
+                    order,
+                    line,
+                    f"SKU-{rng.randrange(1, products + 1):06d}",
+                    rng.randrange(1, 20),
+                    Decimal(rng.randrange(100, 10**5)) / 100,
+                )
+            )
         order += 1
     return rows[:n]
 
 
 def _audit(rng: random.Random, n: int) -> list[tuple]:
     # No key and deliberate duplicates: the copy must carry each of them.
-    base = [(_START + timedelta(seconds=rng.randrange(10**6)), rng.choice(_NAMES), rng.choice(["login", "pay"]),
-             rng.choice([None, rng.randbytes(8)])) for _ in range(n - n // 10)]
+    base = [
+        (
+            _START + timedelta(seconds=rng.randrange(10**6)),
+            rng.choice(_NAMES),
+            rng.choice(["login", "pay"]),
+            rng.choice([None, rng.randbytes(8)]),
+        )
+        for _ in range(n - n // 10)
+    ]
     return base + base[: n // 10]
 
 
 def type_zoo_rows(rng: random.Random, n: int) -> list[tuple]:
     """Edge values first (extremes, zero dates, empty strings, 4-byte characters, NULLs), then random rows."""
     edge = [
-        (1, -128, 255, -32768, 65535, -8388608, -2147483648, 4294967295, -9223372036854775808,
-         18446744073709551615, 1023, Decimal("-99999999999999999999.9999999999"), 3.40282e38,
-         1.7976931348623157e308, "1000-01-01", "-838:59:59.000", "1000-01-01 00:00:00.000000",
-         "1970-01-01 00:00:01.000000", 1901, "", "", "", b"\x00\x00\x00\x00", b"", b"", "{}", "x", "",
-         "POINT(0 0)"),
-        (2, 127, 0, 32767, 0, 8388607, 2147483647, 0, 9223372036854775807, 0, 0,
-         Decimal("99999999999999999999.9999999999"), -1.17549e-38, 2.2250738585072014e-308, "9999-12-31",
-         "838:59:59.000", "9999-12-31 23:59:59.999999", "2038-01-19 03:14:07.999999", 2155, "ü😀'\\\"",
-         "a'b\\c\0d\x1az 😀𝄞", "line1\nline2\ttab", b"\xff\x00'\\", b"\x00\xff\x1a\\", b"\x00" * 10,
-         '{"k": [1, 2.5, "ß"], "n": null}', "z", "a,b,c", "POLYGON((0 0,1 0,1 1,0 0))"),
+        (
+            1,
+            -128,
+            255,
+            -32768,
+            65535,
+            -8388608,
+            -2147483648,
+            4294967295,
+            -9223372036854775808,
+            18446744073709551615,
+            1023,
+            Decimal("-99999999999999999999.9999999999"),
+            3.40282e38,
+            1.7976931348623157e308,
+            "1000-01-01",
+            "-838:59:59.000",
+            "1000-01-01 00:00:00.000000",
+            "1970-01-01 00:00:01.000000",
+            1901,
+            "",
+            "",
+            "",
+            b"\x00\x00\x00\x00",
+            b"",
+            b"",
+            "{}",
+            "x",
+            "",
+            "POINT(0 0)",
+        ),
+        (
+            2,
+            127,
+            0,
+            32767,
+            0,
+            8388607,
+            2147483647,
+            0,
+            9223372036854775807,
+            0,
+            0,
+            Decimal("99999999999999999999.9999999999"),
+            -1.17549e-38,
+            2.2250738585072014e-308,
+            "9999-12-31",
+            "838:59:59.000",
+            "9999-12-31 23:59:59.999999",
+            "2038-01-19 03:14:07.999999",
+            2155,
+            "ü😀'\\\"",
+            "a'b\\c\0d\x1az 😀𝄞",
+            "line1\nline2\ttab",
+            b"\xff\x00'\\",
+            b"\x00\xff\x1a\\",
+            b"\x00" * 10,
+            '{"k": [1, 2.5, "ß"], "n": null}',
+            "z",
+            "a,b,c",
+            "POLYGON((0 0,1 0,1 1,0 0))",
+        ),
         (3, *([None] * 28)),
     ]
     rows = list(edge)
     for i in range(4, n + 1):
-        rows.append((
-            i, rng.randrange(-128, 128), rng.randrange(256), rng.randrange(-32768, 32768), rng.randrange(65536),
-            rng.randrange(-8388608, 8388608), rng.randrange(-2**31, 2**31), rng.randrange(2**32),
-            rng.randrange(-2**63, 2**63), rng.randrange(2**64), rng.randrange(1024),
-            Decimal(rng.randrange(-10**20, 10**20)) / 10**10, rng.uniform(-1e6, 1e6), rng.uniform(-1e300, 1e300),
-            (_START + timedelta(days=rng.randrange(3000))).date(), f"{rng.randrange(-838, 839)}:{rng.randrange(60):02d}:00",
-            _START + timedelta(seconds=rng.randrange(10**9), microseconds=rng.randrange(10**6)),
-            _START + timedelta(seconds=rng.randrange(10**8), microseconds=rng.randrange(10**6)),
-            rng.randrange(1901, 2156), rng.choice(_NAMES)[:10], rng.choice(_NAMES) + rng.choice(_EMOJI),
-            "x" * rng.randrange(0, 300), rng.randbytes(4), rng.randbytes(rng.randrange(33)), rng.randbytes(rng.randrange(200)),
-            json.dumps({"i": i, "v": rng.random()}), rng.choice("xyz"), rng.choice(["a", "b,c", ""]),
-            f"POINT({rng.randrange(-180, 180)} {rng.randrange(-90, 90)})",
-        ))
+        rows.append(
+            (
+                i,
+                rng.randrange(-128, 128),
+                rng.randrange(256),
+                rng.randrange(-32768, 32768),
+                rng.randrange(65536),
+                rng.randrange(-8388608, 8388608),
+                rng.randrange(-(2**31), 2**31),
+                rng.randrange(2**32),
+                rng.randrange(-(2**63), 2**63),
+                rng.randrange(2**64),
+                rng.randrange(1024),
+                Decimal(rng.randrange(-(10**20), 10**20)) / 10**10,
+                rng.uniform(-1e6, 1e6),
+                rng.uniform(-1e300, 1e300),
+                (_START + timedelta(days=rng.randrange(3000))).date(),
+                f"{rng.randrange(-838, 839)}:{rng.randrange(60):02d}:00",
+                _START + timedelta(seconds=rng.randrange(10**9), microseconds=rng.randrange(10**6)),
+                _START + timedelta(seconds=rng.randrange(10**8), microseconds=rng.randrange(10**6)),
+                rng.randrange(1901, 2156),
+                rng.choice(_NAMES)[:10],
+                rng.choice(_NAMES) + rng.choice(_EMOJI),
+                "x" * rng.randrange(0, 300),
+                rng.randbytes(4),
+                rng.randbytes(rng.randrange(33)),
+                rng.randbytes(rng.randrange(200)),
+                json.dumps({"i": i, "v": rng.random()}),
+                rng.choice("xyz"),
+                rng.choice(["a", "b,c", ""]),
+                f"POINT({rng.randrange(-180, 180)} {rng.randrange(-90, 90)})",
+            )
+        )
     return rows
 
 

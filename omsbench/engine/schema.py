@@ -29,7 +29,7 @@ _TRANSACTIONAL_ENGINES = {None, "innodb", "xtradb"}
 _ALREADY_THERE = {1061, 1022, 1826, 3822}
 _SKIP_REASONS = {
     "TRIGGER": "not created: it would fire again for rows that incremental sync already replays; "
-               "recreate it on OceanBase at switchover",
+    "recreate it on OceanBase at switchover",
     "PROCEDURE": "not translated: routine bodies are not migrated; recreate it from SHOW CREATE PROCEDURE",
     "FUNCTION": "not translated: routine bodies are not migrated; recreate it from SHOW CREATE FUNCTION",
     "EVENT": "not created: OceanBase has no event scheduler; schedule the job outside the database",
@@ -60,8 +60,12 @@ class Collations:
     """The target's collations, to map source character sets it lacks (seekdb: utf8mb4 and binary)."""
 
     def __init__(self, session: Session) -> None:
-        self.known = {name.lower(): charset.lower() for name, charset in
-                      session.query("SELECT COLLATION_NAME, CHARACTER_SET_NAME FROM information_schema.COLLATIONS")}
+        self.known = {
+            name.lower(): charset.lower()
+            for name, charset in session.query(
+                "SELECT COLLATION_NAME, CHARACTER_SET_NAME FROM information_schema.COLLATIONS"
+            )
+        }
 
     def map(self, charset: str | None, collation: str | None) -> tuple[str | None, str | None]:
         if collation is None:
@@ -87,8 +91,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def column_sql(column: Column, name: str, collations: Collations, renames: dict[str, str],
-               notes: list[str]) -> str:
+def column_sql(column: Column, name: str, collations: Collations, renames: dict[str, str], notes: list[str]) -> str:
     type_sql = column.column_type
     base = column.data_type
     if base in _TYPE_REPLACEMENTS:
@@ -100,8 +103,10 @@ def column_sql(column: Column, name: str, collations: Collations, renames: dict[
     if column.collation and base not in BINARY_TYPES:
         charset, collation = collations.map(column.charset, column.collation)
         if collation != column.collation.lower():
-            notes.append(f"column {column.name}: {column.charset}/{column.collation} -> {charset}/{collation}"
-                         " (not available on the target)")
+            notes.append(
+                f"column {column.name}: {column.charset}/{column.collation} -> {charset}/{collation}"
+                " (not available on the target)"
+            )
         parts.append(f"CHARACTER SET {charset} COLLATE {collation}")
     if column.generated is not None:
         expression = _rename_identifiers(column.generated, renames)
@@ -133,8 +138,13 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
         kind = {"FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}.get(index.kind.upper(), "")
         post.append(("index", index.name, f"CREATE {kind}INDEX {quote(index.name)} ON {tm.quoted} ({cols})"))
     for name, clause in table.checks:
-        post.append(("check", name, f"ALTER TABLE {tm.quoted} ADD CONSTRAINT {quote(name)} "
-                                    f"CHECK ({_rename_identifiers(clause, renames)})"))
+        post.append(
+            (
+                "check",
+                name,
+                f"ALTER TABLE {tm.quoted} ADD CONSTRAINT {quote(name)} CHECK ({_rename_identifiers(clause, renames)})",
+            )
+        )
     for fk in table.foreign_keys:
         parent = selection.table(fk.ref_schema, fk.ref_table)
         if parent is None:
@@ -142,9 +152,14 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
             continue
         cols = ", ".join(quote(renames[c]) for c in fk.columns)
         ref_cols = ", ".join(quote(parent.columns[c]) for c in fk.ref_columns)
-        post.append(("foreign key", fk.name,
-                     f"ALTER TABLE {tm.quoted} ADD CONSTRAINT {quote(fk.name)} FOREIGN KEY ({cols}) REFERENCES "
-                     f"{parent.quoted} ({ref_cols}) ON DELETE {fk.on_delete} ON UPDATE {fk.on_update}"))
+        post.append(
+            (
+                "foreign key",
+                fk.name,
+                f"ALTER TABLE {tm.quoted} ADD CONSTRAINT {quote(fk.name)} FOREIGN KEY ({cols}) REFERENCES "
+                f"{parent.quoted} ({ref_cols}) ON DELETE {fk.on_delete} ON UPDATE {fk.on_update}",
+            )
+        )
     options = []
     charset, collation = collations.map(table.charset, table.collation)
     if collation:
@@ -190,8 +205,12 @@ def exists(session: Session, schema: str, name: str) -> bool:
     """Check the catalog, retrying briefly: seekdb's information_schema can fail right after DDL (1210)."""
     for attempt in range(20):
         try:
-            return bool(session.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                                       " AND TABLE_NAME = %s", (schema, name)))
+            return bool(
+                session.scalar(
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                    (schema, name),
+                )
+            )
         except pymysql.err.MySQLError:
             time.sleep(0.1 * (attempt + 1))
     return False
@@ -223,8 +242,15 @@ def create_schemas(session: Session, selection: Selection) -> list[Finding]:
     findings = []
     for source, target in sorted(selection.schemas.items()):
         session.execute(f"CREATE DATABASE IF NOT EXISTS {quote(target)} DEFAULT CHARACTER SET utf8mb4")
-        findings.append(Finding("database", source, target, "migrated" if source == target else "changed",
-                                "" if source == target else f"renamed {source} -> {target}"))
+        findings.append(
+            Finding(
+                "database",
+                source,
+                target,
+                "migrated" if source == target else "changed",
+                "" if source == target else f"renamed {source} -> {target}",
+            )
+        )
     return findings
 
 
@@ -247,22 +273,44 @@ def create_views(target: Session, selection: Selection) -> list[Finding]:
         for key, view in list(pending.items()):
             source = f"{view.source.schema}.{view.source.name}"
             if exists(target, view.schema, view.name):
-                findings.append(Finding("view", source, f"{view.schema}.{view.name}", "migrated",
-                                        "already exists on the target; kept as it is"))
+                findings.append(
+                    Finding(
+                        "view",
+                        source,
+                        f"{view.schema}.{view.name}",
+                        "migrated",
+                        "already exists on the target; kept as it is",
+                    )
+                )
             else:
                 try:
                     target.execute(translate_view(view, selection))
                 except (pymysql.err.MySQLError, sqlglot.errors.SqlglotError) as err:
                     errors[key] = _error(err)
                     continue
-                findings.append(Finding("view", source, f"{view.schema}.{view.name}", "migrated",
-                                        "definer and SQL SECURITY dropped (the target user owns it)"))
+                findings.append(
+                    Finding(
+                        "view",
+                        source,
+                        f"{view.schema}.{view.name}",
+                        "migrated",
+                        "definer and SQL SECURITY dropped (the target user owns it)",
+                    )
+                )
             del pending[key]
             progressed = True
         if not progressed:
             break
-    findings += [Finding("view", f"{v.source.schema}.{v.source.name}", f"{v.schema}.{v.name}", "failed",
-                         f"target refused it: {errors[k]}") for k, v in pending.items()]
+    findings += [
+        Finding(
+            "view",
+            f"{v.source.schema}.{v.source.name}",
+            f"{v.schema}.{v.name}",
+            "failed",
+            f"target refused it: {errors[k]}",
+        )
+        for k, v in pending.items()
+    ]
     return findings
 
 
@@ -276,14 +324,31 @@ def create_post_load(target: Session, plans: list[TablePlan]) -> list[Finding]:
                 target.execute(statement)
             except pymysql.err.MySQLError as err:
                 if err.args and err.args[0] in _ALREADY_THERE:
-                    findings.append(Finding(kind, f"{plan.table.source.qualified} ({name})", where, "migrated",
-                                            "already exists on the target"))
+                    findings.append(
+                        Finding(
+                            kind,
+                            f"{plan.table.source.qualified} ({name})",
+                            where,
+                            "migrated",
+                            "already exists on the target",
+                        )
+                    )
                 else:
-                    findings.append(Finding(kind, f"{plan.table.source.qualified} ({name})", where, "skipped",
-                                            f"target refused it: {_error(err)}"))
+                    findings.append(
+                        Finding(
+                            kind,
+                            f"{plan.table.source.qualified} ({name})",
+                            where,
+                            "skipped",
+                            f"target refused it: {_error(err)}",
+                        )
+                    )
                 continue
-            findings.append(Finding(kind, f"{plan.table.source.qualified} ({name})", where, "migrated",
-                                    "created after the full load"))
+            findings.append(
+                Finding(
+                    kind, f"{plan.table.source.qualified} ({name})", where, "migrated", "created after the full load"
+                )
+            )
     return findings
 
 
@@ -293,15 +358,19 @@ def sync_auto_increment(source: Session, target: Session, plans: list[TablePlan]
         table = plan.table.source
         if not any(c.auto_increment for c in table.columns):
             continue
-        value = source.scalar("SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s"
-                              " AND TABLE_NAME = %s", (table.schema, table.name))
+        value = source.scalar(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (table.schema, table.name),
+        )
         if value:
             target.execute(f"ALTER TABLE {plan.table.quoted} AUTO_INCREMENT = {int(value)}")
 
 
 def skipped_routines(selection: Selection) -> list[Finding]:
-    return [Finding(r.kind.lower(), f"{r.schema}.{r.name}", "", "skipped",
-                    _SKIP_REASONS.get(r.kind, "not migrated")) for r in selection.routines]
+    return [
+        Finding(r.kind.lower(), f"{r.schema}.{r.name}", "", "skipped", _SKIP_REASONS.get(r.kind, "not migrated"))
+        for r in selection.routines
+    ]
 
 
 def report(findings: list[Finding]) -> pd.DataFrame:

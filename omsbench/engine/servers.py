@@ -7,6 +7,7 @@ reused while it runs; nothing relies on a system service. Debian packages the ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -35,14 +36,18 @@ def ensure_programs(programs: dict[str, str]) -> None:
     if not missing:
         return
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ServerError(f"missing programs from Debian packages {', '.join(missing)}",
-                          fix=f"install them: sudo apt-get install -y {' '.join(missing)}")
+        raise ServerError(
+            f"missing programs from Debian packages {', '.join(missing)}",
+            fix=f"install them: sudo apt-get install -y {' '.join(missing)}",
+        )
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode:
-            raise ServerError(f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-500:]}",
-                              fix=f"install {', '.join(missing)} by hand, then run omsbench again")
+            raise ServerError(
+                f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-500:]}",
+                fix=f"install {', '.join(missing)} by hand, then run omsbench again",
+            )
 
 
 def free_port() -> int:
@@ -101,8 +106,13 @@ class PrivateServer:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._prepare()
             with open(self.log, "ab") as log:
-                proc = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    self._command(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self.pid_file.write_text(str(proc.pid))
             self._wait(proc)
             self._after_start()
@@ -112,8 +122,9 @@ class PrivateServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise ServerError(f"{self.name} exited with code {proc.returncode} while starting",
-                                  fix=f"read its log: {self.log}")
+                raise ServerError(
+                    f"{self.name} exited with code {proc.returncode} while starting", fix=f"read its log: {self.log}"
+                )
             if self._ping():
                 return
             time.sleep(0.2)
@@ -157,10 +168,8 @@ class PrivateServer:
 
 def _reap(pid: int) -> None:
     """Collect our own child so that it does not linger as a zombie that still answers kill(0)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 class MariaDB(PrivateServer):
@@ -186,17 +195,25 @@ class MariaDB(PrivateServer):
         return self.folder / "password"
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(url=f"mysql+pymysql://{self.user}@127.0.0.1:{self.port}/",
-                        password_file=str(self.password_file))
+        return Endpoint(
+            url=f"mysql+pymysql://{self.user}@127.0.0.1:{self.port}/", password_file=str(self.password_file)
+        )
 
     def _prepare(self) -> None:
         ensure_programs({"mariadbd": "mariadb-server", "mariadb-install-db": "mariadb-server"})
         if (self.datadir / "mysql").is_dir():
             return
         done = subprocess.run(
-            [find_program("mariadb-install-db"), "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-             "--auth-root-authentication-method=socket", "--skip-test-db"],
-            capture_output=True, text=True,
+            [
+                find_program("mariadb-install-db"),
+                "--no-defaults",
+                f"--datadir={self.datadir}",
+                "--user=root",
+                "--auth-root-authentication-method=socket",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            text=True,
         )
         if done.returncode:
             shutil.rmtree(self.datadir, ignore_errors=True)
@@ -207,13 +224,26 @@ class MariaDB(PrivateServer):
 
     def _command(self) -> list[str]:
         return [
-            find_program("mariadbd"), "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
-            f"--socket={self.socket}", f"--pid-file={self.folder / 'mariadbd.pid'}", "--user=root",
-            "--bind-address=127.0.0.1", "--skip-name-resolve", f"--log-bin={self.datadir / 'binlog'}",
-            "--binlog-format=ROW", "--binlog-row-image=FULL", f"--server-id={self.server_id}",
-            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-            "--innodb-buffer-pool-size=512M", "--innodb-log-file-size=256M", "--max-allowed-packet=256M",
-            "--max-connections=500", "--log-warnings=1",
+            find_program("mariadbd"),
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--port={self.port}",
+            f"--socket={self.socket}",
+            f"--pid-file={self.folder / 'mariadbd.pid'}",
+            "--user=root",
+            "--bind-address=127.0.0.1",
+            "--skip-name-resolve",
+            f"--log-bin={self.datadir / 'binlog'}",
+            "--binlog-format=ROW",
+            "--binlog-row-image=FULL",
+            f"--server-id={self.server_id}",
+            "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci",
+            "--innodb-buffer-pool-size=512M",
+            "--innodb-log-file-size=256M",
+            "--max-allowed-packet=256M",
+            "--max-connections=500",
+            "--log-warnings=1",
         ]
 
     def _root(self) -> pymysql.connections.Connection:
@@ -255,8 +285,18 @@ class SeekdbServer(PrivateServer):
         import pylibseekdb
 
         binary = Path(pylibseekdb.__file__).with_name("seekdb")
-        return [str(binary), "--nodaemon", "--port", str(self.port), "--base-dir", str(self.folder / "base"),
-                "--parameter", "memory_budget=2G", "--parameter", "log_disk_size=2G"]
+        return [
+            str(binary),
+            "--nodaemon",
+            "--port",
+            str(self.port),
+            "--base-dir",
+            str(self.folder / "base"),
+            "--parameter",
+            "memory_budget=2G",
+            "--parameter",
+            "log_disk_size=2G",
+        ]
 
     def _ping(self) -> bool:
         try:

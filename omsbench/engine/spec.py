@@ -74,8 +74,10 @@ def load(path: str | Path) -> ProjectSpec:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as err:
-        raise SpecError(f"cannot read the project spec {path}: {err.strerror}",
-                        fix="give the path of a spec file (omsbench init writes one)") from err
+        raise SpecError(
+            f"cannot read the project spec {path}: {err.strerror}",
+            fix="give the path of a spec file (omsbench init writes one)",
+        ) from err
     except yaml.YAMLError as err:
         raise SpecError(f"{path} is not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from err
     return parse(data, origin=str(path))
@@ -83,13 +85,16 @@ def load(path: str | Path) -> ProjectSpec:
 
 def parse(data: object, origin: str = "spec") -> ProjectSpec:
     if not isinstance(data, dict):
-        raise SpecError(f"{origin}: the spec must be a mapping with keys name, source, target",
-                        fix="see the README for an example spec")
+        raise SpecError(
+            f"{origin}: the spec must be a mapping with keys name, source, target",
+            fix="see the README for an example spec",
+        )
     try:
         return ProjectSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(f"{origin} is not a valid project spec:\n" + _describe(err),
-                        fix="correct the fields listed above") from err
+        raise SpecError(
+            f"{origin} is not a valid project spec:\n" + _describe(err), fix="correct the fields listed above"
+        ) from err
 
 
 def _describe(err: ValidationError) -> str:

@@ -40,14 +40,16 @@ from omsbench.exceptions import StateError
 metadata = MetaData()
 
 projects = Table(
-    "projects", metadata,
+    "projects",
+    metadata,
     Column("name", String, primary_key=True),
     Column("spec", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 steps = Table(
-    "steps", metadata,
+    "steps",
+    metadata,
     Column("project", String, primary_key=True),
     Column("step", String, primary_key=True),
     Column("state", String, nullable=False),
@@ -57,7 +59,8 @@ steps = Table(
     Column("detail", JSON),
 )
 chunks = Table(
-    "chunks", metadata,
+    "chunks",
+    metadata,
     Column("project", String, primary_key=True),
     Column("source_table", String, primary_key=True),
     Column("chunk_no", Integer, primary_key=True),
@@ -70,7 +73,8 @@ chunks = Table(
     Column("updated_at", DateTime(timezone=True)),
 )
 metrics = Table(
-    "metrics", metadata,
+    "metrics",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("project", String, nullable=False, index=True),
     Column("ts", DateTime(timezone=True), nullable=False),
@@ -134,18 +138,21 @@ class StateStore:
         with self.engine.connect() as conn:
             spec = conn.execute(select(projects.c.spec).where(projects.c.name == name)).scalar()
         if spec is None:
-            raise StateError(f"no project named {name!r} in {self.path}",
-                             fix="create it with `omsbench init` or pass the spec file")
+            raise StateError(
+                f"no project named {name!r} in {self.path}", fix="create it with `omsbench init` or pass the spec file"
+            )
         return spec
 
     def projects(self) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(select(projects.c.name, projects.c.created_at,
-                                                    projects.c.updated_at)).mappings().all())
+            return pd.DataFrame(
+                conn.execute(select(projects.c.name, projects.c.created_at, projects.c.updated_at)).mappings().all()
+            )
 
     # steps ----------------------------------------------------------------------------------
-    def set_step(self, project: str, step: str, state: str, message: str | None = None,
-                 detail: dict | None = None) -> None:
+    def set_step(
+        self, project: str, step: str, state: str, message: str | None = None, detail: dict | None = None
+    ) -> None:
         stamp = now()
         values: dict[str, Any] = {"state": state, "message": message}
         if detail is not None:
@@ -173,8 +180,16 @@ class StateStore:
     def save_plan(self, project: str, table: str, bounds: list[tuple[tuple | None, tuple | None]]) -> None:
         """Record a table's chunk boundaries once; a resumed load must reuse the same ones."""
         rows = [
-            {"project": project, "source_table": table, "chunk_no": i, "lower": encode_key(lo),
-             "upper": encode_key(hi), "state": "pending", "rows": 0, "updated_at": now()}
+            {
+                "project": project,
+                "source_table": table,
+                "chunk_no": i,
+                "lower": encode_key(lo),
+                "upper": encode_key(hi),
+                "state": "pending",
+                "rows": 0,
+                "updated_at": now(),
+            }
             for i, (lo, hi) in enumerate(bounds)
         ]
         with self.engine.begin() as conn:
@@ -184,16 +199,26 @@ class StateStore:
 
     def plan(self, project: str, table: str) -> list[dict]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(chunks).where(chunks.c.project == project, chunks.c.source_table == table)
-                                .order_by(chunks.c.chunk_no)).mappings().all()
+            rows = (
+                conn.execute(
+                    select(chunks)
+                    .where(chunks.c.project == project, chunks.c.source_table == table)
+                    .order_by(chunks.c.chunk_no)
+                )
+                .mappings()
+                .all()
+            )
         return [dict(r) | {"lower": decode_key(r["lower"]), "upper": decode_key(r["upper"])} for r in rows]
 
-    def mark_chunk(self, project: str, table: str, chunk_no: int, rows: int, snapshot: dict | None,
-                   seconds: float) -> None:
+    def mark_chunk(
+        self, project: str, table: str, chunk_no: int, rows: int, snapshot: dict | None, seconds: float
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(chunks).where(chunks.c.project == project, chunks.c.source_table == table,
-                                              chunks.c.chunk_no == chunk_no)
-                         .values(state="done", rows=rows, snapshot=snapshot, seconds=seconds, updated_at=now()))
+            conn.execute(
+                update(chunks)
+                .where(chunks.c.project == project, chunks.c.source_table == table, chunks.c.chunk_no == chunk_no)
+                .values(state="done", rows=rows, snapshot=snapshot, seconds=seconds, updated_at=now())
+            )
 
     def clear_chunks(self, project: str) -> None:
         with self.engine.begin() as conn:
@@ -202,24 +227,44 @@ class StateStore:
     def chunk_progress(self, project: str) -> pd.DataFrame:
         """Per table: chunks planned and done, rows copied."""
         done = func.sum((chunks.c.state == "done").cast(Integer))
-        query = (select(chunks.c.source_table.label("table"), func.count().label("chunks"),
-                        done.label("chunks_done"), func.sum(chunks.c.rows).label("rows_copied"))
-                 .where(chunks.c.project == project).group_by(chunks.c.source_table))
+        query = (
+            select(
+                chunks.c.source_table.label("table"),
+                func.count().label("chunks"),
+                done.label("chunks_done"),
+                func.sum(chunks.c.rows).label("rows_copied"),
+            )
+            .where(chunks.c.project == project)
+            .group_by(chunks.c.source_table)
+        )
         with self.engine.connect() as conn:
-            return pd.DataFrame(conn.execute(query).mappings().all(),
-                                columns=["table", "chunks", "chunks_done", "rows_copied"])
+            return pd.DataFrame(
+                conn.execute(query).mappings().all(), columns=["table", "chunks", "chunks_done", "rows_copied"]
+            )
 
     # metrics --------------------------------------------------------------------------------
     def add_metrics(self, project: str, stage: str, values: dict[str, float]) -> None:
         stamp = now()
         with self.engine.begin() as conn:
-            conn.execute(insert(metrics), [{"project": project, "ts": stamp, "stage": stage, "name": k,
-                                            "value": float(v)} for k, v in values.items()])
+            conn.execute(
+                insert(metrics),
+                [
+                    {"project": project, "ts": stamp, "stage": stage, "name": k, "value": float(v)}
+                    for k, v in values.items()
+                ],
+            )
 
     def metrics(self, project: str) -> pd.DataFrame:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(metrics.c.ts, metrics.c.stage, metrics.c.name, metrics.c.value)
-                                .where(metrics.c.project == project).order_by(metrics.c.id)).mappings().all()
+            rows = (
+                conn.execute(
+                    select(metrics.c.ts, metrics.c.stage, metrics.c.name, metrics.c.value)
+                    .where(metrics.c.project == project)
+                    .order_by(metrics.c.id)
+                )
+                .mappings()
+                .all()
+            )
         return pd.DataFrame(rows, columns=["ts", "stage", "name", "value"])
 
 
