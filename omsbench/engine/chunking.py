@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 
+from pymysql.converters import escape_item
+
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine.mapping import TableMap
@@ -25,11 +27,10 @@ def plan(session: Session, tm: TableMap, chunk_size: int) -> list[tuple[Bound, B
     table = f"{quote(tm.source.schema)}.{quote(tm.source.name)}"
     boundaries: list[tuple] = []
     while True:
-        where, params = key_range(key, boundaries[-1] if boundaries else None, None)
+        where = key_range(key, boundaries[-1] if boundaries else None, None)
         row = session.query(
             f"SELECT {cols} FROM {table}{' WHERE ' + where if where else ''} "
-            f"ORDER BY {cols} LIMIT 1 OFFSET {chunk_size - 1}",
-            params,
+            f"ORDER BY {cols} LIMIT 1 OFFSET {chunk_size - 1}"
         )
         if not row:
             break
@@ -38,24 +39,23 @@ def plan(session: Session, tm: TableMap, chunk_size: int) -> list[tuple[Bound, B
     return list(itertools.pairwise(edges))
 
 
-def _compare(key: list[str], values: tuple, strict: str, last: str) -> tuple[str, list]:
+def _compare(key: list[str], values: tuple, strict: str, last: str) -> str:
     """Lexicographic ``key <op> values`` spelled out, which every optimizer turns into a range."""
-    head, params = quote(key[0]), [values[0]]
+    head, value = quote(key[0]), escape_item(values[0], "utf8mb4")
     if len(key) == 1:
-        return f"{head} {last} %s", params
-    rest, rest_params = _compare(key[1:], values[1:], strict, last)
-    return f"({head} {strict} %s OR ({head} = %s AND {rest}))", [values[0], values[0], *rest_params]
+        return f"{head} {last} {value}"
+    return f"({head} {strict} {value} OR ({head} = {value} AND {_compare(key[1:], values[1:], strict, last)}))"
 
 
-def key_range(key: list[str], lower: Bound, upper: Bound) -> tuple[str, list]:
-    """SQL condition and parameters for ``lower < key <= upper`` (either side may be open)."""
-    parts, params = [], []
+def key_range(key: list[str], lower: Bound, upper: Bound) -> str:
+    """SQL condition for ``lower < key <= upper`` (either side may be open), values inlined.
+
+    Values are escaped into the text rather than passed as parameters, so that a ``%`` in an
+    identifier or a row filter is never taken for a placeholder.
+    """
+    parts = []
     if lower is not None:
-        sql, p = _compare(key, tuple(lower), ">", ">")
-        parts.append(sql)
-        params += p
+        parts.append(_compare(key, tuple(lower), ">", ">"))
     if upper is not None:
-        sql, p = _compare(key, tuple(upper), "<", "<=")
-        parts.append(sql)
-        params += p
-    return " AND ".join(parts), params
+        parts.append(_compare(key, tuple(upper), "<", "<="))
+    return " AND ".join(parts)

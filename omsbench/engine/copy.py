@@ -37,7 +37,6 @@ class ChunkJob:
     source_table: str
     chunk_no: int
     select_sql: str
-    params: tuple
     insert_prefix: bytes
     batch_bytes: int
     rows_per_second: float = 0.0
@@ -93,7 +92,7 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
     size = 0
     try:
         with source.cursor(unbuffered=True) as cur:
-            cur.execute(job.select_sql, job.params)
+            cur.execute(job.select_sql)
             for count, blob in cur.fetchall_unbuffered():
                 literals = blob.split(b"\0")
                 if len(literals) != count:

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from omsbench.endpoints.catalog import quote
-from omsbench.endpoints.connection import Endpoint, Session, connect
+from omsbench.endpoints.connection import Dsn, Endpoint, Session, connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import chunking
 from omsbench.engine.copy import CHECKPOINT_DDL, ChunkJob, ChunkResult, copy_chunk
@@ -48,7 +48,7 @@ class FullResult:
         return pd.DataFrame({"table": list(self.rows), "rows": list(self.rows.values())})
 
 
-def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, rows_per_group: int) -> tuple[str, tuple]:
+def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, rows_per_group: int) -> str:
     """Rows of one chunk as row literals, grouped on the server into NUL-separated blobs.
 
     One result row carries ``rows_per_group`` rows: the client parses a few large values instead
@@ -57,7 +57,7 @@ def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, rows_
     exactly, and the row count returned beside each blob proves nothing was truncated.
     """
     table = tm.source
-    where, params = chunking.key_range(table.key, lower, upper)
+    where = chunking.key_range(table.key, lower, upper)
     conditions = [c for c in (where, f"({tm.filter})" if tm.filter else "") if c]
     inner = (
         f"SELECT {row_literal(table.stored_columns)} AS l, ROW_NUMBER() OVER () AS rn"
@@ -65,7 +65,7 @@ def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, rows_
     )
     inner += " WHERE " + " AND ".join(conditions) if conditions else ""
     sql = f"SELECT COUNT(*), GROUP_CONCAT(l SEPARATOR 0x00) FROM ({inner}) AS chunk GROUP BY rn DIV {rows_per_group}"
-    return sql, tuple(params)
+    return sql
 
 
 def rows_per_group(tm: TableMap, batch_bytes: int) -> int:
@@ -156,33 +156,7 @@ def run(
             for tm in tables
             if not tm.source.key
         ]
-        jobs = []
-        for tm in tables:
-            key = tm.source.qualified
-            result.rows[key] = 0
-            for chunk in plans[key]:
-                if (key, chunk["chunk_no"]) in done:
-                    finished = done[(key, chunk["chunk_no"])]
-                    result.rows[key] += finished["rows"]
-                    result.chunks_skipped += 1
-                    if chunk["state"] != "done":
-                        state.mark_chunk(project, key, chunk["chunk_no"], finished["rows"], finished["snapshot"], 0)
-                    continue
-                sql, params = select_sql(tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes))
-                jobs.append(
-                    ChunkJob(
-                        project,
-                        source_dsn,
-                        target_dsn,
-                        key,
-                        chunk["chunk_no"],
-                        sql,
-                        params,
-                        insert_prefix(tm),
-                        options.batch_bytes,
-                        options.rows_per_second / options.parallelism,
-                    )
-                )
+        jobs = _pending_jobs(project, source_dsn, target_dsn, tables, plans, done, options, state, result)
     started = time.monotonic()
     try:
         _execute(
@@ -205,6 +179,47 @@ def run(
         {"start_position": start, "rows": result.rows, "seconds": result.seconds},
     )
     return result
+
+
+def _pending_jobs(
+    project: str,
+    source_dsn: Dsn,
+    target_dsn: Dsn,
+    tables: list[TableMap],
+    plans: dict[str, list[dict]],
+    done: dict[tuple[str, int], dict],
+    options: Options,
+    state: StateStore,
+    result: FullResult,
+) -> list[ChunkJob]:
+    """Jobs for the chunks the target has not recorded; recorded ones count as copied."""
+    jobs = []
+    for tm in tables:
+        key = tm.source.qualified
+        result.rows[key] = 0
+        for chunk in plans[key]:
+            finished = done.get((key, chunk["chunk_no"]))
+            if finished:
+                result.rows[key] += finished["rows"]
+                result.chunks_skipped += 1
+                if chunk["state"] != "done":
+                    state.mark_chunk(project, key, chunk["chunk_no"], finished["rows"], finished["snapshot"], 0)
+                continue
+            sql = select_sql(tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes))
+            jobs.append(
+                ChunkJob(
+                    project,
+                    source_dsn,
+                    target_dsn,
+                    key,
+                    chunk["chunk_no"],
+                    sql,
+                    insert_prefix(tm),
+                    options.batch_bytes,
+                    options.rows_per_second / options.parallelism,
+                )
+            )
+    return jobs
 
 
 def _check_existing_rows(target: Session, tables: list[TableMap], done: dict, options: Options) -> None:

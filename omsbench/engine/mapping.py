@@ -85,6 +85,7 @@ def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
 
     selection = Selection()
     renames = objects.rename
+    new_names = {tuple(split_name(key)): new for key, new in renames.tables.items()}
     for schema, name in sorted(catalog.tables):
         if chosen(schema, name):
             table = catalog.tables[(schema, name)]
@@ -94,16 +95,14 @@ def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
                 TableMap(
                     table,
                     target_schema,
-                    renames.tables.get(f"{schema}.{name}", name),
+                    new_names.get((schema, name), name),
                     {c.name: c.name for c in table.columns},
                 )
             )
     for (schema, name), view in sorted(catalog.views.items()):
         if chosen(schema, name):
             selection.schemas[schema] = renames.databases.get(schema, schema)
-            selection.views.append(
-                ViewMap(view, selection.schemas[schema], renames.tables.get(f"{schema}.{name}", name))
-            )
+            selection.views.append(ViewMap(view, selection.schemas[schema], new_names.get((schema, name), name)))
     selection.routines = [r for r in catalog.routines if r.schema in selection.schemas]
     _apply_renames(spec, selection)
     _apply_filters(spec, selection)

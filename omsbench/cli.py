@@ -1,0 +1,236 @@
+"""The omsbench command line: each command is a few lines over the engine.
+
+Exit codes: 0 ok, 1 differences or a failed check, 2 usage, configuration or connection error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import pandas as pd
+
+from omsbench.endpoints.connection import Endpoint
+from omsbench.engine import precheck as prechecks
+from omsbench.engine import spec as specs
+from omsbench.engine.project import Project
+from omsbench.engine.servers import MariaDB, SeekdbServer
+from omsbench.engine.workspace import Workspace
+from omsbench.exceptions import OmsError
+
+
+class _Group(click.Group):
+    """Turn omsbench errors into a message and the exit code they carry, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OmsError as err:
+            click.secho(f"error: {err}", fg="red", err=True)
+            sys.exit(err.exit_code)
+
+
+def _show(frame: pd.DataFrame) -> None:
+    with pd.option_context("display.max_rows", 500, "display.max_colwidth", 90, "display.width", 200):
+        click.echo(frame.to_string(index=False) if len(frame) else "(nothing)")
+
+
+@click.group(cls=_Group)
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False),
+    envvar="OMSBENCH_WORKSPACE",
+    help="Folder for state, specs, servers and reports (default ./.omsbench).",
+)
+@click.pass_context
+def main(ctx: click.Context, workspace: str | None) -> None:
+    """omsbench: migrate a live MySQL database into OceanBase and prove nothing was lost."""
+    ctx.obj = Workspace.at(workspace)
+
+
+def _project(ctx: click.Context, ref: str) -> Project:
+    return Project.load(ref, ctx.obj)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--source", required=True, help="mysql+pymysql://user@host:port/ (no password in the URL)")
+@click.option("--source-password-env", help="Environment variable holding the source password.")
+@click.option("--target", required=True, help="mysql+pymysql://user@host:port/ or seekdb:///data/dir")
+@click.option("--target-password-env", help="Environment variable holding the target password.")
+@click.option("--include", multiple=True, default=["*.*"], show_default=True, help="db.table pattern; repeatable.")
+@click.option("--exclude", multiple=True, help="db.table pattern; repeatable.")
+@click.pass_context
+def init(ctx, name, source, source_password_env, target, target_password_env, include, exclude) -> None:
+    """Write a project spec NAME.yaml into the workspace."""
+    try:
+        spec = specs.ProjectSpec(
+            name=name,
+            source=Endpoint(url=source, password_env=source_password_env),
+            target=Endpoint(url=target, password_env=target_password_env),
+            objects=specs.Objects(include=list(include), exclude=list(exclude)),
+        )
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from err
+    path = Project(spec, ctx.obj).save()
+    click.echo(f"wrote {path}; edit it, then run: omsbench precheck {name}")
+
+
+@main.command()
+@click.argument("project")
+@click.pass_context
+def precheck(ctx, project) -> None:
+    """Check that PROJECT (name or spec file) can run; exit 1 when a check fails."""
+    findings = _project(ctx, project).precheck()
+    _show(findings)
+    sys.exit(1 if prechecks.failed(findings) else 0)
+
+
+@main.command()
+@click.argument("project")
+@click.pass_context
+def schema(ctx, project) -> None:
+    """Translate and create the selected objects on the target; print the per-object report."""
+    _show(_project(ctx, project).migrate_schema())
+
+
+@main.command()
+@click.argument("project")
+@click.option("--restart", is_flag=True, help="Forget copied chunks and empty the target tables first.")
+@click.option("--parallelism", type=click.IntRange(1, 64), help="Override options.parallelism.")
+@click.option("--executor", type=click.Choice(["processes", "threads"]), help="Override options.executor.")
+@click.option("--no-precheck", is_flag=True, help="Skip the precheck (not recommended).")
+@click.pass_context
+def full(ctx, project, restart, parallelism, executor, no_precheck) -> None:
+    """Copy all rows (resumes where a killed run stopped), then create indexes and foreign keys."""
+    proj = _project(ctx, project)
+    overrides = {k: v for k, v in {"parallelism": parallelism, "executor": executor}.items() if v}
+    if overrides:
+        proj.spec = proj.spec.model_copy(update={"options": proj.spec.options.model_copy(update=overrides)})
+    if not no_precheck and not restart:
+        _require_sources(proj)
+    result = proj.full(restart=restart)
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    _show(result.frame())
+    click.echo(
+        f"{sum(result.rows.values())} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s); "
+        f"chunks copied {result.chunks_copied}, resumed past {result.chunks_skipped}; "
+        f"binlog start {result.start_position}"
+    )
+
+
+def _require_sources(project: Project) -> None:
+    findings = project.precheck()
+    blocking = findings[(findings.status == "fail") & (findings.check != "target rows")]
+    if len(blocking):
+        _show(blocking)
+        raise OmsError("precheck failed", fix="fix the findings above, or pass --no-precheck")
+
+
+@main.command()
+@click.argument("project")
+@click.pass_context
+def check(ctx, project) -> None:
+    """Row counts and checksums on both sides; exit 1 when any table differs."""
+    result = _project(ctx, project).check()
+    _show(result)
+    sys.exit(0 if result["equal"].all() else 1)
+
+
+@main.command()
+@click.argument("project", required=False)
+@click.pass_context
+def status(ctx, project) -> None:
+    """Steps and full-load progress of PROJECT, or the list of projects."""
+    if project is None:
+        _show(ctx.obj.state.projects())
+        return
+    for name, frame in _project(ctx, project).status().items():
+        click.secho(name, bold=True)
+        _show(frame)
+
+
+@main.command()
+@click.option("--rows", default=100_000, show_default=True, type=click.IntRange(100), help="Rows in the sample.")
+@click.option(
+    "--target",
+    "target_kind",
+    type=click.Choice(["embedded", "tcp"]),
+    default="embedded",
+    show_default=True,
+    help="Embedded seekdb, or seekdb as a TCP server.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.pass_context
+def demo(ctx, rows, target_kind, as_json) -> None:
+    """Start private servers, migrate a sample shop database, verify it and write a report."""
+    from omsbench.workbench import demo as demos
+
+    summary = demos.run(ctx.obj, rows=rows, target=target_kind, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+    else:
+        _show(pd.DataFrame([{"table": t, **v} for t, v in summary["tables"].items()]))
+        verdict = "VERIFIED: source and target are equal" if summary["equal"] else "DIFFERENCES FOUND"
+        click.echo(f"{verdict}\nreport: {summary['report']}\nstop the servers with: omsbench servers stop")
+    sys.exit(0 if summary["equal"] else 1)
+
+
+@main.group()
+def servers() -> None:
+    """The private MariaDB source and seekdb TCP target of this workspace."""
+
+
+def _servers(ctx: click.Context) -> list:
+    workspace: Workspace = ctx.obj
+    return [MariaDB(workspace.folder("servers", "mariadb")), SeekdbServer(workspace.folder("servers", "seekdb"))]
+
+
+@servers.command("start")
+@click.option("--target", "with_target", is_flag=True, help="Also start seekdb as a TCP server.")
+@click.pass_context
+def servers_start(ctx, with_target) -> None:
+    """Start (or reuse) the private servers."""
+    chosen = _servers(ctx) if with_target else _servers(ctx)[:1]
+    _show(pd.DataFrame([s.start().__dict__ for s in chosen]))
+
+
+@servers.command("status")
+@click.pass_context
+def servers_status(ctx) -> None:
+    """Show which private servers run, with their URLs."""
+    _show(pd.DataFrame([s.status().__dict__ for s in _servers(ctx)]))
+
+
+@servers.command("stop")
+@click.pass_context
+def servers_stop(ctx) -> None:
+    """Stop the private servers."""
+    for server in _servers(ctx):
+        server.stop()
+    _show(pd.DataFrame([s.status().__dict__ for s in _servers(ctx)]))
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks, each run side by side with its baseline."""
+
+
+@bench.command("full")
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000))
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def bench_full(ctx, rows, threads, as_json) -> None:
+    """omsbench full load vs mysqldump|mysql vs mydumper|myloader into fresh seekdb databases."""
+    from omsbench.engine.bench import full as bench_full_mod
+
+    result = bench_full_mod.run(ctx.obj, rows=rows, threads=threads, progress=not as_json)
+    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Self-contained HTML reports (Jinja template in templates/) with a JSON twin beside them.
+
+The HTML carries its own style and no script, so it opens offline and can be mailed to
+someone without Jupyter.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def templates_dir() -> Path:
+    """templates/ at the repository root, or inside the package when installed from a wheel."""
+    for candidate in (_PACKAGE.parent / "templates", _PACKAGE / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("omsbench templates folder not found; reinstall omsbench")
+
+
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(templates_dir()), autoescape=select_autoescape(["html", "j2"]))
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, classes="grid", na_rep="", escape=True)
+
+
+def write(path: Path, title: str, summary: dict, sections: dict[str, pd.DataFrame], verdict: bool) -> Path:
+    """Write ``path`` (.html) and its .json twin; return the HTML path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    html = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title,
+            created=created,
+            verdict=verdict,
+            summary=summary,
+            sections={name: _table(frame) for name, frame in sections.items()},
+        )
+    )
+    path.write_text(html, encoding="utf-8")
+    twin = {
+        "title": title,
+        "created": created,
+        "verdict": verdict,
+        "summary": summary,
+        "sections": {name: frame.to_dict("records") for name, frame in sections.items()},
+    }
+    path.with_suffix(".json").write_text(json.dumps(twin, indent=2, default=str), encoding="utf-8")
+    return path

@@ -1,0 +1,92 @@
+"""Fixtures: one private MariaDB, one embedded seekdb and one seekdb TCP server per test session.
+
+Every test talks to these real servers over real connections; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from omsbench.endpoints.connection import Endpoint, Session, connect
+from omsbench.engine import spec as specs
+from omsbench.engine.project import Project
+from omsbench.engine.servers import MariaDB, SeekdbServer
+from omsbench.engine.workspace import Workspace
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def servers_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def mariadb(servers_root):
+    server = MariaDB(servers_root / "mariadb", server_id=7)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def source(mariadb) -> Endpoint:
+    return mariadb.endpoint()
+
+
+@pytest.fixture(scope="session")
+def target(servers_root) -> Endpoint:
+    """The embedded seekdb, opened once by the test process."""
+    return Endpoint(url=f"seekdb:///{servers_root / 'seekdb-embedded'}")
+
+
+@pytest.fixture(scope="session")
+def seekdb_tcp(servers_root):
+    server = SeekdbServer(servers_root / "seekdb-tcp")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def src(source) -> Session:
+    with connect(source.dsn()) as session:
+        yield session
+
+
+@pytest.fixture
+def dst(target) -> Session:
+    with connect(target.dsn()) as session:
+        yield session
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Workspace:
+    return Workspace.at(tmp_path / "ws")
+
+
+@pytest.fixture
+def unique():
+    """A fresh name per call, so tests never share databases."""
+    return lambda prefix="t": f"{prefix}{next(_names)}"
+
+
+def make_project(workspace: Workspace, source: Endpoint, target: Endpoint, **sections) -> Project:
+    data = {
+        "name": sections.pop("name", "p"),
+        "source": source.model_dump(exclude_none=True),
+        "target": target.model_dump(exclude_none=True),
+        **sections,
+    }
+    data.setdefault("options", {}).setdefault("parallelism", 2)
+    data["options"].setdefault("executor", "threads")
+    project = Project(specs.parse(data), workspace)
+    project.save()
+    return project
+
+
+def rows_of(session: Session, table: str, order: str) -> list[tuple]:
+    return session.query(f"SELECT * FROM {table} ORDER BY {order}")

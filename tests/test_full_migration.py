@@ -1,0 +1,78 @@
+"""Schema + full load of the sample database: every type round-trips, keys of every kind, report."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_project
+from helpers import assert_same_tables, exact_rows
+
+from omsbench.engine import sampledb
+from omsbench.exceptions import CopyError
+
+
+@pytest.fixture
+def shop(src, unique):
+    name = unique("shop")
+    sampledb.create(src, rows=3000, database=name)
+    return name
+
+
+def test_sample_database_round_trips_exactly(workspace, source, target, src, dst, shop):
+    project = make_project(workspace, source, target, objects={"include": [f"{shop}.*"]}, options={"chunk_size": 500})
+    project.require_precheck()
+    report = project.migrate_schema()
+    result = project.full(progress=False)
+
+    tables = sorted(t for (s, t) in _tables(src, shop))
+    assert sorted(k.split(".", 1)[1] for k in result.rows) == tables
+    assert_same_tables(src, dst, [(shop, t, shop, t) for t in tables])
+    assert project.check()["equal"].all()
+    # type_zoo holds the extremes: 4-byte characters, zero-length binary, NULL in every column
+    zoo = exact_rows(dst, shop, "type_zoo")
+    assert any(r[0] == 3 and all(v is None for v in r[1:]) for r in zoo)
+    assert any("😀𝄞" in (r[20] or "") for r in zoo)
+
+    by_source = report.set_index("source")
+    assert by_source.loc[f"{shop}.legacy_notes", "status"] == "changed"
+    assert "latin1" in by_source.loc[f"{shop}.legacy_notes", "detail"]
+    assert by_source.loc[f"{shop}.orders_note", "status"] == "skipped"
+    assert by_source.loc[f"{shop}.customer_totals", "status"] == "migrated"
+    assert "no primary or unique key" in by_source.loc[f"{shop}.audit_log", "detail"]
+    # secondary indexes and foreign keys exist after the load
+    fks = dst.query(
+        "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", (shop,)
+    )
+    assert {r[0] for r in fks} == {"fk_orders_customer", "fk_items_order", "fk_items_product"}
+    view_rows = dst.query(f"SELECT COUNT(*), SUM(orders) FROM `{shop}`.customer_totals")
+    assert view_rows == src.query(f"SELECT COUNT(*), SUM(orders) FROM `{shop}`.customer_totals")
+    # AUTO_INCREMENT carried: the next insert on the target does not collide
+    next_id = src.scalar(
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME='orders'", (shop,)
+    )
+    dst.execute(f"INSERT INTO `{shop}`.orders (customer_id) VALUES (1)")
+    assert dst.scalar(f"SELECT MAX(id) FROM `{shop}`.orders") >= next_id
+
+
+def _tables(session, schema):
+    return session.query(
+        "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
+        " WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'",
+        (schema,),
+    )
+
+
+def test_existing_rows_on_target_are_refused_then_truncated(workspace, source, target, src, dst, shop):
+    project = make_project(workspace, source, target, objects={"include": [f"{shop}.products"]})
+    project.migrate_schema()
+    dst.execute(f"INSERT INTO `{shop}`.products (sku, title, price) VALUES ('ZZZ', 'stray', 1)")
+    findings = project.precheck()
+    assert "fail" in set(findings[findings.check == "target rows"].status)
+    with pytest.raises(CopyError, match="already holds rows"):
+        project.full(progress=False)
+    assert dst.scalar(f"SELECT COUNT(*) FROM `{shop}`.products") == 1  # untouched
+
+    truncating = make_project(
+        workspace, source, target, objects={"include": [f"{shop}.products"]}, options={"on_existing_rows": "truncate"}
+    )
+    truncating.full(progress=False)
+    assert_same_tables(src, dst, [(shop, "products", shop, "products")])
