@@ -8,6 +8,7 @@ reports. ``Dsn`` is the resolved, picklable form handed to worker processes.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -90,6 +91,14 @@ class Endpoint(BaseModel):
             password_file=self.password_file,
             ssl=self.ssl,
         )
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask(text: str) -> str:
+    """Hide any password written into a URL, for messages that echo user input."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
 
 
 def _parse(url: str):

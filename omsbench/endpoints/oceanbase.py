@@ -44,21 +44,43 @@ def _open(db_dir: str) -> object:
         raise ServerError("pylibseekdb is not installed", fix="pip install pylibseekdb") from err
     Path(db_dir).mkdir(parents=True, exist_ok=True)
     try:
-        return pylibseekdb.open(db_dir=db_dir)
+        instance = pylibseekdb.open(db_dir=db_dir)
     except Exception as err:
         raise ServerError(
             f"cannot open the embedded seekdb in {db_dir}: {err}",
             fix="another process may hold this directory open (an embedded seekdb serves one "
-            "process); stop it, or run seekdb as a TCP server with `omsbench servers start --target tcp`",
+            "process); stop it, or run seekdb as a TCP server with `omsbench servers start --target`",
         ) from err
+    _tune(instance)
+    return instance
 
 
-def close_embedded() -> None:
-    """Stop every embedded instance this process opened (seekdb flushes its redo on close)."""
+# The embedded instance is omsbench's own: at INFO it logs hundreds of MB a minute under load,
+# it throttles writes once 60% of a 2 GB redo disk is used, and 1 GB of memory forces early
+# freezes. Measured on a 1M-row load these settings make it markedly faster.
+EMBEDDED_PARAMETERS = {"syslog_level": "WARN", "log_disk_size": "8G", "memory_budget": "4G"}
+
+
+def _tune(instance: object) -> None:
+    import pymysql
+
+    conn = pymysql.connect(**instance.connection_options(), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for name, value in EMBEDDED_PARAMETERS.items():
+                cur.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    finally:
+        conn.close()
+
+
+def close_embedded(db_dir: str | Path | None = None) -> None:
+    """Stop the embedded instance of ``db_dir``, or every one this process opened."""
     with _lock:
-        for instance in _instances.values():
-            instance.close()
-        _instances.clear()
+        keys = list(_instances) if db_dir is None else [str(Path(db_dir).resolve())]
+        for key in keys:
+            instance = _instances.pop(key, None)
+            if instance is not None:
+                instance.close()
 
 
 atexit.register(close_embedded)

@@ -107,6 +107,7 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
                     _throttle(job, rows, started)
                     batch, size = [], 0
         rows += _flush(target, job, batch)
+        _throttle(job, rows, started)
         snapshot = position.as_dict() if position else None
         target.execute(
             "INSERT INTO `omsbench`.`full_chunks` (project, source_table, chunk_no, row_count, snapshot_file,"

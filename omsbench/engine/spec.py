@@ -13,7 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from omsbench.endpoints.connection import Endpoint
+from omsbench.endpoints.connection import Endpoint, mask
 from omsbench.exceptions import SpecError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -45,9 +45,10 @@ class Options(_Strict):
     parallelism: int = Field(4, ge=1, le=64)
     chunk_size: int = Field(20_000, ge=100, le=10_000_000)
     rows_per_second: int = Field(0, ge=0, description="throttle for the full load; 0 = unlimited")
-    batch_bytes: int = Field(2 << 20, ge=64 << 10, le=12 << 20, description="bytes per INSERT (seekdb packet: 16 MB)")
+    batch_bytes: int = Field(512 << 10, ge=64 << 10, le=12 << 20, description="bytes per INSERT (seekdb packet: 16 MB)")
     on_existing_rows: Literal["refuse", "truncate", "append"] = "refuse"
-    executor: Literal["processes", "threads"] = "processes"
+    executor: Literal["threads", "processes"] = "threads"
+    """Threads by default: the copy loop only moves bytes, so the GIL costs less than starting processes."""
 
 
 class ProjectSpec(_Strict):
@@ -109,7 +110,7 @@ def _describe(err: ValidationError) -> str:
             lines.append(f"  - {where}: required field is missing")
         else:
             got = problem.get("input")
-            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            shown = "" if isinstance(got, dict | list) else f" (got {mask(repr(got))})"
             lines.append(f"  - {where}: {problem['msg']}{shown}")
     return "\n".join(lines)
 

@@ -1,0 +1,242 @@
+"""``omsbench bench full``: omsbench's full migration vs mysqldump|mysql vs mydumper|myloader.
+
+All three load the same sysbench tables from the workspace's MariaDB, one after the other on
+the same machine with the same thread count, each into a fresh embedded seekdb (the default
+target) that all three reach through its unix socket; a fresh instance per tool, so that one
+load's background compaction cannot slow the next. Each load is checked for its row count,
+omsbench's also by checksums.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from omsbench.endpoints import oceanbase
+from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.engine import spec as specs
+from omsbench.engine.project import Project
+from omsbench.engine.servers import MariaDB, ensure_programs, find_program
+from omsbench.engine.workspace import Workspace
+from omsbench.exceptions import OmsError
+
+SOURCE_DB = "sbbench"
+TABLES = 4
+
+
+def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True) -> dict:
+    ensure_programs(
+        {
+            "sysbench": "sysbench",
+            "mydumper": "mydumper",
+            "myloader": "mydumper",
+            "mysqldump": "mariadb-client",
+            "mysql": "mariadb-client",
+        }
+    )
+    source_server = MariaDB(workspace.folder("servers", "mariadb"))
+    source_server.start()
+    _prepare_sysbench(source_server, rows)
+    defaults = _defaults_file(source_server)
+    loads = {
+        "omsbench": lambda target: _omsbench(workspace, source_server, target, rows, threads, progress),
+        "mysqldump": lambda target: _mysqldump(source_server, target, rows, defaults),
+        "mydumper": lambda target: _mydumper(source_server, target, rows, threads, defaults),
+    }
+    results = {}
+    try:
+        for name, load in loads.items():
+            results[name] = _on_fresh_seekdb(workspace, load)
+    finally:
+        os.unlink(defaults)
+    rate = {name: r["rows_per_second"] for name, r in results.items()}
+    return {
+        "rows": rows,
+        "threads": threads,
+        "tables": TABLES,
+        **{f"{name}_rows_per_second": round(value) for name, value in rate.items()},
+        "ratio_vs_mydumper": round(rate["omsbench"] / rate["mydumper"], 3),
+        "ratio_vs_mysqldump": round(rate["omsbench"] / rate["mysqldump"], 3),
+        "omsbench_peak_rss_mb": results["omsbench"]["peak_rss_mb"],
+        "details": results,
+    }
+
+
+def _on_fresh_seekdb(workspace: Workspace, load):
+    folder = Path(tempfile.mkdtemp(prefix="seekdb-", dir=workspace.folder("bench")))
+    try:
+        return load(Endpoint(url=f"seekdb:///{folder}"))
+    finally:
+        oceanbase.close_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _prepare_sysbench(server: MariaDB, rows: int) -> None:
+    """sysbench's own tables (id, k, c, pad with index k_1); rebuilt only when the size changed."""
+    per_table = rows // TABLES
+    with connect(server.endpoint().dsn()) as session:
+        counts = session.query("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (SOURCE_DB,))
+        exact = [session.scalar(f"SELECT COUNT(*) FROM {SOURCE_DB}.sbtest{i}") for i in range(1, len(counts) + 1)]
+        if len(counts) == TABLES and all(c == per_table for c in exact):
+            return
+        session.execute(f"DROP DATABASE IF EXISTS {SOURCE_DB}")
+        session.execute(f"CREATE DATABASE {SOURCE_DB}")
+    _run(
+        [
+            find_program("sysbench"),
+            "oltp_common",
+            "--db-driver=mysql",
+            f"--mysql-socket={server.socket}",
+            "--mysql-user=root",
+            f"--mysql-db={SOURCE_DB}",
+            f"--tables={TABLES}",
+            f"--table-size={per_table}",
+            "--threads=2",
+            "prepare",
+        ]
+    )
+
+
+def _defaults_file(server: MariaDB) -> str:
+    """Client options for the baselines: the password stays out of argv and the process list."""
+    fd, path = tempfile.mkstemp(prefix="omsbench-bench-", suffix=".cnf")
+    with os.fdopen(fd, "w") as out:
+        out.write(
+            f"[client]\nuser={server.user}\npassword={server.password_file.read_text().strip()}\n"
+            f"host=127.0.0.1\nport={server.port}\n"
+        )
+    return path
+
+
+def _count(target: Endpoint, database: str) -> int:
+    with connect(target.dsn()) as session:
+        return sum(session.scalar(f"SELECT COUNT(*) FROM {database}.sbtest{i}") for i in range(1, TABLES + 1))
+
+
+def _result(seconds: float, rows: int, loaded: int, **extra) -> dict:
+    if loaded != rows:
+        raise OmsError(f"benchmark load incomplete: {loaded} of {rows} rows", fix="read the tool's output above")
+    return {"seconds": round(seconds, 2), "rows_per_second": rows / seconds, "rows_loaded": loaded, **extra}
+
+
+def _omsbench(workspace: Workspace, source: MariaDB, target: Endpoint, rows: int, threads: int, progress: bool) -> dict:
+    database = "bench_omsbench"
+    spec = specs.ProjectSpec(
+        name="bench-full",
+        source=source.endpoint(),
+        target=target,
+        objects=specs.Objects(include=[f"{SOURCE_DB}.*"], rename=specs.Renames(databases={SOURCE_DB: database})),
+        options=specs.Options(parallelism=threads),
+    )
+    project = Project(spec, workspace)
+    project.save()
+    project.state.clear_chunks(spec.name)
+    project.state.set_step(spec.name, "full", "pending", "benchmark")
+    started = time.monotonic()
+    project.migrate_schema()
+    schema_done = time.monotonic()
+    copy = project.full(progress=progress)
+    seconds = time.monotonic() - started
+    equal = bool(project.check()["equal"].all())
+    peak_kb = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    return _result(
+        seconds,
+        rows,
+        _count(target, database),
+        equal=equal,
+        peak_rss_mb=round(peak_kb / 1024, 1),
+        schema_seconds=round(schema_done - started, 2),
+        copy_seconds=round(copy.seconds, 2),
+        post_load_seconds=round(seconds - (schema_done - started) - copy.seconds, 2),
+    )
+
+
+def _mysqldump(source: MariaDB, target: Endpoint, rows: int, defaults: str) -> dict:
+    database = "bench_mysqldump"
+    with connect(target.dsn()) as session:
+        session.execute(f"CREATE DATABASE {database}")
+    started = time.monotonic()
+    dump = subprocess.Popen(
+        [
+            find_program("mysqldump"),
+            f"--defaults-file={defaults}",
+            "--single-transaction",
+            "--skip-lock-tables",
+            SOURCE_DB,
+        ],
+        stdout=subprocess.PIPE,
+    )
+    load = subprocess.run(
+        [find_program("mysql"), "--no-defaults", f"--socket={target.dsn().unix_socket}", "-uroot", database],
+        stdin=dump.stdout,
+        capture_output=True,
+        text=True,
+    )
+    dump.stdout.close()
+    if dump.wait() or load.returncode:
+        raise OmsError(f"mysqldump | mysql failed: {load.stderr.strip()[-300:]}", fix="run it by hand to see why")
+    return _result(time.monotonic() - started, rows, _count(target, database))
+
+
+def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaults: str) -> dict:
+    database = "bench_mydumper"
+    folder = Path(tempfile.mkdtemp(prefix="omsbench-mydumper-"))
+    try:
+        started = time.monotonic()
+        _run(
+            [
+                find_program("mydumper"),
+                f"--defaults-file={defaults}",
+                "-B",
+                SOURCE_DB,
+                "-t",
+                str(threads),
+                "-o",
+                str(folder),
+                "--trx-consistency-only",
+            ]
+        )
+        dumped = time.monotonic()
+        _run(
+            [
+                find_program("myloader"),
+                "-S",
+                target.dsn().unix_socket,
+                "-u",
+                "root",
+                "-d",
+                str(folder),
+                "-t",
+                str(threads),
+                "-B",
+                database,
+                "-s",
+                SOURCE_DB,
+            ]
+        )
+        seconds = time.monotonic() - started
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return _result(
+        seconds,
+        rows,
+        _count(target, database),
+        dump_seconds=round(dumped - started, 2),
+        load_seconds=round(seconds - (dumped - started), 2),
+    )
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise OmsError(
+            f"`{Path(cmd[0]).name}` failed: {(done.stderr or done.stdout).strip()[-400:]}",
+            fix="run the command by hand to see why",
+        )

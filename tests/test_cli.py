@@ -1,0 +1,119 @@
+"""The command line as a user meets it: exit codes, clear errors, the demo end to end, no leaked secrets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def omsbench(workspace: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "omsbench.cli", "-w", str(workspace), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+def _spec(tmp_path: Path, data: dict) -> str:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": "x", "source": {"url": "mysql+pymysql://u@h:1/"}}, "target: required field is missing"),
+        (
+            {"name": "x", "source": {"url": "mysql+pymysql://u@h/"}, "target": {"url": "seekdb:///d"}, "colour": 1},
+            "colour: unknown key; allowed keys here: name, source, target, objects, options",
+        ),
+        (
+            {
+                "name": "x",
+                "source": {"url": "mysql+pymysql://u@h/"},
+                "target": {"url": "seekdb:///d"},
+                "options": {"parallelism": "many"},
+            },
+            "options.parallelism",
+        ),
+        (
+            {"name": "x", "source": {"url": "mysql+pymysql://u:secret@h/"}, "target": {"url": "seekdb:///d"}},
+            "the URL holds a password",
+        ),
+        ({"name": "bad name!", "source": {"url": "mysql+pymysql://u@h/"}, "target": {"url": "x"}}, "name"),
+        (
+            {
+                "name": "x",
+                "source": {"url": "postgresql://u@h/"},
+                "target": {"url": "seekdb:///d"},
+            },
+            "unsupported scheme",
+        ),
+    ],
+)
+def test_malformed_spec_names_the_field(tmp_path, data, message):
+    done = omsbench(tmp_path / "ws", "precheck", _spec(tmp_path, data))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "secret" not in done.stderr + done.stdout
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed")
+    done = omsbench(tmp_path / "ws", "precheck", str(path))
+    assert done.returncode == 2 and "not valid YAML" in done.stderr
+    done = omsbench(tmp_path / "ws", "precheck", "nosuch-project")
+    assert done.returncode == 2 and "no project named 'nosuch-project'" in done.stderr
+
+
+def test_wrong_password_and_unset_variable(tmp_path, source, target):
+    data = {"name": "creds", "source": {"url": source.url, "password_env": "OMS_TEST_PW"}, "target": {"url": "x"}}
+    data["target"] = {"url": f"seekdb:///{tmp_path / 'sdb'}"}
+    spec = _spec(tmp_path, data)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMS_TEST_PW"}
+    done = omsbench(tmp_path / "ws", "schema", spec, env=env)
+    assert done.returncode == 2 and "OMS_TEST_PW" in done.stderr and "is not set" in done.stderr
+    done = omsbench(tmp_path / "ws", "schema", spec, env={**env, "OMS_TEST_PW": "wrong-password-123"})
+    assert done.returncode == 2 and "Access denied" in done.stderr and "check the user name" in done.stderr
+    assert "wrong-password-123" not in done.stderr + done.stdout
+    findings = omsbench(tmp_path / "ws", "precheck", spec, env={**env, "OMS_TEST_PW": "wrong-password-123"})
+    assert findings.returncode == 1 and "fail" in findings.stdout
+
+
+def test_demo_end_to_end(tmp_path):
+    workspace = tmp_path / "demo-ws"
+    done = omsbench(workspace, "demo", "--rows", "3000", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["equal"] is True
+    assert summary["workspace"] == str(workspace.resolve())
+    assert summary["source"].startswith("mysql+pymysql://omsbench@127.0.0.1:")
+    assert summary["target"].startswith("seekdb:///")
+    assert len(summary["tables"]) == 7
+    assert all(t["source_rows"] == t["target_rows"] > 0 for t in summary["tables"].values())
+    html = Path(summary["report"]).read_text()
+    assert "VERIFIED" in html and "<script" not in html and "http://" not in html and "https://" not in html
+    assert Path(summary["report"]).with_suffix(".json").exists()
+
+    status = omsbench(workspace, "servers", "status")
+    assert "mariadb" in status.stdout and "True" in status.stdout
+    project = omsbench(workspace, "status", "demo")
+    assert "full" in project.stdout and "done" in project.stdout
+
+    password = (workspace / "servers" / "mariadb" / "password").read_text().strip()
+    for path in workspace.rglob("*"):
+        if path.is_file() and "data" not in path.relative_to(workspace).parts and path.name != "password":
+            assert password.encode() not in path.read_bytes(), f"the password leaked into {path}"
+
+    stopped = omsbench(workspace, "servers", "stop")
+    assert stopped.returncode == 0 and "True" not in stopped.stdout
