@@ -40,7 +40,7 @@ def source(mariadb) -> Endpoint:
 @pytest.fixture(scope="session")
 def target(servers_root) -> Endpoint:
     """The embedded seekdb, opened once by the test process."""
-    return Endpoint(url=f"seekdb:///{servers_root / 'seekdb-embedded'}")
+    return Endpoint(url=f"seekdb://{servers_root / 'seekdb-embedded'}")
 
 
 @pytest.fixture(scope="session")

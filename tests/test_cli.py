@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,10 +78,13 @@ def test_not_yaml_and_missing_file(tmp_path):
 
 
 def test_wrong_password_and_unset_variable(tmp_path, source, target):
-    data = {"name": "creds", "source": {"url": source.url, "password_env": "OMS_TEST_PW"}, "target": {"url": "x"}}
-    data["target"] = {"url": f"seekdb:///{tmp_path / 'sdb'}"}
+    data = {
+        "name": "creds",
+        "source": {"url": source.url, "password_env": "OMS_TEST_PW"},
+        "target": {"url": f"seekdb://{tmp_path / 'sdb'}"},
+    }
     spec = _spec(tmp_path, data)
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OMS_TEST_PW"}
+    env = {k: v for k, v in os.environ.items() if k != "OMS_TEST_PW"}
     done = omsbench(tmp_path / "ws", "schema", spec, env=env)
     assert done.returncode == 2 and "OMS_TEST_PW" in done.stderr and "is not set" in done.stderr
     done = omsbench(tmp_path / "ws", "schema", spec, env={**env, "OMS_TEST_PW": "wrong-password-123"})

@@ -22,7 +22,7 @@ def target_endpoint(workspace: Workspace, kind: str) -> Endpoint:
         server = SeekdbServer(workspace.folder("servers", "seekdb"))
         server.start()
         return server.endpoint()
-    return Endpoint(url=f"seekdb:///{workspace.folder('seekdb')}")
+    return Endpoint(url=f"seekdb://{workspace.folder('seekdb')}")
 
 
 def run(workspace: Workspace, rows: int = 100_000, target: str = "embedded", progress: bool = True) -> dict:

@@ -70,7 +70,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
 def _on_fresh_seekdb(workspace: Workspace, load):
     folder = Path(tempfile.mkdtemp(prefix="seekdb-", dir=workspace.folder("bench")))
     try:
-        return load(Endpoint(url=f"seekdb:///{folder}"))
+        return load(Endpoint(url=f"seekdb://{folder}"))
     finally:
         oceanbase.close_embedded(folder)
         shutil.rmtree(folder, ignore_errors=True)
