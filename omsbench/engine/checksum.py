@@ -17,7 +17,9 @@ from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quot
 from omsbench.endpoints.connection import Session
 from omsbench.engine.mapping import TableMap
 
-_TEXT = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"})
+_TEXT = frozenset(
+    {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json", "uuid", "inet6", "inet4"}
+)
 
 
 def canonical(column: Column, name: str) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 from omsbench.endpoints import mysql
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect
 from omsbench.engine.mapping import Selection, TableMap
+from omsbench.engine.schema import CARRIED_TYPES, TYPE_REPLACEMENTS
 from omsbench.engine.spec import ProjectSpec
 from omsbench.exceptions import OmsError
 
@@ -126,8 +127,38 @@ def source_privileges(session: Session, selection: Selection) -> list[Finding]:
     return findings
 
 
-def source_tables(selection: Selection) -> list[Finding]:
+def column_types(selection: Selection) -> list[Finding]:
+    """Every column's type either moves as it is, is converted (warn), or cannot be carried (fail)."""
     findings = []
+    for tm in selection.tables:
+        for column in tm.source.columns:
+            where = f"{tm.source.qualified}.{column.name}"
+            kind = column.data_type
+            if kind in TYPE_REPLACEMENTS:
+                findings.append(
+                    Finding(
+                        "type",
+                        where,
+                        WARN,
+                        f"{kind} becomes {TYPE_REPLACEMENTS[kind]} on OceanBase",
+                        "values keep their text form; change the application's type if it reads it",
+                    )
+                )
+            elif kind not in CARRIED_TYPES:
+                findings.append(
+                    Finding(
+                        "type",
+                        where,
+                        FAIL,
+                        f"type {column.column_type} cannot be carried to OceanBase",
+                        "exclude the table in objects.exclude or change the column's type",
+                    )
+                )
+    return findings
+
+
+def source_tables(selection: Selection) -> list[Finding]:
+    findings = column_types(selection)
     for tm in selection.tables:
         if not tm.source.key:
             findings.append(

@@ -20,12 +20,47 @@ import pymysql
 import sqlglot
 from sqlglot import exp
 
-from omsbench.endpoints.catalog import BINARY_TYPES, Column, quote
+from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine.mapping import Selection, TableMap, ViewMap
 
 # MariaDB types that OceanBase lacks, with the type that keeps their text form.
-_TYPE_REPLACEMENTS = {"uuid": "char(36)", "inet6": "varchar(39)", "inet4": "varchar(15)"}
+TYPE_REPLACEMENTS = {"uuid": "char(36)", "inet6": "varchar(39)", "inet4": "varchar(15)"}
+# Types that move as they are (the full load renders each exactly, see literals.py).
+CARRIED_TYPES = (
+    frozenset(
+        {
+            "tinyint",
+            "smallint",
+            "mediumint",
+            "int",
+            "integer",
+            "bigint",
+            "decimal",
+            "numeric",
+            "float",
+            "double",
+            "real",
+            "bit",
+            "date",
+            "time",
+            "datetime",
+            "timestamp",
+            "year",
+            "char",
+            "varchar",
+            "tinytext",
+            "text",
+            "mediumtext",
+            "longtext",
+            "json",
+            "enum",
+            "set",
+        }
+    )
+    | BINARY_TYPES
+    | SPATIAL_TYPES
+)
 _TRANSACTIONAL_ENGINES = {None, "innodb", "xtradb"}
 # Duplicate key name, duplicate key (a foreign key), duplicate foreign key / check constraint name.
 _ALREADY_THERE = {1061, 1022, 1826, 3822}
@@ -96,8 +131,8 @@ def _literal(text: str) -> str:
 def column_sql(column: Column, name: str, collations: Collations, renames: dict[str, str], notes: list[str]) -> str:
     type_sql = column.column_type
     base = column.data_type
-    if base in _TYPE_REPLACEMENTS:
-        type_sql = _TYPE_REPLACEMENTS[base]
+    if base in TYPE_REPLACEMENTS:
+        type_sql = TYPE_REPLACEMENTS[base]
         notes.append(f"column {column.name}: {base} -> {type_sql} (OceanBase has no {base} type; text form kept)")
     elif base == "year":
         type_sql = "year"

@@ -1,0 +1,95 @@
+"""Schema migration of the objects that need translating, and what the report says about each."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_project
+from helpers import exact_rows
+
+from omsbench.endpoints.catalog import Column, Table
+from omsbench.engine import precheck
+from omsbench.engine.mapping import Selection, TableMap
+
+
+@pytest.fixture
+def objects_db(src, unique):
+    db = unique("objs")
+    src.execute(f"CREATE DATABASE `{db}`")
+    src.execute(f"USE `{db}`")
+    src.execute(
+        "CREATE TABLE events (id INT NOT NULL, yr SMALLINT NOT NULL, what VARCHAR(20), PRIMARY KEY (id, yr))"
+        " PARTITION BY RANGE (yr) (PARTITION p2022 VALUES LESS THAN (2023), PARTITION p2023 VALUES LESS THAN (2024),"
+        " PARTITION pmax VALUES LESS THAN MAXVALUE)"
+    )
+    src.execute(
+        "CREATE TABLE people (id INT PRIMARY KEY COMMENT 'the key', first VARCHAR(20) NOT NULL DEFAULT 'x',"
+        " last VARCHAR(20), full_name VARCHAR(41) AS (CONCAT(first, ' ', last)) VIRTUAL, token UUID,"
+        " ip INET6 DEFAULT '::1') COMMENT='who is who'"
+    )
+    src.execute("CREATE TABLE legacy (id INT PRIMARY KEY, v INT) ENGINE=MyISAM")
+    src.execute("CREATE PROCEDURE bump() UPDATE legacy SET v = v + 1")
+    src.execute("CREATE FUNCTION twice(x INT) RETURNS INT DETERMINISTIC RETURN 2 * x")
+    src.execute("CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM legacy WHERE v > 100")
+    src.execute("INSERT INTO events VALUES (1, 2022, 'a'), (2, 2023, 'b'), (3, 2030, NULL)")
+    src.execute(
+        "INSERT INTO people (id, first, last, token, ip) VALUES (1, 'Ada', 'Lovelace',"
+        " '123e4567-e89b-12d3-a456-426655440000', '2001:db8::ff00:42:8329'), (2, 'Alan', NULL, NULL, NULL)"
+    )
+    src.execute("INSERT INTO legacy VALUES (1, 10), (2, 20)")
+    return db
+
+
+def test_report_says_what_changed_and_what_was_skipped(workspace, source, target, src, dst, objects_db):
+    db = objects_db
+    project = make_project(workspace, source, target, objects={"include": [f"{db}.*"]})
+    findings = project.precheck()
+    types = findings[findings.check == "type"].set_index("object")
+    assert types.loc[f"{db}.people.token", "status"] == "warn"
+    assert "char(36)" in types.loc[f"{db}.people.token", "detail"]
+
+    report = project.migrate_schema().set_index("source")
+    for routine in ("bump", "twice", "nightly"):
+        assert report.loc[f"{db}.{routine}", "status"] == "skipped"
+        assert report.loc[f"{db}.{routine}", "detail"]
+    assert report.loc[f"{db}.people", "status"] == "changed"
+    assert "uuid -> char(36)" in report.loc[f"{db}.people", "detail"]
+    assert "MyISAM" in report.loc[f"{db}.legacy", "detail"]
+    assert (project.workspace.root / "reports" / "p" / "schema.json").exists()
+
+    partitions = dst.query(
+        "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'events'"
+        " ORDER BY PARTITION_ORDINAL_POSITION",
+        (db,),
+    )
+    assert [p[0] for p in partitions] == ["p2022", "p2023", "pmax"]
+    generated = dst.scalar(
+        "SELECT GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
+        " AND TABLE_NAME = 'people' AND COLUMN_NAME = 'full_name'",
+        (db,),
+    )
+    assert "concat" in generated.lower()
+    comments = dst.query(
+        "SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'people'", (db,)
+    )
+    assert comments == [("who is who",)]
+
+    project.full(progress=False)
+    for table in ("events", "people", "legacy"):
+        assert exact_rows(src, db, table) == exact_rows(dst, db, table)
+    assert project.check()["equal"].all()
+    dst.execute(f"INSERT INTO `{db}`.people (id, last) VALUES (3, 'Turing')")  # defaults carried
+    assert dst.query(f"SELECT full_name, ip FROM `{db}`.people WHERE id = 3") == [("x Turing", "::1")]
+
+
+def test_a_type_that_cannot_be_carried_fails_the_precheck():
+    # MariaDB 11.7's VECTOR, for instance: OceanBase's MySQL mode has no such column type.
+    table = Table(
+        "ai",
+        "docs",
+        columns=[Column("id", "int", "int(11)", False, None), Column("emb", "vector", "vector(3)", True, None)],
+        primary_key=["id"],
+    )
+    selection = Selection(tables=[TableMap(table, "ai", "docs", {"id": "id", "emb": "emb"})])
+    found = precheck.frame(precheck.column_types(selection))
+    assert list(found.status) == ["fail"]
+    assert "vector(3) cannot be carried" in found.detail[0]
