@@ -11,7 +11,6 @@ import sys
 import click
 import pandas as pd
 
-from omsbench.endpoints.connection import Endpoint
 from omsbench.engine import precheck as prechecks
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
@@ -65,15 +64,15 @@ def _project(ctx: click.Context, ref: str) -> Project:
 @click.pass_context
 def init(ctx, name, source, source_password_env, target, target_password_env, include, exclude) -> None:
     """Write a project spec NAME.yaml into the workspace."""
-    try:
-        spec = specs.ProjectSpec(
-            name=name,
-            source=Endpoint(url=source, password_env=source_password_env),
-            target=Endpoint(url=target, password_env=target_password_env),
-            objects=specs.Objects(include=list(include), exclude=list(exclude)),
-        )
-    except ValueError as err:
-        raise click.BadParameter(str(err)) from err
+    spec = specs.parse(
+        {
+            "name": name,
+            "source": {"url": source, "password_env": source_password_env},
+            "target": {"url": target, "password_env": target_password_env},
+            "objects": {"include": list(include), "exclude": list(exclude)},
+        },
+        origin="omsbench init",
+    )
     path = Project(spec, ctx.obj).save()
     click.echo(f"wrote {path}; edit it, then run: omsbench precheck {name}")
 

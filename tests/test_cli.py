@@ -121,3 +121,22 @@ def test_demo_end_to_end(tmp_path):
 
     stopped = omsbench(workspace, "servers", "stop")
     assert stopped.returncode == 0 and "True" not in stopped.stdout
+
+
+def test_init_writes_a_spec_and_refuses_a_password_in_the_url(tmp_path):
+    done = omsbench(
+        tmp_path / "ws",
+        "init",
+        "p1",
+        "--source",
+        "mysql+pymysql://u@h:3306/",
+        "--target",
+        "seekdb:///tmp/x",
+        "--include",
+        "shop.*",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "include:\n  - shop.*" in (tmp_path / "ws" / "projects" / "p1.yaml").read_text()
+    done = omsbench(tmp_path / "ws", "init", "p2", "--source", "mysql://u:hunter2@h/", "--target", "seekdb:///x")
+    assert done.returncode == 2 and "the URL holds a password" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout

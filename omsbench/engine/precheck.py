@@ -86,42 +86,52 @@ def source_settings(session: Session) -> list[Finding]:
     return findings
 
 
+def _privilege(
+    grants: dict[str, set[str]],
+    privilege: str,
+    where: str,
+    fix: str,
+    schema: str | None = None,
+    alternative: str | None = None,
+) -> Finding:
+    ok = mysql.has_privilege(grants, privilege, schema) or bool(
+        alternative and mysql.has_privilege(grants, alternative, schema)
+    )
+    return Finding(
+        f"privilege {privilege}", where, OK if ok else FAIL, "granted" if ok else "missing", "" if ok else fix
+    )
+
+
 def source_privileges(session: Session, selection: Selection) -> list[Finding]:
     grants = mysql.grants(session)
-    findings = []
-    for schema in sorted(selection.schemas):
-        ok = mysql.has_privilege(grants, "SELECT", schema)
-        findings.append(
-            Finding(
-                "privilege SELECT",
-                schema,
-                OK if ok else FAIL,
-                "granted" if ok else "missing",
-                "" if ok else f"GRANT SELECT ON `{schema}`.* TO the migration user",
-            )
+    findings = [
+        _privilege(grants, "SELECT", schema, f"GRANT SELECT ON `{schema}`.* TO the migration user", schema)
+        for schema in sorted(selection.schemas)
+    ]
+    findings.append(
+        _privilege(
+            grants,
+            "REPLICATION SLAVE",
+            "source",
+            "GRANT REPLICATION SLAVE ON *.* TO the migration user (incremental sync)",
         )
-    for privilege in ("REPLICATION SLAVE", "REPLICATION CLIENT"):
-        ok = mysql.has_privilege(grants, privilege) or (
-            privilege == "REPLICATION CLIENT" and mysql.has_privilege(grants, "BINLOG MONITOR")
+    )
+    findings.append(
+        _privilege(
+            grants,
+            "REPLICATION CLIENT",
+            "source",
+            "GRANT REPLICATION CLIENT ON *.* TO the migration user (binlog position)",
+            alternative="BINLOG MONITOR",
         )
-        findings.append(
-            Finding(
-                f"privilege {privilege}",
-                "source",
-                OK if ok else FAIL,
-                "granted" if ok else "missing",
-                "" if ok else f"GRANT {privilege} ON *.* TO the migration user (incremental sync)",
-            )
-        )
+    )
     if session.flavor is Flavor.MYSQL:
-        ok = mysql.has_privilege(grants, "RELOAD")
         findings.append(
-            Finding(
-                "privilege RELOAD",
+            _privilege(
+                grants,
+                "RELOAD",
                 "source",
-                OK if ok else FAIL,
-                "granted" if ok else "missing: snapshots need FLUSH TABLES WITH READ LOCK",
-                "" if ok else "GRANT RELOAD ON *.* TO the migration user",
+                "GRANT RELOAD ON *.* TO the migration user (snapshots need FLUSH TABLES WITH READ LOCK)",
             )
         )
     return findings
@@ -188,18 +198,10 @@ def source_tables(selection: Selection) -> list[Finding]:
 
 def target_checks(session: Session, selection: Selection, spec: ProjectSpec) -> list[Finding]:
     grants = mysql.grants(session)
-    findings = []
-    for privilege in ("CREATE", "INSERT", "ALTER", "INDEX"):
-        ok = mysql.has_privilege(grants, privilege)
-        findings.append(
-            Finding(
-                f"privilege {privilege}",
-                "target",
-                OK if ok else FAIL,
-                "granted" if ok else "missing",
-                "" if ok else f"GRANT {privilege} ON *.* TO the target user",
-            )
-        )
+    findings = [
+        _privilege(grants, privilege, "target", f"GRANT {privilege} ON *.* TO the target user")
+        for privilege in ("CREATE", "INSERT", "ALTER", "INDEX")
+    ]
     for tm in selection.tables:
         findings += _existing_rows(session, tm, spec)
     return findings

@@ -308,32 +308,16 @@ def create_views(target: Session, selection: Selection) -> list[Finding]:
     while pending:
         progressed = False
         for key, view in list(pending.items()):
-            source = f"{view.source.schema}.{view.source.name}"
-            if exists(target, view.schema, view.name):
-                findings.append(
-                    Finding(
-                        "view",
-                        source,
-                        f"{view.schema}.{view.name}",
-                        "migrated",
-                        "already exists on the target; kept as it is",
-                    )
-                )
-            else:
+            detail = "already exists on the target; kept as it is"
+            if not exists(target, view.schema, view.name):
                 try:
                     target.execute(translate_view(view, selection))
                 except (pymysql.err.MySQLError, sqlglot.errors.SqlglotError) as err:
                     errors[key] = _error(err)
                     continue
-                findings.append(
-                    Finding(
-                        "view",
-                        source,
-                        f"{view.schema}.{view.name}",
-                        "migrated",
-                        "definer and SQL SECURITY dropped (the target user owns it)",
-                    )
-                )
+                detail = "definer and SQL SECURITY dropped (the target user owns it)"
+            source = f"{view.source.schema}.{view.source.name}"
+            findings.append(Finding("view", source, f"{view.schema}.{view.name}", "migrated", detail))
             del pending[key]
             progressed = True
         if not progressed:
