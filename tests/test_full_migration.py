@@ -76,3 +76,11 @@ def test_existing_rows_on_target_are_refused_then_truncated(workspace, source, t
     )
     truncating.full(progress=False)
     assert_same_tables(src, dst, [(shop, "products", shop, "products")])
+
+
+def test_full_before_schema_names_the_missing_tables(workspace, source, target, shop):
+    project = make_project(workspace, source, target, name="noschema", objects={"include": [f"{shop}.orders"]})
+    with pytest.raises(CopyError, match=f"target table.s. missing: {shop}.orders") as err:
+        project.full(progress=False)
+    assert "omsbench schema" in err.value.fix
+    assert project.state.step("noschema", "full")["state"] == "failed"  # never left "running"

@@ -20,13 +20,13 @@ from tqdm.auto import tqdm
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Dsn, Endpoint, Session, connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import chunking
+from omsbench.engine import chunking, schema
 from omsbench.engine.copy import CHECKPOINT_DDL, ChunkJob, ChunkResult, copy_chunk
 from omsbench.engine.literals import row_literal
 from omsbench.engine.mapping import TableMap
 from omsbench.engine.spec import Options
 from omsbench.engine.state import StateStore
-from omsbench.exceptions import CopyError
+from omsbench.exceptions import CopyError, OmsError
 
 STEP = "full"
 
@@ -149,36 +149,26 @@ def run(
     progress: bool = True,
     on_chunk: Callable[[ChunkResult], None] | None = None,
 ) -> FullResult:
-    """Copy every selected table; chunks already recorded on the target are skipped."""
-    source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
+    """Copy every selected table; chunks already recorded on the target are skipped.
+
+    Whatever stops the load (a refused precondition, a failed chunk, Ctrl-C) leaves the step
+    ``failed`` with the reason, never ``running``; copied chunks stay and the next run resumes.
+    """
     result = FullResult()
-    with connect(source_dsn) as source, connect(target_dsn) as target:
-        ensure_checkpoint_table(target)
-        previous = state.step(project, STEP)
-        resuming = bool(previous and previous["state"] in ("running", "failed") and previous.get("detail"))
-        start = previous["detail"].get("start_position") if resuming else None
-        if start is None:
-            position = master_status(source)
-            start = position.as_dict() if position else None
-        result.start_position = start
-        state.set_step(project, STEP, "running", "copying", {"start_position": start})
-        plans = _plans(source, state, project, tables, options)
-        done = done_chunks(target, project)
-        _check_existing_rows(target, tables, done, options)
-        result.warnings = [
-            f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
-            for tm in tables
-            if not tm.source.key
-        ]
-        jobs = _pending_jobs(project, source_dsn, target_dsn, tables, plans, done, options, state, result)
-    started = time.monotonic()
+    previous = state.step(project, STEP)
+    resuming = bool(previous and previous["state"] in ("running", "failed") and previous.get("detail"))
+    result.start_position = previous["detail"].get("start_position") if resuming else None
     try:
+        jobs = _prepare(project, source_ep, target_ep, tables, options, state, result)
+        started = time.monotonic()
         _execute(
             jobs, executor or default_executor(options), executor is None, state, project, result, progress, on_chunk
         )
     except BaseException as err:
-        state.set_step(project, STEP, "failed", f"{type(err).__name__}: {err}", {"start_position": start})
-        if isinstance(err, Exception) and not isinstance(err, CopyError):
+        state.set_step(
+            project, STEP, "failed", f"{type(err).__name__}: {err}", {"start_position": result.start_position}
+        )
+        if isinstance(err, Exception) and not isinstance(err, OmsError):
             raise CopyError(
                 f"the full migration stopped: {err}",
                 fix="fix the cause and run the same command again: copied chunks are kept",
@@ -190,9 +180,37 @@ def run(
         STEP,
         "done",
         f"{sum(result.rows.values())} rows",
-        {"start_position": start, "rows": result.rows, "seconds": result.seconds},
+        {"start_position": result.start_position, "rows": result.rows, "seconds": result.seconds},
     )
     return result
+
+
+def _prepare(
+    project: str,
+    source_ep: Endpoint,
+    target_ep: Endpoint,
+    tables: list[TableMap],
+    options: Options,
+    state: StateStore,
+    result: FullResult,
+) -> list[ChunkJob]:
+    """Record the hand-over position, plan chunks, check the target, and list the chunks to copy."""
+    source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
+    with connect(source_dsn) as source, connect(target_dsn) as target:
+        ensure_checkpoint_table(target)
+        if result.start_position is None:
+            position = master_status(source)
+            result.start_position = position.as_dict() if position else None
+        state.set_step(project, STEP, "running", "copying", {"start_position": result.start_position})
+        plans = _plans(source, state, project, tables, options)
+        done = done_chunks(target, project)
+        _check_existing_rows(target, tables, done, options)
+        result.warnings = [
+            f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
+            for tm in tables
+            if not tm.source.key
+        ]
+        return _pending_jobs(project, source_dsn, target_dsn, tables, plans, done, options, state, result)
 
 
 def _pending_jobs(
@@ -242,6 +260,11 @@ def _pending_jobs(
 
 def _check_existing_rows(target: Session, tables: list[TableMap], done: dict, options: Options) -> None:
     resumed = {t for t, _ in done}
+    missing = [tm.qualified for tm in tables if not schema.exists(target, tm.schema, tm.name)]
+    if missing:
+        raise CopyError(
+            f"target table(s) missing: {', '.join(missing)}", fix="run the schema step first (omsbench schema PROJECT)"
+        )
     for tm in tables:
         if tm.source.qualified in resumed:
             continue
