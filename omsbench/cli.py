@@ -139,6 +139,40 @@ def check(ctx, project) -> None:
     sys.exit(0 if result["equal"].all() else 1)
 
 
+@main.command("verify")
+@click.argument("project")
+@click.option("--apply-fix", is_flag=True, help="Run the fix SQL on the target in one transaction, then check again.")
+@click.option("--chunk-size", default=20_000, show_default=True, type=click.IntRange(10))
+@click.pass_context
+def verify_cmd(ctx, project, apply_fix, chunk_size) -> None:
+    """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
+    from omsbench.workbench import report
+
+    proj = _project(ctx, project)
+    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size)
+    folder = ctx.obj.folder("reports", proj.name)
+    (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
+    path = report.write(
+        folder / "verify.html",
+        f"omsbench verify: {proj.name}",
+        {
+            "project": proj.name,
+            "source": proj.spec.source.url,
+            "target": proj.spec.target.url,
+            "differences": len(result.differences),
+            "fix statements": len(result.fixes),
+        },
+        {"Tables": result.summary, "Differences": result.differences},
+        result.equal,
+    )
+    _show(result.summary)
+    if not result.equal:
+        _show(result.differences.head(50))
+        click.echo(f"fix SQL ({len(result.fixes)} statements): {folder / 'fix.sql'}; apply it with --apply-fix")
+    click.echo(f"report: {path}")
+    sys.exit(0 if result.equal else 1)
+
+
 @main.command()
 @click.argument("project", required=False)
 @click.pass_context

@@ -14,6 +14,7 @@ from omsbench.exceptions import CopyError
 def shop(src, unique):
     name = unique("shop")
     sampledb.create(src, rows=3000, database=name)
+    src.execute(f"INSERT INTO `{name}`.orders (id, customer_id) VALUES (0, 1)")  # 0 must stay 0
     return name
 
 

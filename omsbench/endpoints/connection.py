@@ -23,8 +23,9 @@ from omsbench.endpoints import oceanbase
 from omsbench.exceptions import ConnectError, SpecError
 
 EMBEDDED_SCHEME = "seekdb"
-# Strict, but zero dates allowed: MySQL sources hold them and they must arrive unchanged.
-SQL_MODE = "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION"
+# Strict, but zero dates allowed (MySQL sources hold them and they must arrive unchanged), and
+# 0 in an AUTO_INCREMENT column stays 0 instead of drawing the next value.
+SQL_MODE = "STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
 
 
 class Flavor(str, Enum):

@@ -15,6 +15,7 @@ import pandas as pd
 
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 from omsbench.endpoints.connection import Session
+from omsbench.engine.chunking import Bound, key_range
 from omsbench.engine.mapping import TableMap
 
 _TEXT = frozenset(
@@ -40,14 +41,65 @@ def canonical(column: Column, name: str) -> str:
     return f"IFNULL(CONCAT('v', {expr}), 'n')"
 
 
-def checksum_sql(tm: TableMap, side: str) -> str:
-    columns = tm.source.columns
-    names = [c.name if side == "source" else tm.columns[c.name] for c in columns]
-    row = "MD5(CONCAT_WS('|', " + ", ".join(canonical(c, n) for c, n in zip(columns, names, strict=True)) + "))"
+RULES = {
+    "binary": "binary compared as hex",
+    "text": "text compared as utf8mb4",
+    "spatial": "geometry compared as WKB",
+    "float": "FLOAT widened to DOUBLE",
+    "bit": "BIT compared as a number",
+    "other": "compared as text at time zone +00:00",
+}
+
+
+def rule(column: Column) -> str:
+    """The normalisation applied to a column's values before comparing them, for diff reports."""
+    kind = column.data_type
+    if kind in BINARY_TYPES:
+        return RULES["binary"]
+    if kind in _TEXT:
+        return RULES["text"]
+    if kind in SPATIAL_TYPES:
+        return RULES["spatial"]
+    return RULES.get(kind, RULES["other"])
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: how the table, its columns and its key are named there."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    filter: str | None
+
+    @classmethod
+    def of(cls, tm: TableMap, name: str) -> Side:
+        if name == "source":
+            cols = tuple(c.name for c in tm.source.columns)
+            return cls(
+                name, f"{quote(tm.source.schema)}.{quote(tm.source.name)}", cols, tuple(tm.source.key), tm.filter
+            )
+        cols = tuple(tm.columns[c.name] for c in tm.source.columns)
+        return cls(name, tm.quoted, cols, tuple(tm.columns[k] for k in tm.source.key), None)
+
+    def where(self, lower: Bound = None, upper: Bound = None) -> str:
+        parts = [p for p in (key_range(list(self.key), lower, upper), f"({self.filter})" if self.filter else "") if p]
+        return " WHERE " + " AND ".join(parts) if parts else ""
+
+    def row_hash(self, tm: TableMap) -> str:
+        pairs = zip(tm.source.columns, self.columns, strict=True)
+        return "MD5(CONCAT_WS('|', " + ", ".join(canonical(c, n) for c, n in pairs) + "))"
+
+
+def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> str:
+    here = Side.of(tm, side)
+    row = here.row_hash(tm)
     half = "SUM(CAST(CONV(SUBSTRING({row}, {start}, 16), 16, 10) AS UNSIGNED))"
-    table = f"{quote(tm.source.schema)}.{quote(tm.source.name)}" if side == "source" else tm.quoted
-    where = f" WHERE {tm.filter}" if tm.filter and side == "source" else ""
-    return f"SELECT COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)} FROM {table}{where}"
+    return (
+        f"SELECT COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)} "
+        f"FROM {here.table}{here.where(lower, upper)}"
+    )
 
 
 @dataclass
@@ -64,14 +116,15 @@ class TableCheck:
         return self.source_rows == self.target_rows and self.source_checksum == self.target_checksum
 
 
-def _digest(row: tuple) -> str:
-    return f"{int(row[1] or 0):x}-{int(row[2] or 0):x}"
+def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> tuple[int, str]:
+    """Row count and 128-bit checksum of the rows of one side, optionally within a key range."""
+    count, high, low = session.query(checksum_sql(tm, side, lower, upper))[0]
+    return int(count), f"{int(high or 0):x}-{int(low or 0):x}"
 
 
 def check_table(source: Session, target: Session, tm: TableMap) -> TableCheck:
-    src = source.query(checksum_sql(tm, "source"))[0]
-    dst = target.query(checksum_sql(tm, "target"))[0]
-    return TableCheck(tm.source.qualified, tm.qualified, int(src[0]), int(dst[0]), _digest(src), _digest(dst))
+    (src_rows, src_sum), (dst_rows, dst_sum) = digest(source, tm, "source"), digest(target, tm, "target")
+    return TableCheck(tm.source.qualified, tm.qualified, src_rows, dst_rows, src_sum, dst_sum)
 
 
 def check(source: Session, target: Session, tables: list[TableMap]) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import yaml
 
 from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import Session, connect
-from omsbench.engine import checksum, full, precheck, schema
+from omsbench.engine import checksum, full, precheck, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.mapping import Selection, select
 from omsbench.engine.workspace import Workspace
@@ -166,6 +166,23 @@ class Project:
             "done" if equal else "failed",
             "equal" if equal else f"{(~result['equal']).sum()} table(s) differ",
             {"tables": result.to_dict("records")},
+        )
+        return result
+
+    def verify(self, apply_fix: bool = False, chunk_size: int = 20_000) -> verify.Verification:
+        """Find every differing row; with ``apply_fix`` run the fix SQL in one transaction and check again."""
+        with self.sessions() as (source, target):
+            tables = self.selection(source).tables
+            result = verify.verify(source, target, tables, chunk_size)
+            if apply_fix and result.fixes:
+                verify.apply_fixes(target, result.fixes)
+                result = verify.verify(source, target, tables, chunk_size)
+        self.state.set_step(
+            self.name,
+            "verify",
+            "done" if result.equal else "failed",
+            "equal" if result.equal else f"{len(result.differences)} difference(s)",
+            {"summary": result.summary.to_dict("records")},
         )
         return result
 

@@ -1,0 +1,266 @@
+"""Verification: find every differing row, show it as a DataFrame, and write the SQL that fixes it.
+
+A table whose checksums match on both sides is done in one query per side. Otherwise its key
+space is cut into ranges; a range whose checksums differ is split again (at keys taken from
+whichever side holds more rows in it, so rows that exist only on the target are cut too)
+until it holds few rows, and only then are rows fetched and compared column by column, on
+the same canonical text the checksums use. The first and last ranges are open-ended, so rows
+outside the source's key span are found as well. A table without a key is compared as a
+multiset of row hashes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+from pymysql.converters import escape_item
+
+from omsbench.endpoints.catalog import quote
+from omsbench.endpoints.connection import Session
+from omsbench.engine import chunking
+from omsbench.engine.checksum import Side, TableCheck, canonical, check_table, digest, rule
+from omsbench.engine.literals import value_literal
+from omsbench.engine.mapping import TableMap
+
+LEAF_ROWS = 256
+MISSING, EXTRA, DIFFERENT = "missing on target", "extra on target", "different"
+COLUMNS = ["table", "key", "kind", "column", "source_value", "target_value", "rule"]
+
+
+@dataclass
+class Difference:
+    table: str
+    key: str
+    kind: str
+    column: str = ""
+    source_value: object = None
+    target_value: object = None
+    rule: str = ""
+
+
+@dataclass
+class TableVerdict:
+    check: TableCheck
+    differences: list[Difference] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    ranges_compared: int = 1
+
+
+def verify_table(
+    source: Session, target: Session, tm: TableMap, chunk_size: int = 20_000, leaf_rows: int = LEAF_ROWS
+) -> TableVerdict:
+    verdict = TableVerdict(check_table(source, target, tm))
+    if verdict.check.equal:
+        return verdict
+    if not tm.source.key:
+        _compare_multisets(source, target, tm, verdict)
+        return verdict
+    for lower, upper in chunking.plan(source, tm, chunk_size):
+        _bisect(source, target, tm, lower, upper, leaf_rows, verdict)
+    return verdict
+
+
+def _bisect(
+    source: Session,
+    target: Session,
+    tm: TableMap,
+    lower: chunking.Bound,
+    upper: chunking.Bound,
+    leaf_rows: int,
+    verdict: TableVerdict,
+) -> None:
+    verdict.ranges_compared += 1
+    src, dst = digest(source, tm, "source", lower, upper), digest(target, tm, "target", lower, upper)
+    if src == dst:
+        return
+    if max(src[0], dst[0]) <= leaf_rows:
+        _compare_rows(source, target, tm, lower, upper, verdict)
+        return
+    session, side = (source, Side.of(tm, "source")) if src[0] >= dst[0] else (target, Side.of(tm, "target"))
+    bounds = [lower, *_split_points(session, side, lower, upper, max(src[0], dst[0])), upper]
+    for sub_lower, sub_upper in itertools.pairwise(bounds):
+        _bisect(source, target, tm, sub_lower, sub_upper, leaf_rows, verdict)
+
+
+def _split_points(
+    session: Session, side: Side, lower: chunking.Bound, upper: chunking.Bound, rows: int, pieces: int = 8
+) -> list[tuple]:
+    key = ", ".join(quote(k) for k in side.key)
+    points = []
+    for i in range(1, pieces):
+        row = session.query(
+            f"SELECT {key} FROM {side.table}{side.where(lower, upper)} ORDER BY {key}"
+            f" LIMIT 1 OFFSET {rows * i // pieces}"
+        )
+        if row and (not points or tuple(row[0]) != points[-1]):
+            points.append(tuple(row[0]))
+    return points
+
+
+def _fetch(session: Session, tm: TableMap, side: Side, where: str) -> dict[tuple, tuple]:
+    """Rows by key: (canonical values, display values, source literals) per row."""
+    columns = tm.source.columns
+    canon = [canonical(c, n) for c, n in zip(columns, side.columns, strict=True)]
+    shown = [quote(n) for n in side.columns]
+    literals = [value_literal(c) for c in columns] if side.name == "source" else []
+    keys = [quote(k) for k in side.key]
+    rows = session.query(f"SELECT {', '.join(keys + canon + shown + literals)} FROM {side.table}{where}")
+    n, m = len(keys), len(columns)
+    return {tuple(r[:n]): (r[n : n + m], r[n + m : n + 2 * m], r[n + 2 * m :]) for r in rows}
+
+
+def _compare_rows(
+    source: Session, target: Session, tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, verdict: TableVerdict
+) -> None:
+    src_side, dst_side = Side.of(tm, "source"), Side.of(tm, "target")
+    src = _fetch(source, tm, src_side, src_side.where(lower, upper))
+    dst = _fetch(target, tm, dst_side, dst_side.where(lower, upper))
+    table = tm.source.qualified
+    for key in sorted(src.keys() | dst.keys(), key=repr):
+        shown_key = _show_key(dst_side.key, key)
+        if key not in dst:
+            verdict.differences.append(Difference(table, shown_key, MISSING, source_value=_row(tm, src[key][1])))
+            verdict.fixes.append(_insert(tm, src[key][2]))
+        elif key not in src:
+            verdict.differences.append(Difference(table, shown_key, EXTRA, target_value=_row(tm, dst[key][1])))
+            verdict.fixes.append(f"DELETE FROM {tm.quoted} WHERE {_key_match(dst_side.key, key)}")
+        else:
+            _compare_columns(tm, shown_key, src[key], dst[key], dst_side, key, verdict)
+
+
+def _compare_columns(
+    tm: TableMap, shown_key: str, src: tuple, dst: tuple, dst_side: Side, key: tuple, verdict: TableVerdict
+) -> None:
+    sets = []
+    for i, column in enumerate(tm.source.columns):
+        if src[0][i] == dst[0][i]:
+            continue
+        name = tm.columns[column.name]
+        verdict.differences.append(
+            Difference(tm.source.qualified, shown_key, DIFFERENT, name, src[1][i], dst[1][i], rule(column))
+        )
+        if column.generated is None:
+            sets.append(f"{quote(name)} = {src[2][i].decode() if isinstance(src[2][i], bytes) else src[2][i]}")
+    if sets:
+        verdict.fixes.append(f"UPDATE {tm.quoted} SET {', '.join(sets)} WHERE {_key_match(dst_side.key, key)}")
+
+
+def _row(tm: TableMap, values: tuple) -> dict:
+    return {tm.columns[c.name]: v for c, v in zip(tm.source.columns, values, strict=True)}
+
+
+def _show_key(names: tuple[str, ...], values: tuple) -> str:
+    return ", ".join(f"{n}={v!r}" for n, v in zip(names, values, strict=True))
+
+
+def _key_match(names: tuple[str, ...], values: tuple) -> str:
+    return " AND ".join(f"{quote(n)} = {escape_item(v, 'utf8mb4')}" for n, v in zip(names, values, strict=True))
+
+
+def _insert(tm: TableMap, literals: tuple) -> str:
+    stored = [(c, lit) for c, lit in zip(tm.source.columns, literals, strict=True) if c.generated is None]
+    cols = ", ".join(quote(tm.columns[c.name]) for c, _ in stored)
+    values = ", ".join(lit.decode() if isinstance(lit, bytes) else str(lit) for _, lit in stored)
+    return f"INSERT INTO {tm.quoted} ({cols}) VALUES ({values})"
+
+
+def _compare_multisets(source: Session, target: Session, tm: TableMap, verdict: TableVerdict) -> None:
+    """Tables without a key: rows are equal when each row hash occurs equally often on both sides."""
+    counts = {}
+    for name, session in (("source", source), ("target", target)):
+        side = Side.of(tm, name)
+        counts[name] = dict(
+            session.query(
+                f"SELECT h, COUNT(*) FROM (SELECT {side.row_hash(tm)} AS h FROM {side.table}{side.where()}) AS r"
+                " GROUP BY h"
+            )
+        )
+    src_side, dst_side = Side.of(tm, "source"), Side.of(tm, "target")
+    for digest_hex in sorted(counts["source"].keys() | counts["target"].keys()):
+        surplus = counts["source"].get(digest_hex, 0) - counts["target"].get(digest_hex, 0)
+        if surplus > 0:
+            sample = _fetch_by_hash(source, tm, src_side, digest_hex)
+            verdict.differences += [
+                Difference(tm.source.qualified, f"row hash {digest_hex}", MISSING, source_value=_row(tm, sample[0]))
+            ] * surplus
+            verdict.fixes += [_insert(tm, sample[1])] * surplus
+        elif surplus < 0:
+            sample = _fetch_by_hash(target, tm, dst_side, digest_hex)
+            verdict.differences += [
+                Difference(tm.source.qualified, f"row hash {digest_hex}", EXTRA, target_value=_row(tm, sample[0]))
+            ] * -surplus
+            verdict.fixes.append(
+                f"DELETE FROM {tm.quoted} WHERE {dst_side.row_hash(tm)} = '{digest_hex}' LIMIT {-surplus}"
+            )
+
+
+def _fetch_by_hash(session: Session, tm: TableMap, side: Side, digest_hex: str) -> tuple[tuple, tuple]:
+    """One row with the given hash: its display values and (on the source) its literals."""
+    where = side.where()
+    where += (" AND " if where else " WHERE ") + f"{side.row_hash(tm)} = '{digest_hex}'"
+    columns = tm.source.columns
+    shown = [quote(n) for n in side.columns]
+    literals = [value_literal(c) for c in columns] if side.name == "source" else []
+    row = session.query(f"SELECT {', '.join(shown + literals)} FROM {side.table}{where} LIMIT 1")[0]
+    return row[: len(columns)], row[len(columns) :]
+
+
+@dataclass
+class Verification:
+    summary: pd.DataFrame
+    differences: pd.DataFrame
+    fixes: list[str]
+
+    @property
+    def equal(self) -> bool:
+        return bool(self.summary["equal"].all()) and self.differences.empty
+
+
+def verify(source: Session, target: Session, tables: list[TableMap], chunk_size: int = 20_000) -> Verification:
+    verdicts = [verify_table(source, target, tm, chunk_size) for tm in tables]
+    return Verification(summary_frame(verdicts), differences_frame(verdicts), [f for v in verdicts for f in v.fixes])
+
+
+def apply_fixes(target: Session, statements: list[str]) -> None:
+    """Run fix statements in one transaction: all of them take effect, or none.
+
+    Foreign key checks are off for this session meanwhile: the statements come in key order,
+    not in dependency order, and together they make the target equal to a consistent source.
+    """
+    target.execute("SET SESSION foreign_key_checks = 0")
+    target.execute("BEGIN")
+    try:
+        for statement in statements:
+            target.execute(statement)
+        target.execute("COMMIT")
+    except BaseException:
+        target.execute("ROLLBACK")
+        raise
+    finally:
+        target.execute("SET SESSION foreign_key_checks = 1")
+
+
+def differences_frame(verdicts: list[TableVerdict]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(d) for v in verdicts for d in v.differences], columns=COLUMNS)
+
+
+def summary_frame(verdicts: list[TableVerdict]) -> pd.DataFrame:
+    rows = []
+    for v in verdicts:
+        kinds = pd.Series([d.kind for d in v.differences], dtype="object")
+        rows.append(
+            {
+                "table": v.check.table,
+                "target": v.check.target,
+                "source_rows": v.check.source_rows,
+                "target_rows": v.check.target_rows,
+                "equal": v.check.equal,
+                MISSING: int((kinds == MISSING).sum()),
+                EXTRA: int((kinds == EXTRA).sum()),
+                "different rows": len({d.key for d in v.differences if d.kind == DIFFERENT}),
+                "ranges compared": v.ranges_compared,
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,125 @@
+"""Verification finds exactly the rows that differ, by kind and column, and its fix SQL repairs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import make_project
+
+from omsbench.engine import sampledb
+from omsbench.engine.verify import DIFFERENT, EXTRA, MISSING
+
+# One change per column of type_zoo, each in its own row (ids 4..), applied on the target only.
+CHANGES = {
+    "c_tinyint": "IF(c_tinyint = 0, 1, c_tinyint DIV 2)",
+    "c_utinyint": "IF(c_utinyint = 0, 1, c_utinyint DIV 2)",
+    "c_smallint": "IF(c_smallint = 0, 1, c_smallint DIV 2)",
+    "c_usmallint": "IF(c_usmallint = 0, 1, c_usmallint DIV 2)",
+    "c_mediumint": "IF(c_mediumint = 0, 1, c_mediumint DIV 2)",
+    "c_int": "IF(c_int = 0, 1, c_int DIV 2)",
+    "c_uint": "IF(c_uint = 0, 1, c_uint DIV 2)",
+    "c_bigint": "IF(c_bigint = 0, 1, c_bigint DIV 2)",
+    "c_ubigint": "IF(c_ubigint = 0, 1, c_ubigint DIV 2)",
+    "c_bit": "c_bit ^ 1",
+    "c_decimal": "c_decimal + 0.0000000001",
+    "c_float": "c_float + 1",
+    "c_double": "c_double * 1.000001",
+    "c_date": "c_date + INTERVAL 1 DAY",
+    "c_time": "ADDTIME(c_time, '00:00:01')",
+    "c_datetime": "c_datetime + INTERVAL 1 MICROSECOND",
+    "c_timestamp": "c_timestamp + INTERVAL 1 SECOND",
+    "c_year": "IF(c_year = 2155, 2154, c_year + 1)",
+    "c_char": "IF(c_char = 'q', 'r', 'q')",
+    "c_varchar": "CONCAT(c_varchar, ' ')",  # a trailing space is a real difference in VARCHAR
+    "c_text": "CONCAT(c_text, '!')",
+    "c_binary": "IF(c_binary = X'DEADBEEF', X'FEEDBEEF', X'DEADBEEF')",
+    "c_varbinary": "CONCAT(c_varbinary, X'00')",  # so is a trailing zero byte
+    "c_blob": "CONCAT(IFNULL(c_blob, ''), X'FF')",
+    "c_json": "'{\"changed\": true}'",
+    "c_enum": "IF(c_enum = 'x', 'y', 'x')",
+    "c_set": "IF(c_set = 'a', 'b', 'a')",
+    "c_geometry": "ST_GeomFromText('POINT(1000 1000)')",
+}
+
+
+@pytest.fixture
+def migrated(workspace, source, target, src, unique):
+    db = unique("verify")
+    sampledb.create(src, rows=4000, database=db)
+    project = make_project(workspace, source, target, name=db, objects={"include": [f"{db}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    assert project.verify().equal
+    return project, db
+
+
+def test_every_type_changed_once_is_found_and_fixed(migrated, dst):
+    project, db = migrated
+    for row, (column, expression) in enumerate(CHANGES.items(), start=4):
+        dst.execute(f"UPDATE `{db}`.type_zoo SET {column} = {expression} WHERE id = {row}")
+    dst.execute(f"UPDATE `{db}`.type_zoo SET c_varchar = '' WHERE id = 3")  # NULL on the source
+    result = project.verify(chunk_size=10)
+    found = {(d.key, d.column) for d in result.differences.itertuples()}
+    expected = {(f"id={row}", column) for row, column in enumerate(CHANGES, start=4)} | {("id=3", "c_varchar")}
+    assert found == expected
+    assert set(result.differences.kind) == {DIFFERENT}
+    assert result.differences.set_index("column").loc["c_float", "rule"] == "FLOAT widened to DOUBLE"
+
+    fixed = project.verify(apply_fix=True)
+    assert fixed.equal and fixed.differences.empty
+
+
+def test_missing_extra_and_different_rows_in_first_middle_and_last_chunks(migrated, dst):
+    project, db = migrated
+    q = f"`{db}`"
+    dst.execute("SET SESSION foreign_key_checks = 0")
+    dst.execute(f"DELETE FROM {q}.orders WHERE id IN (1, 500, 1000)")  # first, middle, last chunk
+    dst.execute(f"INSERT INTO {q}.orders (id, customer_id, status) VALUES (0, 1, 'new'), (999999, 2, 'paid')")
+    dst.execute(f"UPDATE {q}.orders SET total = total + 1 WHERE id IN (2, 501, 999)")
+    dst.execute(f"UPDATE {q}.order_items SET qty = qty + 1 WHERE order_id = 7 AND line_no = 1")  # composite key
+    dst.execute(f"DELETE FROM {q}.products WHERE sku = 'SKU-000040'")  # string key
+    dst.execute(f"DELETE FROM {q}.audit_log LIMIT 1")  # no key: one duplicate-prone row goes
+    dst.execute(f"INSERT INTO {q}.audit_log VALUES ('2020-01-01 00:00:00', 'intruder', 'pay', NULL)")
+    result = project.verify(chunk_size=97)
+    diffs = result.differences
+    orders = diffs[diffs.table == f"{db}.orders"]
+    assert set(orders[orders.kind == MISSING].key) == {"id=1", "id=500", "id=1000"}
+    assert set(orders[orders.kind == EXTRA].key) == {"id=0", "id=999999"}
+    assert set(orders[orders.kind == DIFFERENT].key) == {"id=2", "id=501", "id=999"}
+    items = diffs[diffs.table == f"{db}.order_items"]
+    assert set(items.key) == {"order_id=7, line_no=1"} and set(items.column) == {"qty", "line_total"}
+    assert list(diffs[diffs.table == f"{db}.products"].key) == ["sku='SKU-000040'"]
+    audit = diffs[diffs.table == f"{db}.audit_log"]
+    assert sorted(audit.kind) == [EXTRA, MISSING]
+    summary = result.summary.set_index("table")
+    assert summary.loc[f"{db}.orders", MISSING] == 3 and summary.loc[f"{db}.customers", "equal"]
+
+    assert project.verify(apply_fix=True).equal
+
+
+def test_verify_command_exit_codes_report_and_fix(workspace, source, seekdb_tcp, src, unique):
+    db = unique("verifycli")
+    sampledb.create(src, rows=1000, database=db)
+    project = make_project(workspace, source, seekdb_tcp.endpoint(), name=db, objects={"include": [f"{db}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    with project.sessions() as (_, target):
+        target.execute(f"UPDATE `{db}`.customers SET name = 'Mallory' WHERE id = 5")
+    command = [sys.executable, "-m", "omsbench.cli", "-w", str(workspace.root), "verify", db]
+
+    different = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert different.returncode == 1, different.stderr
+    assert "Mallory" in different.stdout
+    reports = workspace.root / "reports" / db
+    assert "UPDATE" in (reports / "fix.sql").read_text()
+    html = (reports / "verify.html").read_text()
+    assert "DIFFERENCES FOUND" in html and "Mallory" in html and "<script" not in html
+
+    fixed = subprocess.run([*command, "--apply-fix"], capture_output=True, text=True, timeout=300)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
+
+    missing = subprocess.run([*command[:-2], "verify", "no-such-project"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no project named" in missing.stderr
