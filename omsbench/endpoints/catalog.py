@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from omsbench.endpoints.connection import Flavor, Session
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys", "oceanbase", "omsbench"})
+INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
 BINARY_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
 SPATIAL_TYPES = frozenset(
     {
@@ -106,6 +107,12 @@ class Table:
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    @property
+    def integer_key(self) -> bool:
+        """A single integer key column, which lets ranges be computed by arithmetic."""
+        key = self.key
+        return len(key) == 1 and self.column(key[0]).data_type in INTEGER_TYPES
 
     @property
     def stored_columns(self) -> list[Column]:

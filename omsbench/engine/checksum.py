@@ -92,13 +92,31 @@ class Side:
         return "MD5(CONCAT_WS('|', " + ", ".join(canonical(c, n) for c, n in pairs) + "))"
 
 
-def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> str:
+def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None, bucket: str = "") -> str:
+    """Count and the two checksum halves of a side's rows; grouped by ``bucket`` when one is given."""
     here = Side.of(tm, side)
     row = here.row_hash(tm)
     half = "SUM(CAST(CONV(SUBSTRING({row}, {start}, 16), 16, 10) AS UNSIGNED))"
-    return (
-        f"SELECT COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)} "
-        f"FROM {here.table}{here.where(lower, upper)}"
+    select = f"COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)}"
+    grouped = f" GROUP BY {bucket}" if bucket else ""
+    return f"SELECT {bucket + ', ' if bucket else ''}{select} FROM {here.table}{here.where(lower, upper)}{grouped}"
+
+
+def _hex(high: object, low: object) -> str:
+    return f"{int(high or 0):x}-{int(low or 0):x}"
+
+
+def bucket_digests(session: Session, tm: TableMap, side: str, width: int) -> dict[int, tuple[int, int, int]]:
+    """Per key bucket ``FLOOR(key / width)`` of a single integer key: count and checksum halves, in one scan."""
+    key = quote(Side.of(tm, side).key[0])
+    rows = session.query(checksum_sql(tm, side, bucket=f"FLOOR({key} / {int(width)})"))
+    return {int(b): (int(n), int(h or 0), int(lo or 0)) for b, n, h, lo in rows}
+
+
+def total(buckets: dict[int, tuple[int, int, int]]) -> tuple[int, str]:
+    """The whole table's count and checksum from its buckets (sums add up exactly)."""
+    return sum(b[0] for b in buckets.values()), _hex(
+        sum(b[1] for b in buckets.values()), sum(b[2] for b in buckets.values())
     )
 
 
@@ -119,7 +137,7 @@ class TableCheck:
 def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> tuple[int, str]:
     """Row count and 128-bit checksum of the rows of one side, optionally within a key range."""
     count, high, low = session.query(checksum_sql(tm, side, lower, upper))[0]
-    return int(count), f"{int(high or 0):x}-{int(low or 0):x}"
+    return int(count), _hex(high, low)
 
 
 def check_table(source: Session, target: Session, tm: TableMap) -> TableCheck:

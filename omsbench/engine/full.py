@@ -48,9 +48,6 @@ class FullResult:
         return pd.DataFrame({"table": list(self.rows), "rows": list(self.rows.values())})
 
 
-_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint"})
-
-
 def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, group_rows: int, chunk_size: int) -> str:
     """Rows of one chunk as row literals, grouped on the server into NUL-separated blobs.
 
@@ -66,7 +63,7 @@ def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, group
     rows = f"{quote(table.schema)}.{quote(table.name)}" + (" WHERE " + " AND ".join(conditions) if conditions else "")
     literal = row_literal(table.stored_columns)
     key = table.key
-    if len(key) == 1 and table.column(key[0]).data_type in _INTEGER_TYPES:
+    if table.integer_key:
         width = _key_width(lower, upper, group_rows, chunk_size)
         return (
             f"SELECT COUNT(*), GROUP_CONCAT({literal} SEPARATOR 0x00) FROM {rows} GROUP BY {quote(key[0])} DIV {width}"

@@ -12,6 +12,7 @@ multiset of row hashes.
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -20,7 +21,7 @@ from pymysql.converters import escape_item
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine import chunking
-from omsbench.engine.checksum import Side, TableCheck, canonical, check_table, digest, rule
+from omsbench.engine.checksum import Side, TableCheck, bucket_digests, canonical, digest, rule, total
 from omsbench.engine.literals import value_literal
 from omsbench.engine.mapping import TableMap
 
@@ -51,37 +52,63 @@ class TableVerdict:
 def verify_table(
     source: Session, target: Session, tm: TableMap, chunk_size: int = 20_000, leaf_rows: int = LEAF_ROWS
 ) -> TableVerdict:
-    verdict = TableVerdict(check_table(source, target, tm))
-    if verdict.check.equal:
-        return verdict
-    if not tm.source.key:
-        _compare_multisets(source, target, tm, verdict)
-        return verdict
-    for lower, upper in chunking.plan(source, tm, chunk_size):
-        _bisect(source, target, tm, lower, upper, leaf_rows, verdict)
-    return verdict
+    with ThreadPoolExecutor(2, thread_name_prefix="omsbench-verify") as pool:
+        return _Comparer(source, target, tm, pool, leaf_rows).run(chunk_size)
 
 
-def _bisect(
-    source: Session,
-    target: Session,
-    tm: TableMap,
-    lower: chunking.Bound,
-    upper: chunking.Bound,
-    leaf_rows: int,
-    verdict: TableVerdict,
-) -> None:
-    verdict.ranges_compared += 1
-    src, dst = digest(source, tm, "source", lower, upper), digest(target, tm, "target", lower, upper)
-    if src == dst:
-        return
-    if max(src[0], dst[0]) <= leaf_rows:
-        _compare_rows(source, target, tm, lower, upper, verdict)
-        return
-    session, side = (source, Side.of(tm, "source")) if src[0] >= dst[0] else (target, Side.of(tm, "target"))
-    bounds = [lower, *_split_points(session, side, lower, upper, max(src[0], dst[0])), upper]
-    for sub_lower, sub_upper in itertools.pairwise(bounds):
-        _bisect(source, target, tm, sub_lower, sub_upper, leaf_rows, verdict)
+class _Comparer:
+    """Compares one table; each question goes to both databases at once."""
+
+    def __init__(self, source: Session, target: Session, tm: TableMap, pool: ThreadPoolExecutor, leaf_rows: int):
+        self.source, self.target, self.tm, self.pool, self.leaf_rows = source, target, tm, pool, leaf_rows
+        self.sides = Side.of(tm, "source"), Side.of(tm, "target")
+
+    def both(self, fn, *args):
+        """``fn(session, tm, side, *args)`` on the source and the target concurrently."""
+        futures = [
+            self.pool.submit(fn, s, self.tm, name, *args)
+            for s, name in ((self.source, "source"), (self.target, "target"))
+        ]
+        return futures[0].result(), futures[1].result()
+
+    def run(self, chunk_size: int) -> TableVerdict:
+        if self.tm.source.integer_key:
+            return self._by_buckets(chunk_size)
+        src, dst = self.both(digest)
+        check = TableCheck(self.tm.source.qualified, self.tm.qualified, src[0], dst[0], src[1], dst[1])
+        self.verdict = TableVerdict(check)
+        if check.equal:
+            return self.verdict
+        if not self.tm.source.key:
+            _compare_multisets(self.source, self.target, self.tm, self.verdict)
+            return self.verdict
+        for lower, upper in chunking.plan(self.source, self.tm, chunk_size):
+            self.bisect(lower, upper)
+        return self.verdict
+
+    def _by_buckets(self, width: int) -> TableVerdict:
+        """One scan per side checksums every key bucket; only differing buckets are bisected."""
+        src, dst = self.both(bucket_digests, width)
+        (src_rows, src_sum), (dst_rows, dst_sum) = total(src), total(dst)
+        check = TableCheck(self.tm.source.qualified, self.tm.qualified, src_rows, dst_rows, src_sum, dst_sum)
+        self.verdict = TableVerdict(check, ranges_compared=len(src.keys() | dst.keys()))
+        for bucket in sorted(src.keys() | dst.keys()):
+            if src.get(bucket) != dst.get(bucket):
+                self.bisect((bucket * width - 1,), ((bucket + 1) * width - 1,))
+        return self.verdict
+
+    def bisect(self, lower: chunking.Bound, upper: chunking.Bound) -> None:
+        self.verdict.ranges_compared += 1
+        src, dst = self.both(digest, lower, upper)
+        if src == dst:
+            return
+        if max(src[0], dst[0]) <= self.leaf_rows:
+            _compare_rows(self.source, self.target, self.tm, lower, upper, self.verdict)
+            return
+        session, side = (self.source, self.sides[0]) if src[0] >= dst[0] else (self.target, self.sides[1])
+        bounds = [lower, *_split_points(session, side, lower, upper, max(src[0], dst[0])), upper]
+        for sub_lower, sub_upper in itertools.pairwise(bounds):
+            self.bisect(sub_lower, sub_upper)
 
 
 def _split_points(
