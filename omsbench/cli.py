@@ -143,13 +143,14 @@ def check(ctx, project) -> None:
 @click.argument("project")
 @click.option("--apply-fix", is_flag=True, help="Run the fix SQL on the target in one transaction, then check again.")
 @click.option("--chunk-size", default=20_000, show_default=True, type=click.IntRange(10))
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 32), help="Tables compared at once.")
 @click.pass_context
-def verify_cmd(ctx, project, apply_fix, chunk_size) -> None:
+def verify_cmd(ctx, project, apply_fix, chunk_size, threads) -> None:
     """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
     from omsbench.workbench import report
 
     proj = _project(ctx, project)
-    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size)
+    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads)
     folder = ctx.obj.folder("reports", proj.name)
     (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
     path = report.write(
@@ -250,6 +251,19 @@ def servers_stop(ctx) -> None:
 @main.group()
 def bench() -> None:
     """Benchmarks, each run side by side with its baseline."""
+
+
+@bench.command("verify")
+@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000))
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def bench_verify(ctx, rows, threads, as_json) -> None:
+    """omsbench verify vs reladiff vs a pandas merge, on ten rows changed in a copied database."""
+    from omsbench.engine.bench import verify as bench_verify_mod
+
+    result = bench_verify_mod.run(ctx.obj, rows=rows, threads=threads, progress=not as_json)
+    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
 
 
 @bench.command("full")

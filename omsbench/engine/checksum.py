@@ -1,10 +1,13 @@
 """Row counts and checksums computed inside both databases.
 
 Each column is rendered to a canonical text that MariaDB/MySQL and OceanBase produce
-identically for the same value (text as utf8mb4 hex, binary as hex, FLOAT widened to DOUBLE,
-geometry as WKB, NULL as its own marker), each row is hashed with MD5, and the two 64-bit
-halves are summed exactly as DECIMAL: 128 bits instead of a 32-bit CRC, and a sum rather than
-an XOR so that duplicate rows in a table without a key do not cancel out.
+identically for the same value (text as utf8mb4 bytes prefixed by their length, binary as
+hex, FLOAT widened to DOUBLE, geometry as WKB, NULL as the letter n, which no other form
+starts with), each row is hashed with MD5, and a 64-bit slice of it is summed exactly as
+DECIMAL: 64 bits instead of a 32-bit CRC, whose collisions hide real differences, and a sum
+rather than an XOR, so that duplicate rows in a table without a key do not cancel out. The
+slice is taken once per row: a second one would double the cost (MariaDB evaluates MD5 anew
+for each use).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def canonical(column: Column, name: str) -> str:
     if kind in BINARY_TYPES:
         expr = f"HEX({c})"
     elif kind in _TEXT:
-        expr = f"HEX(CONVERT({c} USING utf8mb4))"
+        text = c if (column.charset or "utf8mb4").lower() == "utf8mb4" else f"CONVERT({c} USING utf8mb4)"
+        expr = f"CONCAT(LENGTH({text}), ':', {text})"  # the length makes any '|' inside unambiguous
     elif kind in SPATIAL_TYPES:
         expr = f"HEX(ST_AsBinary({c}))"
     elif kind == "float":
@@ -38,7 +42,7 @@ def canonical(column: Column, name: str) -> str:
         expr = f"CAST({c} + 0 AS CHAR)"
     else:
         expr = f"CAST({c} AS CHAR)"
-    return f"IFNULL(CONCAT('v', {expr}), 'n')"
+    return f"IFNULL({expr}, 'n')"
 
 
 RULES = {
@@ -95,29 +99,36 @@ class Side:
 def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None, bucket: str = "") -> str:
     """Count and the two checksum halves of a side's rows; grouped by ``bucket`` when one is given."""
     here = Side.of(tm, side)
-    row = here.row_hash(tm)
-    half = "SUM(CAST(CONV(SUBSTRING({row}, {start}, 16), 16, 10) AS UNSIGNED))"
-    select = f"COUNT(*), {half.format(row=row, start=1)}, {half.format(row=row, start=17)}"
+    select = f"COUNT(*), SUM(CAST(CONV(SUBSTRING({here.row_hash(tm)}, 1, 16), 16, 10) AS UNSIGNED))"
     grouped = f" GROUP BY {bucket}" if bucket else ""
     return f"SELECT {bucket + ', ' if bucket else ''}{select} FROM {here.table}{here.where(lower, upper)}{grouped}"
 
 
-def _hex(high: object, low: object) -> str:
-    return f"{int(high or 0):x}-{int(low or 0):x}"
+def _hex(total: object) -> str:
+    return f"{int(total or 0):x}"
 
 
-def bucket_digests(session: Session, tm: TableMap, side: str, width: int) -> dict[int, tuple[int, int, int]]:
-    """Per key bucket ``FLOOR(key / width)`` of a single integer key: count and checksum halves, in one scan."""
+def bucket_digests(session: Session, tm: TableMap, side: str, width: int) -> dict[int, tuple[int, int]]:
+    """Per key bucket ``key DIV width`` of a single integer key: count and checksum, in one scan."""
     key = quote(Side.of(tm, side).key[0])
-    rows = session.query(checksum_sql(tm, side, bucket=f"FLOOR({key} / {int(width)})"))
-    return {int(b): (int(n), int(h or 0), int(lo or 0)) for b, n, h, lo in rows}
+    rows = session.query(checksum_sql(tm, side, bucket=f"{key} DIV {int(width)}"))
+    return {int(b): (int(n), int(h or 0)) for b, n, h in rows}
 
 
-def total(buckets: dict[int, tuple[int, int, int]]) -> tuple[int, str]:
+def bucket_range(bucket: int, width: int) -> tuple[tuple[int], tuple[int]]:
+    """The key range ``(lower, upper]`` of a bucket; DIV truncates toward zero, so bucket 0 spans both signs."""
+    if bucket > 0:
+        low, high = bucket * width, (bucket + 1) * width - 1
+    elif bucket < 0:
+        low, high = (bucket - 1) * width + 1, bucket * width
+    else:
+        low, high = -(width - 1), width - 1
+    return (low - 1,), (high,)
+
+
+def total(buckets: dict[int, tuple[int, int]]) -> tuple[int, str]:
     """The whole table's count and checksum from its buckets (sums add up exactly)."""
-    return sum(b[0] for b in buckets.values()), _hex(
-        sum(b[1] for b in buckets.values()), sum(b[2] for b in buckets.values())
-    )
+    return sum(b[0] for b in buckets.values()), _hex(sum(b[1] for b in buckets.values()))
 
 
 @dataclass
@@ -136,8 +147,8 @@ class TableCheck:
 
 def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> tuple[int, str]:
     """Row count and 128-bit checksum of the rows of one side, optionally within a key range."""
-    count, high, low = session.query(checksum_sql(tm, side, lower, upper))[0]
-    return int(count), _hex(high, low)
+    count, checksum = session.query(checksum_sql(tm, side, lower, upper))[0]
+    return int(count), _hex(checksum)
 
 
 def check_table(source: Session, target: Session, tm: TableMap) -> TableCheck:

@@ -8,7 +8,7 @@ so any process can show where a project stands.
 from __future__ import annotations
 
 import json
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -169,14 +169,18 @@ class Project:
         )
         return result
 
-    def verify(self, apply_fix: bool = False, chunk_size: int = 20_000) -> verify.Verification:
-        """Find every differing row; with ``apply_fix`` run the fix SQL in one transaction and check again."""
-        with self.sessions() as (source, target):
+    def verify(self, apply_fix: bool = False, chunk_size: int = 20_000, threads: int = 2) -> verify.Verification:
+        """Find every differing row; with ``apply_fix`` run the fix SQL in one transaction and check again.
+
+        ``threads`` tables are compared at once, each on its own pair of sessions.
+        """
+        with self.sessions() as (source, _):
             tables = self.selection(source).tables
-            result = verify.verify(source, target, tables, chunk_size)
-            if apply_fix and result.fixes:
+        result = self._verify_tables(tables, chunk_size, threads)
+        if apply_fix and result.fixes:
+            with self.sessions() as (_, target):
                 verify.apply_fixes(target, result.fixes)
-                result = verify.verify(source, target, tables, chunk_size)
+            result = self._verify_tables(tables, chunk_size, threads)
         self.state.set_step(
             self.name,
             "verify",
@@ -185,6 +189,14 @@ class Project:
             {"summary": result.summary.to_dict("records")},
         )
         return result
+
+    def _verify_tables(self, tables: list, chunk_size: int, threads: int) -> verify.Verification:
+        def one(tm):
+            with self.sessions() as (source, target):
+                return verify.verify_table(source, target, tm, chunk_size)
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="omsbench-verify-table") as pool:
+            return verify.combine(list(pool.map(one, tables)))
 
     def status(self) -> dict[str, pd.DataFrame]:
         return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}

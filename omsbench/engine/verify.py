@@ -21,7 +21,7 @@ from pymysql.converters import escape_item
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine import chunking
-from omsbench.engine.checksum import Side, TableCheck, bucket_digests, canonical, digest, rule, total
+from omsbench.engine.checksum import Side, TableCheck, bucket_digests, bucket_range, canonical, digest, rule, total
 from omsbench.engine.literals import value_literal
 from omsbench.engine.mapping import TableMap
 
@@ -94,7 +94,7 @@ class _Comparer:
         self.verdict = TableVerdict(check, ranges_compared=len(src.keys() | dst.keys()))
         for bucket in sorted(src.keys() | dst.keys()):
             if src.get(bucket) != dst.get(bucket):
-                self.bisect((bucket * width - 1,), ((bucket + 1) * width - 1,))
+                self.bisect(*bucket_range(bucket, width))
         return self.verdict
 
     def bisect(self, lower: chunking.Bound, upper: chunking.Bound) -> None:
@@ -245,8 +245,7 @@ class Verification:
         return bool(self.summary["equal"].all()) and self.differences.empty
 
 
-def verify(source: Session, target: Session, tables: list[TableMap], chunk_size: int = 20_000) -> Verification:
-    verdicts = [verify_table(source, target, tm, chunk_size) for tm in tables]
+def combine(verdicts: list[TableVerdict]) -> Verification:
     return Verification(summary_frame(verdicts), differences_frame(verdicts), [f for v in verdicts for f in v.fixes])
 
 

@@ -20,13 +20,12 @@ from pathlib import Path
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.engine import spec as specs
+from omsbench.engine.bench import sysbench
+from omsbench.engine.bench.sysbench import run_tool
 from omsbench.engine.project import Project
 from omsbench.engine.servers import MariaDB, ensure_programs, find_program
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
-
-SOURCE_DB = "sbbench"
-TABLES = 4
 
 
 def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True) -> dict:
@@ -41,7 +40,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
     )
     source_server = MariaDB(workspace.folder("servers", "mariadb"))
     source_server.start()
-    _prepare_sysbench(source_server, rows)
+    sysbench.prepare(source_server, rows)
     defaults = _defaults_file(source_server)
     loads = {
         "omsbench": lambda target: _omsbench(workspace, source_server, target, rows, threads, progress),
@@ -58,7 +57,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
     return {
         "rows": rows,
         "threads": threads,
-        "tables": TABLES,
+        "tables": sysbench.TABLES,
         **{f"{name}_rows_per_second": round(value) for name, value in rate.items()},
         "ratio_vs_mydumper": round(rate["omsbench"] / rate["mydumper"], 3),
         "ratio_vs_mysqldump": round(rate["omsbench"] / rate["mysqldump"], 3),
@@ -76,32 +75,6 @@ def _on_fresh_seekdb(workspace: Workspace, load):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _prepare_sysbench(server: MariaDB, rows: int) -> None:
-    """sysbench's own tables (id, k, c, pad with index k_1); rebuilt only when the size changed."""
-    per_table = rows // TABLES
-    with connect(server.endpoint().dsn()) as session:
-        counts = session.query("SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (SOURCE_DB,))
-        exact = [session.scalar(f"SELECT COUNT(*) FROM {SOURCE_DB}.sbtest{i}") for i in range(1, len(counts) + 1)]
-        if len(counts) == TABLES and all(c == per_table for c in exact):
-            return
-        session.execute(f"DROP DATABASE IF EXISTS {SOURCE_DB}")
-        session.execute(f"CREATE DATABASE {SOURCE_DB}")
-    _run(
-        [
-            find_program("sysbench"),
-            "oltp_common",
-            "--db-driver=mysql",
-            f"--mysql-socket={server.socket}",
-            "--mysql-user=root",
-            f"--mysql-db={SOURCE_DB}",
-            f"--tables={TABLES}",
-            f"--table-size={per_table}",
-            "--threads=2",
-            "prepare",
-        ]
-    )
-
-
 def _defaults_file(server: MariaDB) -> str:
     """Client options for the baselines: the password stays out of argv and the process list."""
     fd, path = tempfile.mkstemp(prefix="omsbench-bench-", suffix=".cnf")
@@ -115,7 +88,7 @@ def _defaults_file(server: MariaDB) -> str:
 
 def _count(target: Endpoint, database: str) -> int:
     with connect(target.dsn()) as session:
-        return sum(session.scalar(f"SELECT COUNT(*) FROM {database}.sbtest{i}") for i in range(1, TABLES + 1))
+        return sum(session.scalar(f"SELECT COUNT(*) FROM {database}.sbtest{i}") for i in range(1, sysbench.TABLES + 1))
 
 
 def _result(seconds: float, rows: int, loaded: int, **extra) -> dict:
@@ -130,7 +103,9 @@ def _omsbench(workspace: Workspace, source: MariaDB, target: Endpoint, rows: int
         name="bench-full",
         source=source.endpoint(),
         target=target,
-        objects=specs.Objects(include=[f"{SOURCE_DB}.*"], rename=specs.Renames(databases={SOURCE_DB: database})),
+        objects=specs.Objects(
+            include=[f"{sysbench.DATABASE}.*"], rename=specs.Renames(databases={sysbench.DATABASE: database})
+        ),
         options=specs.Options(parallelism=threads),
     )
     project = Project(spec, workspace)
@@ -169,7 +144,7 @@ def _mysqldump(source: MariaDB, target: Endpoint, rows: int, defaults: str) -> d
             f"--defaults-file={defaults}",
             "--single-transaction",
             "--skip-lock-tables",
-            SOURCE_DB,
+            sysbench.DATABASE,
         ],
         stdout=subprocess.PIPE,
     )
@@ -190,12 +165,12 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
     folder = Path(tempfile.mkdtemp(prefix="omsbench-mydumper-"))
     try:
         started = time.monotonic()
-        _run(
+        run_tool(
             [
                 find_program("mydumper"),
                 f"--defaults-file={defaults}",
                 "-B",
-                SOURCE_DB,
+                sysbench.DATABASE,
                 "-t",
                 str(threads),
                 "-o",
@@ -204,7 +179,7 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
             ]
         )
         dumped = time.monotonic()
-        _run(
+        run_tool(
             [
                 find_program("myloader"),
                 "-S",
@@ -218,7 +193,7 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
                 "-B",
                 database,
                 "-s",
-                SOURCE_DB,
+                sysbench.DATABASE,
             ]
         )
         seconds = time.monotonic() - started
@@ -231,12 +206,3 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
         dump_seconds=round(dumped - started, 2),
         load_seconds=round(seconds - (dumped - started), 2),
     )
-
-
-def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        raise OmsError(
-            f"`{Path(cmd[0]).name}` failed: {(done.stderr or done.stdout).strip()[-400:]}",
-            fix="run the command by hand to see why",
-        )

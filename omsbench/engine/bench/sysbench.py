@@ -1,0 +1,49 @@
+"""sysbench's own tables as benchmark data, built once in the private MariaDB and reused."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from omsbench.endpoints.connection import connect
+from omsbench.engine.servers import MariaDB, find_program
+from omsbench.exceptions import OmsError
+
+DATABASE = "sbbench"
+TABLES = 4
+
+
+def prepare(server: MariaDB, rows: int) -> None:
+    """``rows`` rows over four sbtest tables (id, k, c, pad, index k_1); rebuilt only when the size changed."""
+    per_table = rows // TABLES
+    with connect(server.endpoint().dsn()) as session:
+        found = session.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (DATABASE,))
+        if len(found) == TABLES and all(
+            session.scalar(f"SELECT COUNT(*) FROM {DATABASE}.sbtest{i}") == per_table for i in range(1, TABLES + 1)
+        ):
+            return
+        session.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+        session.execute(f"CREATE DATABASE {DATABASE}")
+    run_tool(
+        [
+            find_program("sysbench"),
+            "oltp_common",
+            "--db-driver=mysql",
+            f"--mysql-socket={server.socket}",
+            "--mysql-user=root",
+            f"--mysql-db={DATABASE}",
+            f"--tables={TABLES}",
+            f"--table-size={per_table}",
+            "--threads=2",
+            "prepare",
+        ]
+    )
+
+
+def run_tool(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise OmsError(
+            f"`{Path(cmd[0]).name}` failed: {(done.stderr or done.stdout).strip()[-400:]}",
+            fix="run the command by hand to see why",
+        )
