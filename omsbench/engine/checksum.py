@@ -96,39 +96,22 @@ class Side:
         return "MD5(CONCAT_WS('|', " + ", ".join(canonical(c, n) for c, n in pairs) + "))"
 
 
-def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None, bucket: str = "") -> str:
-    """Count and the two checksum halves of a side's rows; grouped by ``bucket`` when one is given."""
+def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> str:
+    """Count and checksum of a side's rows, optionally within a key range."""
     here = Side.of(tm, side)
     select = f"COUNT(*), SUM(CAST(CONV(SUBSTRING({here.row_hash(tm)}, 1, 16), 16, 10) AS UNSIGNED))"
-    grouped = f" GROUP BY {bucket}" if bucket else ""
-    return f"SELECT {bucket + ', ' if bucket else ''}{select} FROM {here.table}{here.where(lower, upper)}{grouped}"
+    return f"SELECT {select} FROM {here.table}{here.where(lower, upper)}"
 
 
-def _hex(total: object) -> str:
-    return f"{int(total or 0):x}"
+def as_hex(checksum: int) -> str:
+    return f"{checksum:x}"
 
 
-def bucket_digests(session: Session, tm: TableMap, side: str, width: int) -> dict[int, tuple[int, int]]:
-    """Per key bucket ``key DIV width`` of a single integer key: count and checksum, in one scan."""
-    key = quote(Side.of(tm, side).key[0])
-    rows = session.query(checksum_sql(tm, side, bucket=f"{key} DIV {int(width)}"))
-    return {int(b): (int(n), int(h or 0)) for b, n, h in rows}
-
-
-def bucket_range(bucket: int, width: int) -> tuple[tuple[int], tuple[int]]:
-    """The key range ``(lower, upper]`` of a bucket; DIV truncates toward zero, so bucket 0 spans both signs."""
-    if bucket > 0:
-        low, high = bucket * width, (bucket + 1) * width - 1
-    elif bucket < 0:
-        low, high = (bucket - 1) * width + 1, bucket * width
-    else:
-        low, high = -(width - 1), width - 1
-    return (low - 1,), (high,)
-
-
-def total(buckets: dict[int, tuple[int, int]]) -> tuple[int, str]:
-    """The whole table's count and checksum from its buckets (sums add up exactly)."""
-    return sum(b[0] for b in buckets.values()), _hex(sum(b[1] for b in buckets.values()))
+def key_span(session: Session, tm: TableMap, side: str) -> tuple:
+    """Smallest and largest key of a single-column key on one side (None, None when empty)."""
+    here = Side.of(tm, side)
+    key = quote(here.key[0])
+    return tuple(session.query(f"SELECT MIN({key}), MAX({key}) FROM {here.table}{here.where()}")[0])
 
 
 @dataclass
@@ -145,15 +128,15 @@ class TableCheck:
         return self.source_rows == self.target_rows and self.source_checksum == self.target_checksum
 
 
-def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> tuple[int, str]:
-    """Row count and 128-bit checksum of the rows of one side, optionally within a key range."""
+def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> tuple[int, int]:
+    """Row count and checksum of the rows of one side, optionally within a key range."""
     count, checksum = session.query(checksum_sql(tm, side, lower, upper))[0]
-    return int(count), _hex(checksum)
+    return int(count), int(checksum or 0)
 
 
 def check_table(source: Session, target: Session, tm: TableMap) -> TableCheck:
     (src_rows, src_sum), (dst_rows, dst_sum) = digest(source, tm, "source"), digest(target, tm, "target")
-    return TableCheck(tm.source.qualified, tm.qualified, src_rows, dst_rows, src_sum, dst_sum)
+    return TableCheck(tm.source.qualified, tm.qualified, src_rows, dst_rows, as_hex(src_sum), as_hex(dst_sum))
 
 
 def check(source: Session, target: Session, tables: list[TableMap]) -> pd.DataFrame:

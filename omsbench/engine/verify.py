@@ -21,11 +21,12 @@ from pymysql.converters import escape_item
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine import chunking
-from omsbench.engine.checksum import Side, TableCheck, bucket_digests, bucket_range, canonical, digest, rule, total
+from omsbench.engine.checksum import Side, TableCheck, as_hex, canonical, digest, key_span, rule
 from omsbench.engine.literals import value_literal
 from omsbench.engine.mapping import TableMap
 
-LEAF_ROWS = 256
+LEAF_ROWS = 1000
+SPLIT = 16
 MISSING, EXTRA, DIFFERENT = "missing on target", "extra on target", "different"
 COLUMNS = ["table", "key", "kind", "column", "source_value", "target_value", "rule"]
 
@@ -73,46 +74,70 @@ class _Comparer:
 
     def run(self, chunk_size: int) -> TableVerdict:
         if self.tm.source.integer_key:
-            return self._by_buckets(chunk_size)
+            return self._by_integer_ranges(chunk_size)
         src, dst = self.both(digest)
-        check = TableCheck(self.tm.source.qualified, self.tm.qualified, src[0], dst[0], src[1], dst[1])
-        self.verdict = TableVerdict(check)
-        if check.equal:
+        self.verdict = TableVerdict(self._check(src, dst))
+        if self.verdict.check.equal:
             return self.verdict
         if not self.tm.source.key:
             _compare_multisets(self.source, self.target, self.tm, self.verdict)
             return self.verdict
         for lower, upper in chunking.plan(self.source, self.tm, chunk_size):
-            self.bisect(lower, upper)
+            self.compare_range(lower, upper)
         return self.verdict
 
-    def _by_buckets(self, width: int) -> TableVerdict:
-        """One scan per side checksums every key bucket; only differing buckets are bisected."""
-        src, dst = self.both(bucket_digests, width)
-        (src_rows, src_sum), (dst_rows, dst_sum) = total(src), total(dst)
-        check = TableCheck(self.tm.source.qualified, self.tm.qualified, src_rows, dst_rows, src_sum, dst_sum)
-        self.verdict = TableVerdict(check, ranges_compared=len(src.keys() | dst.keys()))
-        for bucket in sorted(src.keys() | dst.keys()):
-            if src.get(bucket) != dst.get(bucket):
-                self.bisect(*bucket_range(bucket, width))
+    def _check(self, src: tuple[int, int], dst: tuple[int, int]) -> TableCheck:
+        return TableCheck(self.tm.source.qualified, self.tm.qualified, src[0], dst[0], as_hex(src[1]), as_hex(dst[1]))
+
+    def _by_integer_ranges(self, chunk_size: int) -> TableVerdict:
+        """Cover both sides' key span with ranges of about ``chunk_size`` rows, found by arithmetic.
+
+        Plain range scans cost the databases less than one GROUP BY scan (measured), and need
+        no planning queries; the span is taken over both sides, so extra target rows fall in.
+        """
+        spans = [s for s in self.both(key_span) if s[0] is not None]
+        self.verdict = TableVerdict(self._check((0, 0), (0, 0)), ranges_compared=0)
+        if not spans:
+            return self.verdict
+        low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+        pieces = max(1, self.tm.source.row_estimate // chunk_size)
+        totals = [0, 0, 0, 0]
+        for lower, upper in _integer_pieces(low - 1, high, pieces):
+            src, dst = self.compare_range(lower, upper)
+            totals = [a + b for a, b in zip(totals, (*src, *dst), strict=True)]
+        self.verdict.check = self._check(totals[:2], totals[2:])
         return self.verdict
 
-    def bisect(self, lower: chunking.Bound, upper: chunking.Bound) -> None:
+    def compare_range(self, lower: chunking.Bound, upper: chunking.Bound) -> tuple[tuple, tuple]:
+        """Digest a key range on both sides; where they differ, descend to the rows."""
         self.verdict.ranges_compared += 1
         src, dst = self.both(digest, lower, upper)
-        if src == dst:
-            return
-        if max(src[0], dst[0]) <= self.leaf_rows:
+        if src != dst:
+            self._descend(lower, upper, max(src[0], dst[0]), src[0] >= dst[0])
+        return src, dst
+
+    def _descend(self, lower: chunking.Bound, upper: chunking.Bound, rows: int, source_larger: bool) -> None:
+        if rows <= self.leaf_rows:
             _compare_rows(self.source, self.target, self.tm, lower, upper, self.verdict)
             return
-        session, side = (self.source, self.sides[0]) if src[0] >= dst[0] else (self.target, self.sides[1])
-        bounds = [lower, *_split_points(session, side, lower, upper, max(src[0], dst[0])), upper]
-        for sub_lower, sub_upper in itertools.pairwise(bounds):
-            self.bisect(sub_lower, sub_upper)
+        if self.tm.source.integer_key:
+            pieces = _integer_pieces(lower[0], upper[0], SPLIT)
+        else:  # cut at keys of the side with more rows, so that rows only the target has are cut too
+            session, side = (self.source, self.sides[0]) if source_larger else (self.target, self.sides[1])
+            pieces = itertools.pairwise([lower, *_split_points(session, side, lower, upper, rows), upper])
+        for sub_lower, sub_upper in pieces:
+            self.compare_range(sub_lower, sub_upper)
+
+
+def _integer_pieces(lower: int, upper: int, pieces: int) -> list[tuple[tuple[int], tuple[int]]]:
+    """``(lower, upper]`` cut into up to ``pieces`` consecutive integer ranges."""
+    step = max(1, -(-(upper - lower) // pieces))
+    edges = [*range(lower, upper, step), upper]
+    return [((a,), (b,)) for a, b in itertools.pairwise(edges)]
 
 
 def _split_points(
-    session: Session, side: Side, lower: chunking.Bound, upper: chunking.Bound, rows: int, pieces: int = 8
+    session: Session, side: Side, lower: chunking.Bound, upper: chunking.Bound, rows: int, pieces: int = SPLIT
 ) -> list[tuple]:
     key = ", ".join(quote(k) for k in side.key)
     points = []
