@@ -147,7 +147,7 @@ def check(ctx, project) -> None:
 @click.pass_context
 def verify_cmd(ctx, project, apply_fix, chunk_size, threads) -> None:
     """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
-    from omsbench.workbench import report
+    from omsbench.workbench import charts, report
 
     proj = _project(ctx, project)
     result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads)
@@ -165,6 +165,7 @@ def verify_cmd(ctx, project, apply_fix, chunk_size, threads) -> None:
         },
         {"Tables": result.summary, "Differences": result.differences},
         result.equal,
+        charts={} if result.equal else {"Differences per table": charts.differences(result.summary)},
     )
     _show(result.summary)
     if not result.equal:

@@ -116,6 +116,7 @@ def test_verify_command_exit_codes_report_and_fix(workspace, source, seekdb_tcp,
     assert "UPDATE" in (reports / "fix.sql").read_text()
     html = (reports / "verify.html").read_text()
     assert "DIFFERENCES FOUND" in html and "Mallory" in html and "<script" not in html
+    assert "<svg" in html and 'src="http' not in html and 'href="http' not in html  # the chart is inline
 
     fixed = subprocess.run([*command, "--apply-fix"], capture_output=True, text=True, timeout=300)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr

@@ -10,8 +10,11 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from omsbench.workbench.charts import to_svg
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -32,7 +35,14 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="grid", na_rep="", escape=True)
 
 
-def write(path: Path, title: str, summary: dict, sections: dict[str, pd.DataFrame], verdict: bool) -> Path:
+def write(
+    path: Path,
+    title: str,
+    summary: dict,
+    sections: dict[str, pd.DataFrame],
+    verdict: bool,
+    charts: dict[str, alt.Chart] | None = None,
+) -> Path:
     """Write ``path`` (.html) and its .json twin; return the HTML path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -45,6 +55,7 @@ def write(path: Path, title: str, summary: dict, sections: dict[str, pd.DataFram
             verdict=verdict,
             summary=summary,
             sections={name: _table(frame) for name, frame in sections.items()},
+            charts={name: to_svg(chart) for name, chart in (charts or {}).items()},
         )
     )
     path.write_text(html, encoding="utf-8")
