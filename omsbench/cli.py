@@ -5,6 +5,7 @@ Exit codes: 0 ok, 1 differences or a failed check, 2 usage, configuration or con
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 
@@ -254,30 +255,22 @@ def bench() -> None:
     """Benchmarks, each run side by side with its baseline."""
 
 
-@bench.command("verify")
-@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000))
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 16))
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def bench_verify(ctx, rows, threads, as_json) -> None:
-    """omsbench verify vs reladiff vs a pandas merge, on ten rows changed in a copied database."""
-    from omsbench.engine.bench import verify as bench_verify_mod
+def _benchmark(name: str, summary: str) -> None:
+    """Register ``omsbench bench NAME``: runs omsbench.engine.bench.NAME and prints its JSON."""
 
-    result = bench_verify_mod.run(ctx.obj, rows=rows, threads=threads, progress=not as_json)
-    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+    @bench.command(name, help=summary)
+    @click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000))
+    @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 16))
+    @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+    @click.pass_context
+    def command(ctx, rows, threads, as_json) -> None:
+        module = importlib.import_module(f"omsbench.engine.bench.{name}")
+        result = module.run(ctx.obj, rows=rows, threads=threads, progress=not as_json)
+        click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
 
 
-@bench.command("full")
-@click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000))
-@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 16))
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def bench_full(ctx, rows, threads, as_json) -> None:
-    """omsbench full load vs mysqldump|mysql vs mydumper|myloader into fresh seekdb databases."""
-    from omsbench.engine.bench import full as bench_full_mod
-
-    result = bench_full_mod.run(ctx.obj, rows=rows, threads=threads, progress=not as_json)
-    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+_benchmark("full", "omsbench full load vs mysqldump|mysql vs mydumper|myloader, each into a fresh seekdb.")
+_benchmark("verify", "omsbench verify vs reladiff vs a pandas merge, on ten rows changed in a copied database.")
 
 
 if __name__ == "__main__":

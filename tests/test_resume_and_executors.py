@@ -104,6 +104,8 @@ def test_chunks_run_on_a_dask_cluster(workspace, source, target, src, dst, uniqu
         result = project.full(executor=client.get_executor(), progress=False)
         workers = len(client.scheduler_info()["workers"])
     assert workers == 2
+    again = project.full(progress=False)  # nothing left to copy: the hand-over position must not move
+    assert again.chunks_copied == 0 and again.start_position == result.start_position
     # 12 full key ranges of sbtest, the open-ended range above the last key, the keyless table
     assert result.chunks_copied == 14
     for table in ("sbtest", "nokey"):

@@ -153,8 +153,10 @@ def run(
     """
     result = FullResult()
     previous = state.step(project, STEP)
-    resuming = bool(previous and previous["state"] in ("running", "failed") and previous.get("detail"))
-    result.start_position = previous["detail"].get("start_position") if resuming else None
+    # Until the load is reset, its hand-over position stays the one taken before its first chunk,
+    # also when a finished load is run again: incremental sync must start there.
+    continuing = bool(previous and previous["state"] != "pending" and previous.get("detail"))
+    result.start_position = previous["detail"].get("start_position") if continuing else None
     try:
         jobs = _prepare(project, source_ep, target_ep, tables, options, state, result)
         started = time.monotonic()
