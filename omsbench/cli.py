@@ -145,13 +145,20 @@ def check(ctx, project) -> None:
 @click.option("--apply-fix", is_flag=True, help="Run the fix SQL on the target in one transaction, then check again.")
 @click.option("--chunk-size", default=20_000, show_default=True, type=click.IntRange(10))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 32), help="Tables compared at once.")
+@click.option(
+    "--sample",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    help="Share of each table's key ranges to compare, for a fast signal.",
+)
 @click.pass_context
-def verify_cmd(ctx, project, apply_fix, chunk_size, threads) -> None:
+def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample) -> None:
     """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
     from omsbench.workbench import charts, report
 
     proj = _project(ctx, project)
-    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads)
+    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample)
     folder = ctx.obj.folder("reports", proj.name)
     (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
     path = report.write(

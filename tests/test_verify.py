@@ -124,3 +124,17 @@ def test_verify_command_exit_codes_report_and_fix(workspace, source, seekdb_tcp,
 
     missing = subprocess.run([*command[:-2], "verify", "no-such-project"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no project named" in missing.stderr
+
+
+def test_a_sample_compares_a_share_of_the_ranges_and_finds_only_real_differences(migrated, dst):
+    project, db = migrated
+    planted = {f"id={i}" for i in range(5, 1000, 50)}  # every range of ~100 keys holds two
+    dst.execute(f"UPDATE `{db}`.orders SET total = total + 1 WHERE id % 50 = 5")
+    full = project.verify(chunk_size=100)
+    found = set(full.differences[full.differences.table == f"{db}.orders"].key)
+    assert found == planted
+    sampled = project.verify(chunk_size=100, sample=0.5, seed=3)
+    orders = sampled.summary.set_index("table").loc[f"{db}.orders"]
+    assert orders["sampled"] == 0.5
+    assert orders["ranges compared"] < full.summary.set_index("table").loc[f"{db}.orders", "ranges compared"]
+    assert set(sampled.differences.key) <= found and len(sampled.differences) > 0

@@ -169,18 +169,26 @@ class Project:
         )
         return result
 
-    def verify(self, apply_fix: bool = False, chunk_size: int = 20_000, threads: int = 2) -> verify.Verification:
+    def verify(
+        self,
+        apply_fix: bool = False,
+        chunk_size: int = 20_000,
+        threads: int = 2,
+        sample: float = 1.0,
+        seed: int | None = None,
+    ) -> verify.Verification:
         """Find every differing row; with ``apply_fix`` run the fix SQL in one transaction and check again.
 
-        ``threads`` tables are compared at once, each on its own pair of sessions.
+        ``threads`` tables are compared at once, each on its own pair of sessions; ``sample`` < 1
+        compares that share of each table's key ranges, for a fast signal.
         """
         with self.sessions() as (source, _):
             tables = self.selection(source).tables
-        result = self._verify_tables(tables, chunk_size, threads)
+        result = self._verify_tables(tables, chunk_size, threads, sample, seed)
         if apply_fix and result.fixes:
             with self.sessions() as (_, target):
                 verify.apply_fixes(target, result.fixes)
-            result = self._verify_tables(tables, chunk_size, threads)
+            result = self._verify_tables(tables, chunk_size, threads, sample, seed)
         self.state.set_step(
             self.name,
             "verify",
@@ -190,10 +198,12 @@ class Project:
         )
         return result
 
-    def _verify_tables(self, tables: list, chunk_size: int, threads: int) -> verify.Verification:
+    def _verify_tables(
+        self, tables: list, chunk_size: int, threads: int, sample: float, seed: int | None
+    ) -> verify.Verification:
         def one(tm):
             with self.sessions() as (source, target):
-                return verify.verify_table(source, target, tm, chunk_size)
+                return verify.verify_table(source, target, tm, chunk_size, sample=sample, seed=seed)
 
         with ThreadPoolExecutor(threads, thread_name_prefix="omsbench-verify-table") as pool:
             return verify.combine(list(pool.map(one, tables)))
