@@ -144,9 +144,6 @@ class Catalog:
     views: dict[tuple[str, str], View] = field(default_factory=dict)
     routines: list[Routine] = field(default_factory=list)
 
-    def table(self, schema: str, name: str) -> Table | None:
-        return self.tables.get((schema, name))
-
 
 def schemas(session: Session) -> list[str]:
     rows = session.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")

@@ -7,7 +7,6 @@ loses at most its open transaction.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -275,6 +274,3 @@ def _pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
 
-
-def dumps(detail: Any) -> str:
-    return json.dumps(detail, default=str)
