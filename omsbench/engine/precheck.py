@@ -11,6 +11,7 @@ import pandas as pd
 
 from omsbench.endpoints import mysql
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect
+from omsbench.engine import full, schema
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import CARRIED_TYPES, TYPE_REPLACEMENTS
 from omsbench.engine.spec import ProjectSpec
@@ -202,24 +203,19 @@ def target_checks(session: Session, selection: Selection, spec: ProjectSpec) -> 
         _privilege(grants, privilege, "target", f"GRANT {privilege} ON *.* TO the target user")
         for privilege in ("CREATE", "INSERT", "ALTER", "INDEX")
     ]
+    resumed = (
+        {table for table, _ in full.done_chunks(session, spec.name)}
+        if schema.exists(session, "omsbench", "full_chunks")
+        else set()
+    )
     for tm in selection.tables:
-        findings += _existing_rows(session, tm, spec)
+        findings += _existing_rows(session, tm, spec, tm.source.qualified in resumed)
     return findings
 
 
-def _existing_rows(session: Session, tm: TableMap, spec: ProjectSpec) -> list[Finding]:
-    exists = session.scalar(
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-        (tm.schema, tm.name),
-    )
-    if not exists or not session.query(f"SELECT 1 FROM {tm.quoted} LIMIT 1"):
+def _existing_rows(session: Session, tm: TableMap, spec: ProjectSpec, copied: bool) -> list[Finding]:
+    if not schema.exists(session, tm.schema, tm.name) or not session.query(f"SELECT 1 FROM {tm.quoted} LIMIT 1"):
         return []
-    copied = session.scalar(
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'omsbench' AND TABLE_NAME = 'full_chunks'"
-    ) and session.scalar(
-        "SELECT COUNT(*) FROM `omsbench`.`full_chunks` WHERE project = %s AND source_table = %s",
-        (spec.name, tm.source.qualified),
-    )
     if copied:
         return [Finding("target rows", tm.qualified, OK, "holds rows of this project's earlier load; it resumes")]
     policy = spec.options.on_existing_rows
