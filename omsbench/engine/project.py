@@ -140,13 +140,13 @@ class Project:
             executor=executor,
             progress=progress,
         )
-        self.post_load()
+        self.post_load(selection)
         return result
 
-    def post_load(self) -> pd.DataFrame:
+    def post_load(self, selection: Selection | None = None) -> pd.DataFrame:
         """Indexes, CHECK constraints, foreign keys and AUTO_INCREMENT, once the rows are in."""
         with self.sessions() as (source, target):
-            selection = self.selection(source)
+            selection = selection or self.selection(source)
             plans = schema.plan_tables(target, selection)
             report = schema.report(schema.create_post_load(target, plans))
             schema.sync_auto_increment(source, target, plans)
