@@ -167,14 +167,18 @@ def _split_points(
     return points
 
 
+def _values(tm: TableMap, side: Side) -> list[str]:
+    """The columns as stored, then (on the source) each rendered as the SQL literal fix SQL needs."""
+    shown = [quote(n) for n in side.columns]
+    return shown + ([value_literal(c) for c in tm.source.columns] if side.name == "source" else [])
+
+
 def _fetch(session: Session, tm: TableMap, side: Side, where: str) -> dict[tuple, tuple]:
     """Rows by key: (canonical values, display values, source literals) per row."""
     columns = tm.source.columns
     canon = [canonical(c, n) for c, n in zip(columns, side.columns, strict=True)]
-    shown = [quote(n) for n in side.columns]
-    literals = [value_literal(c) for c in columns] if side.name == "source" else []
     keys = [quote(k) for k in side.key]
-    rows = session.query(f"SELECT {', '.join(keys + canon + shown + literals)} FROM {side.table}{where}")
+    rows = session.query(f"SELECT {', '.join(keys + canon + _values(tm, side))} FROM {side.table}{where}")
     n, m = len(keys), len(columns)
     return {tuple(r[:n]): (r[n : n + m], r[n + m : n + 2 * m], r[n + 2 * m :]) for r in rows}
 
@@ -268,11 +272,8 @@ def _fetch_by_hash(session: Session, tm: TableMap, side: Side, digest_hex: str) 
     """One row with the given hash: its display values and (on the source) its literals."""
     where = side.where()
     where += (" AND " if where else " WHERE ") + f"{side.row_hash(tm)} = '{digest_hex}'"
-    columns = tm.source.columns
-    shown = [quote(n) for n in side.columns]
-    literals = [value_literal(c) for c in columns] if side.name == "source" else []
-    row = session.query(f"SELECT {', '.join(shown + literals)} FROM {side.table}{where} LIMIT 1")[0]
-    return row[: len(columns)], row[len(columns) :]
+    row = session.query(f"SELECT {', '.join(_values(tm, side))} FROM {side.table}{where} LIMIT 1")[0]
+    return row[: len(tm.source.columns)], row[len(tm.source.columns) :]
 
 
 @dataclass
