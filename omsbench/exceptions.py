@@ -49,3 +49,21 @@ class CopyError(OmsError):
 
 class StateError(OmsError):
     """The state store does not match what the request needs (unknown project, step order)."""
+
+
+class BinlogPurged(OmsError):
+    """The binlog a sync must continue from is gone from the source."""
+
+
+class SyncError(OmsError):
+    """Incremental sync cannot go on without the user: a failed apply, an untranslatable DDL."""
+
+
+class DdlPaused(SyncError):
+    """A DDL statement could not be translated or applied; the sync waits for skip or replace-with."""
+
+    def __init__(self, message: str, fix: str | None = None, statement: str = "", position: str = "") -> None:
+        super().__init__(message, fix)
+        self.args = (message, fix, statement, position)
+        self.statement = statement
+        self.position = position

@@ -67,6 +67,26 @@ def _matches(patterns: list[tuple[str, str]], schema: str, name: str) -> bool:
     return any(fnmatchcase(schema, s) and fnmatchcase(name, n) for s, n in patterns)
 
 
+def chooses(spec: ProjectSpec, schema: str, name: str) -> bool:
+    """Whether the spec's include/exclude patterns take a table, such as one created during sync."""
+    objects = spec.objects
+    include = [_pattern(p, "objects.include") for p in objects.include]
+    exclude = [_pattern(p, "objects.exclude") for p in objects.exclude]
+    return _matches(include, schema, name) and not _matches(exclude, schema, name)
+
+
+def new_table_map(spec: ProjectSpec, table: Table) -> TableMap:
+    """The target names of a table the source gained after the selection was made."""
+    renames = spec.objects.rename
+    new_names = {tuple(split_name(key)): new for key, new in renames.tables.items()}
+    return TableMap(
+        table,
+        renames.databases.get(table.schema, table.schema),
+        new_names.get((table.schema, table.name), table.name),
+        {c.name: c.name for c in table.columns},
+    )
+
+
 def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
     """Resolve include/exclude, renames and filters; raise SpecError naming any bad entry."""
     objects = spec.objects
@@ -88,17 +108,9 @@ def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
     new_names = {tuple(split_name(key)): new for key, new in renames.tables.items()}
     for schema, name in sorted(catalog.tables):
         if chosen(schema, name):
-            table = catalog.tables[(schema, name)]
-            target_schema = renames.databases.get(schema, schema)
-            selection.schemas[schema] = target_schema
-            selection.tables.append(
-                TableMap(
-                    table,
-                    target_schema,
-                    new_names.get((schema, name), name),
-                    {c.name: c.name for c in table.columns},
-                )
-            )
+            tm = new_table_map(spec, catalog.tables[(schema, name)])
+            selection.schemas[schema] = tm.schema
+            selection.tables.append(tm)
     for (schema, name), view in sorted(catalog.views.items()):
         if chosen(schema, name):
             selection.schemas[schema] = renames.databases.get(schema, schema)

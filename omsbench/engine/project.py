@@ -20,6 +20,7 @@ from omsbench.endpoints.connection import Session, connect
 from omsbench.engine import checksum, full, precheck, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.mapping import Selection, select
+from omsbench.engine.sync import STEP, StartAt, Sync
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import PrecheckFailed, SchemaError
 
@@ -207,6 +208,15 @@ class Project:
 
         with ThreadPoolExecutor(threads, thread_name_prefix="omsbench-verify-table") as pool:
             return verify.combine(list(pool.map(one, tables)))
+
+    def sync(self, start: StartAt | None = None) -> Sync:
+        """The incremental sync: ``run()`` blocks; ``runner.run_thread`` or ``omsbench sync start`` run it aside."""
+        return Sync(self.spec, self.state, self.selection, start)
+
+    def sync_status(self) -> dict:
+        """State, position, last rates and lag of the sync, from the state store only (no connection)."""
+        step = self.state.step(self.name, STEP) or {"state": "never started", "message": "", "detail": {}}
+        return {"state": step["state"], "message": step["message"], **(step.get("detail") or {})}
 
     def status(self) -> dict[str, pd.DataFrame]:
         return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}

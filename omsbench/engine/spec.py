@@ -49,6 +49,8 @@ class Options(_Strict):
     on_existing_rows: Literal["refuse", "truncate", "append"] = "refuse"
     executor: Literal["threads", "processes"] = "threads"
     """Threads by default: the copy loop only moves bytes, so the GIL costs less than starting processes."""
+    group_rows: int = Field(20_000, ge=1, le=1_000_000, description="sync: most rows merged into one target commit")
+    heartbeat_ms: int = Field(200, ge=50, le=60_000, description="sync: how often the source heartbeat is written")
 
 
 class ProjectSpec(_Strict):

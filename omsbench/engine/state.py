@@ -81,6 +81,28 @@ metrics = Table(
     Column("name", String, nullable=False),
     Column("value", Float, nullable=False),
 )
+ddl_log = Table(
+    "ddl",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project", String, nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("position", String, nullable=False),
+    Column("statement", Text, nullable=False),
+    Column("action", String, nullable=False),
+    Column("reason", Text),
+    Column("target_sql", Text),
+)
+controls = Table(
+    "controls",
+    metadata,
+    Column("project", String, primary_key=True),
+    Column("step", String, primary_key=True),
+    Column("want", String, nullable=False),
+    Column("payload", JSON),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+"""What a user asked a running step to do (pause, resume, stop, resolve a DDL); the step polls it."""
 
 
 def now() -> datetime:
@@ -265,6 +287,44 @@ class StateStore:
                 .all()
             )
         return pd.DataFrame(rows, columns=["ts", "stage", "name", "value"])
+
+    # DDL decisions and requests --------------------------------------------------------------------
+    def record_ddl(
+        self, project: str, position: str, statement: str, action: str, reason: str, target_sql: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(ddl_log).values(
+                    project=project,
+                    at=now(),
+                    position=position,
+                    statement=statement,
+                    action=action,
+                    reason=reason,
+                    target_sql=target_sql,
+                )
+            )
+
+    def ddl(self, project: str) -> pd.DataFrame:
+        query = select(ddl_log).where(ddl_log.c.project == project).order_by(ddl_log.c.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return pd.DataFrame(rows, columns=[c.name for c in ddl_log.columns]).drop(columns=["id", "project"])
+
+    def request(self, project: str, step: str, want: str, payload: dict | None = None) -> None:
+        values = {"want": want, "payload": payload, "at": now()}
+        stmt = sqlite_insert(controls).values(project=project, step=step, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["project", "step"], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def requested(self, project: str, step: str) -> dict | None:
+        query = select(controls.c.want, controls.c.payload).where(
+            controls.c.project == project, controls.c.step == step
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return dict(row) if row else None
 
 
 def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,81 @@
+"""Read a MySQL / MariaDB binlog as a replica does, through python-mysql-replication.
+
+This module only opens the stream at the right place and says clearly when that place is
+gone; turning events into the change model is the engine's job (``engine/cdc.py``).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
+
+from omsbench.endpoints.connection import Dsn, Flavor, Session
+from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.exceptions import BinlogPurged
+
+EVENTS = [
+    MariadbGtidEvent,
+    QueryEvent,
+    XidEvent,
+    RotateEvent,
+    TableMapEvent,
+    WriteRowsEvent,
+    UpdateRowsEvent,
+    DeleteRowsEvent,
+]
+
+
+def replica_id(project: str) -> int:
+    """A server id that is stable per project and unlikely to clash with real replicas."""
+    return 100_000 + zlib.crc32(project.encode()) % 1_000_000_000
+
+
+def binary_logs(session: Session) -> list[str]:
+    return [row[0] for row in session.query("SHOW BINARY LOGS")]
+
+
+def require_available(session: Session, position: BinlogPosition) -> None:
+    """Refuse to start from a binlog file the server has already purged: changes would be lost."""
+    logs = binary_logs(session)
+    if position.file not in logs:
+        first = logs[0] if logs else "none"
+        raise BinlogPurged(
+            f"the source no longer has binlog {position.file} (oldest kept: {first}); "
+            f"the changes since {position} are gone",
+            fix="run a new full migration (`omsbench full --restart`), and keep binlogs longer "
+            "(expire_logs_days / binlog_expire_logs_seconds) than a sync may stay stopped",
+        )
+
+
+def earliest(session: Session) -> BinlogPosition:
+    return BinlogPosition(binary_logs(session)[0], 4)
+
+
+def open_stream(dsn: Dsn, flavor: Flavor, server_id: int, position: BinlogPosition) -> BinLogStreamReader:
+    """A blocking stream from ``position``; master heartbeats every second keep a quiet stream alive.
+
+    A position without a file starts at its GTID (MariaDB's ``domain-server-seq`` list). The
+    library's MariaDB mode always starts by GTID, so a file position uses the classic dump
+    command, which MariaDB serves too (its GTID events still arrive).
+    """
+    settings = {"user": dsn.user, "passwd": dsn.password(), "charset": "utf8mb4"}
+    if dsn.unix_socket:
+        settings["unix_socket"] = dsn.unix_socket
+    else:
+        settings.update(host=dsn.host, port=dsn.port or 3306)
+    return BinLogStreamReader(
+        connection_settings=settings,
+        server_id=server_id,
+        log_file=position.file or None,
+        log_pos=position.pos if position.file else None,
+        auto_position=None if position.file else position.gtid,
+        resume_stream=True,
+        blocking=True,
+        only_events=EVENTS,
+        is_mariadb=flavor is Flavor.MARIADB and not position.file,
+        slave_heartbeat=1,
+        enable_logging=False,
+    )

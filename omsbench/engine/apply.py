@@ -1,0 +1,244 @@
+"""Change model -> a MySQL-compatible target, exactly once.
+
+A group of whole source transactions is applied in one target transaction together with the
+checkpoint row (``omsbench.sync_checkpoint``): after a crash the target holds either the whole
+group and its position, or neither, so a restart from the checkpoint neither loses nor repeats
+an effect.
+
+Within a group the changes to keyed tables are merged by key: one ``DELETE ... IN`` for every key
+deleted at any point (run with foreign_key_checks on, child tables first, so the target performs
+the ON DELETE actions that MySQL never writes to the binlog), then one multi-row ``REPLACE`` of
+every row's final image (foreign_key_checks off: the source already enforced them, and REPLACE's
+own delete must not cascade). Replaying a change twice leaves the same rows, which is what makes
+the hand-over from a full load, whose chunks were read at different moments, safe. Tables without
+a key cannot be merged: each change is applied on its own, matching the full before image and
+touching one row, so duplicates stay duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pymysql
+
+from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
+from omsbench.endpoints.connection import Session
+from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine.changes import Op, RowChange, Transaction
+from omsbench.engine.mapping import TableMap
+from omsbench.engine.tracker import Tracker
+
+CHECKPOINT_DDL = (
+    "CREATE TABLE IF NOT EXISTS `omsbench`.`sync_checkpoint` ("
+    " project VARCHAR(64) NOT NULL PRIMARY KEY, file VARCHAR(255) NOT NULL, pos BIGINT NOT NULL,"
+    " gtid VARCHAR(2048), source_ts DOUBLE, applied_at DOUBLE)"
+)
+APPLIER_MARK = "SET @omsbench_applier = 1"
+"""Reverse capture triggers skip sessions that carry this mark, so applied changes never loop."""
+_ROW_IS_REFERENCED = 1451
+_BATCH = 1000
+
+
+@dataclass
+class TableChanges:
+    """The net effect of a group on one keyed table, or the ordered changes of a keyless one."""
+
+    tm: TableMap
+    final: dict[tuple, dict | None] = field(default_factory=dict)
+    deleted: set[tuple] = field(default_factory=set)
+    keyless: list[RowChange] = field(default_factory=list)
+
+    def add(self, change: RowChange, key_of) -> None:
+        if change.key is None:
+            self.keyless.append(change)
+            return
+        if change.op is not Op.INSERT:
+            before = key_of(change.before)
+            if change.op is Op.DELETE or before != change.key:
+                self.deleted.add(before)
+                self.final[before] = None
+        if change.op is not Op.DELETE:
+            self.final[change.key] = change.after
+
+
+def ensure_checkpoint_table(target: Session) -> None:
+    target.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
+    target.execute(CHECKPOINT_DDL)
+
+
+def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, float | None] | None:
+    rows = target.query(
+        "SELECT file, pos, gtid, source_ts FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project,)
+    )
+    if not rows:
+        return None
+    file, pos, gtid, source_ts = rows[0]
+    return BinlogPosition(file, int(pos), gtid), source_ts
+
+
+def clear_checkpoint(target: Session, project: str) -> None:
+    ensure_checkpoint_table(target)
+    target.execute("DELETE FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project,))
+    target.conn.commit()
+
+
+class Applier:
+    def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
+        self.target, self.project, self.tracker = target, project, tracker
+        target.conn.autocommit(False)
+        target.execute(APPLIER_MARK)
+        ensure_checkpoint_table(target)
+
+    def apply(self, group: list[Transaction]) -> float:
+        """Apply whole transactions and their checkpoint in one target transaction; return the commit time."""
+        merged = self._merge(group)
+        try:
+            self._deletes(merged)
+            self.target.execute("SET foreign_key_checks = 0")
+            for tc in merged.values():
+                self._keyless(tc)
+                self._replace(tc)
+            self._checkpoint(group[-1])
+            self.target.conn.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        return time.time()
+
+    def checkpoint_only(self, txn: Transaction) -> None:
+        """Move the checkpoint past a transaction that changes nothing on the target (a DDL, a skip)."""
+        self._checkpoint(txn)
+        self.target.conn.commit()
+
+    def rollback(self) -> None:
+        with contextlib.suppress(pymysql.err.MySQLError):  # a lost connection was rolled back by the server
+            self.target.conn.rollback()
+
+    def _merge(self, group: list[Transaction]) -> dict[tuple[str, str], TableChanges]:
+        merged: dict[tuple[str, str], TableChanges] = {}
+        for txn in group:
+            for change in txn.changes:
+                key = (change.schema, change.table)
+                tc = merged.get(key)
+                if tc is None:
+                    tm = self.tracker.get(*key)
+                    if tm is None:
+                        continue
+                    tc = merged[key] = TableChanges(tm)
+                tc.add(change, _key_getter(tc.tm))
+        return merged
+
+    def _deletes(self, merged: dict[tuple[str, str], TableChanges]) -> None:
+        """Child tables first, with foreign_key_checks on, so ON DELETE actions run as on the source."""
+        self.target.execute("SET foreign_key_checks = 1")
+        for tc in _children_first(list(merged.values())):
+            keys = sorted(tc.deleted, key=repr)
+            for start in range(0, len(keys), _BATCH):
+                sql = _delete_sql(self.target, tc.tm, keys[start : start + _BATCH])
+                try:
+                    self.target.execute(sql)
+                except pymysql.err.IntegrityError as err:
+                    if err.args[0] != _ROW_IS_REFERENCED:
+                        raise
+                    # the target still holds child rows the source had removed before (a replay after
+                    # a full load); they go when their own deletes arrive
+                    self.target.execute("SET foreign_key_checks = 0")
+                    self.target.execute(sql)
+                    self.target.execute("SET foreign_key_checks = 1")
+
+    def _replace(self, tc: TableChanges) -> None:
+        rows = [image for image in tc.final.values() if image is not None]
+        if not rows:
+            return
+        columns = [c for c in tc.tm.source.stored_columns]
+        names = ", ".join(quote(tc.tm.columns[c.name]) for c in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        with self.target.cursor() as cur:
+            cur.executemany(
+                f"REPLACE INTO {tc.tm.quoted} ({names}) VALUES ({marks})",
+                [tuple(image[c.name] for c in columns) for image in rows],
+            )
+
+    def _keyless(self, tc: TableChanges) -> None:
+        tm = tc.tm
+        columns = tm.source.stored_columns
+        names = ", ".join(quote(tm.columns[c.name]) for c in columns)
+        for change in tc.keyless:
+            if change.op is Op.INSERT:
+                marks = ", ".join(["%s"] * len(columns))
+                self.target.execute(
+                    f"INSERT INTO {tm.quoted} ({names}) VALUES ({marks})", [change.after[c.name] for c in columns]
+                )
+                continue
+            where, args = _match(tm, change.before)
+            if change.op is Op.DELETE:
+                self.target.execute(f"DELETE FROM {tm.quoted} WHERE {where} LIMIT 1", args)
+            else:
+                sets = ", ".join(f"{quote(tm.columns[c.name])} = %s" for c in columns)
+                values = [change.after[c.name] for c in columns]
+                self.target.execute(f"UPDATE {tm.quoted} SET {sets} WHERE {where} LIMIT 1", values + args)
+
+    def _checkpoint(self, txn: Transaction) -> None:
+        position = txn.position
+        self.target.execute(
+            "REPLACE INTO `omsbench`.`sync_checkpoint` (project, file, pos, gtid, source_ts, applied_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (self.project, position.file, position.pos, position.gtid, txn.commit_ts, time.time()),
+        )
+
+
+def _key_getter(tm: TableMap):
+    key = tm.source.key
+    return lambda image: tuple(image[c] for c in key)
+
+
+def _delete_sql(target: Session, tm: TableMap, keys: list[tuple]) -> str:
+    key = tm.source.key
+    literal = target.conn.literal
+    if len(key) == 1:
+        values = ", ".join(literal(k[0]) for k in keys)
+        return f"DELETE FROM {tm.quoted} WHERE {quote(tm.columns[key[0]])} IN ({values})"
+    columns = ", ".join(quote(tm.columns[c]) for c in key)
+    tuples = ", ".join("(" + ", ".join(literal(v) for v in k) + ")" for k in keys)
+    return f"DELETE FROM {tm.quoted} WHERE ({columns}) IN ({tuples})"
+
+
+def _match(tm: TableMap, image: dict) -> tuple[str, list]:
+    """A NULL-safe match on every stored column of a keyless row (spatial values cannot be compared)."""
+    parts, args = [], []
+    for column in tm.source.stored_columns:
+        if column.data_type in SPATIAL_TYPES:
+            continue
+        mark = "CAST(%s AS JSON)" if column.data_type == "json" else "%s"
+        parts.append(f"{quote(tm.columns[column.name])} <=> {mark}")
+        args.append(image[column.name])
+    return " AND ".join(parts), args
+
+
+def _children_first(tables: list[TableChanges]) -> list[TableChanges]:
+    """Order so that a table referencing another comes before it (deletes of children go first)."""
+    by_target = {(tc.tm.schema, tc.tm.name): tc for tc in tables if tc.deleted}
+    parents = defaultdict(set)
+    for name, tc in by_target.items():
+        for fk in tc.tm.source.foreign_keys:
+            ref = (fk.ref_schema, fk.ref_table)
+            if ref in by_target and ref != name:
+                parents[name].add(ref)
+    ordered: list[TableChanges] = []
+    done: set = set()
+
+    def visit(name, trail=()):
+        if name in done or name in trail:
+            return
+        for child, refs in parents.items():
+            if name in refs:
+                visit(child, (*trail, name))
+        done.add(name)
+        ordered.append(by_target[name])
+
+    for name in by_target:
+        visit(name)
+    return ordered

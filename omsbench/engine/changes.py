@@ -1,0 +1,68 @@
+"""The change model: what every reader produces and every sink consumes.
+
+The binlog reader, the OceanBase capture of reverse sync and a Kafka consumer all turn what
+they read into :class:`Transaction` values; the database applier and the queue sinks take
+them. Row images are dicts keyed by *source* column names, with Python values as pymysql
+sends them (int, Decimal, str, bytes, date/datetime/timedelta, float, None), so any sink can
+encode them without knowing where they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from omsbench.endpoints.mysql import BinlogPosition
+
+
+class Op(str, Enum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(slots=True)
+class RowChange:
+    schema: str
+    table: str
+    op: Op
+    before: dict | None
+    """The full row before an update or delete (None for an insert)."""
+    after: dict | None
+    """The full row after an insert or update (None for a delete)."""
+    key: tuple | None
+    """Primary-key values of the row (after image for inserts and updates), None for keyless tables."""
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+
+@dataclass(slots=True)
+class Ddl:
+    schema: str | None
+    """The session's current database when the statement ran: unqualified names refer to it."""
+    statement: str
+
+
+@dataclass(slots=True)
+class Transaction:
+    """One source transaction, whole: the applier never splits it.
+
+    ``position`` is where the stream continues after this transaction, the value a checkpoint
+    stores. ``commit_ts`` is the source's commit time in seconds; ``read_at`` the reader's clock
+    when the transaction was decoded, the boundary between the read and apply lag stages.
+    """
+
+    position: BinlogPosition
+    commit_ts: float
+    read_at: float
+    gtid: str | None = None
+    changes: list[RowChange] = field(default_factory=list)
+    ddl: Ddl | None = None
+    heartbeat: float | None = None
+    """Set when the transaction carries a heartbeat: the reader-host time it was written."""
+
+    @property
+    def rows(self) -> int:
+        return len(self.changes)

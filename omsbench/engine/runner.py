@@ -1,0 +1,114 @@
+"""Where a sync runs: a background process (CLI) or a thread (notebook), never two at once.
+
+Either way one pid file in the workspace says who runs the project's sync, so a second start is
+refused while the first lives, and a killed runner leaves only a stale file that the next start
+takes over. Pause, resume and stop travel through the state store, so they work the same for a
+process and a thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from omsbench.engine.servers import PrivateServer
+from omsbench.engine.sync import STEP, Sync
+from omsbench.engine.workspace import Workspace
+from omsbench.exceptions import SyncError
+
+
+class SyncProcess(PrivateServer):
+    """``python -m omsbench sync run PROJECT`` detached, with its pid file and log in the workspace."""
+
+    name = "sync"
+
+    def __init__(self, workspace: Workspace, project: str, args: list[str] | None = None) -> None:
+        super().__init__(workspace.folder("run", project))
+        self.workspace, self.project, self.args = workspace, project, args or []
+
+    def launch(self) -> int:
+        refuse_second(self)
+        self.workspace.state.set_step(self.project, STEP, "starting", "starting the sync process")
+        self.start()
+        return self.pid() or 0
+
+    def _command(self) -> list[str]:
+        run = [sys.executable, "-m", "omsbench", "sync", "run", self.project]
+        return [*run, "--workspace", str(self.workspace.root), *self.args]
+
+    def _ping(self) -> bool:
+        step = self.workspace.state.step(self.project, STEP) or {}
+        return step.get("state") in ("running", "retrying", "paused") and self.pid() is not None
+
+    def stop(self, timeout: float = 60) -> None:
+        self.workspace.state.request(self.project, STEP, "stop")
+        super().stop(timeout)
+
+
+def refuse_second(process: SyncProcess) -> None:
+    pid = process.pid()
+    if pid is not None:
+        raise SyncError(
+            f"the sync of project {process.project} already runs (pid {pid})",
+            fix=f"use `omsbench sync status {process.project}`, or stop it first with `omsbench sync stop`",
+        )
+
+
+def claim(process: SyncProcess) -> None:
+    """Write our own pid, refusing when another live runner holds the project."""
+    pid = process.pid()
+    if pid is not None and pid != os.getpid():
+        refuse_second(process)
+    process.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    process.pid_file.write_text(str(os.getpid()))
+
+
+def release(process: SyncProcess) -> None:
+    if process.pid() == os.getpid():
+        process.pid_file.unlink(missing_ok=True)
+
+
+def run_foreground(sync: Sync, process: SyncProcess) -> None:
+    """The body of ``omsbench sync run``: SIGTERM and SIGINT stop the sync at a group boundary."""
+    claim(process)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sync.stop())
+    process.workspace.state.request(sync.project, STEP, "run")
+    try:
+        sync.run()
+    finally:
+        release(process)
+
+
+def run_thread(sync: Sync, process: SyncProcess) -> threading.Thread:
+    """Start the sync in a daemon thread of this process (a notebook kernel); ``sync.stop()`` ends it."""
+    claim(process)
+    process.workspace.state.request(sync.project, STEP, "run")
+
+    def body() -> None:
+        try:
+            sync.run()
+        finally:
+            release(process)
+
+    thread = threading.Thread(target=body, name=f"omsbench-sync-{sync.project}", daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(workspace: Workspace, project: str, states: set[str], timeout: float = 60) -> dict:
+    """Poll the state store until the sync reaches one of ``states``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        step = workspace.state.step(project, STEP) or {}
+        if step.get("state") in states:
+            return step
+        time.sleep(0.1)
+    raise SyncError(
+        f"the sync of {project} did not reach {sorted(states)} within {timeout:.0f} s",
+        fix=f"see `omsbench sync status {project}` and the log in {Path(workspace.root, 'run', project)}",
+    )

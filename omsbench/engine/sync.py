@@ -1,0 +1,309 @@
+"""Incremental sync: the binlog replayed into the target, whole transactions in commit order, exactly once.
+
+Three threads work together. The reader decodes the binlog into a bounded queue (decoding costs
+CPU, applying waits on the target, so the two overlap); the heartbeat writes the source's
+heartbeat row; the caller's thread applies. When the queue holds several transactions they are
+merged into one target commit (never splitting one), which is how a sync that fell behind
+catches up. Every state change goes to the state store, and the loop obeys pause, resume, stop
+and DDL resolutions that any other process writes there.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pymysql
+
+from omsbench.endpoints.binlog import earliest, replica_id, require_available
+from omsbench.endpoints.connection import Session, connect
+from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine import full, heartbeat
+from omsbench.engine.apply import Applier, read_checkpoint
+from omsbench.engine.cdc import BinlogReader
+from omsbench.engine.changes import Transaction
+from omsbench.engine.ddl import DdlApplier
+from omsbench.engine.mapping import Selection
+from omsbench.engine.metrics import Meter
+from omsbench.engine.spec import ProjectSpec
+from omsbench.engine.state import StateStore
+from omsbench.engine.tracker import Tracker
+from omsbench.exceptions import ConnectError, DdlPaused, OmsError, SyncError
+
+STEP = "sync"
+TRANSIENT = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectError, OSError, EOFError)
+RETRIES_BEFORE_PAUSE = 8
+_POLL = 0.2
+
+
+@dataclass(frozen=True)
+class StartAt:
+    """Where a sync with no checkpoint begins, when the full load's hand-over point is not wanted."""
+
+    position: BinlogPosition | None = None
+    timestamp: float | None = None
+
+
+def key(position: BinlogPosition) -> tuple[str, int]:
+    return (position.file, position.pos)
+
+
+def label(position: BinlogPosition) -> str:
+    return f"{position.file}:{position.pos}"
+
+
+class Sync:
+    def __init__(
+        self,
+        spec: ProjectSpec,
+        state: StateStore,
+        selection: Callable[[Session], Selection],
+        start: StartAt | None = None,
+    ) -> None:
+        self.spec, self.state, self.selection, self.start_at = spec, state, selection, start
+        self.project = spec.name
+        self.meter = Meter(state, self.project)
+        self.stopping = threading.Event()
+        self.position: BinlogPosition | None = None
+        self._want: tuple[float, dict | None] = (0.0, None)
+
+    # the outer loop: retries, pauses, stop -------------------------------------------------------
+    def run(self) -> None:
+        """Run until stopped; transient faults are retried with backoff, then the sync pauses."""
+        failures = 0
+        while not self._stop_requested():
+            try:
+                self._session()
+                failures = 0
+            except DdlPaused as err:
+                self._set("paused", str(err), statement=err.statement, at=err.position)
+                self._wait_for_user()
+            except TRANSIENT as err:
+                failures += 1
+                if failures > RETRIES_BEFORE_PAUSE:
+                    self._set("paused", f"gave up after {failures - 1} retries: {err}; `omsbench sync resume` retries")
+                    self._wait_for_user()
+                    failures = 0
+                    continue
+                delay = min(30.0, 0.5 * 2**failures)
+                self._set("retrying", f"{type(err).__name__}: {err}; retry {failures} in {delay:.0f}s")
+                self.stopping.wait(delay)
+            except OmsError as err:
+                self._set("failed", str(err))
+                raise
+            except BaseException as err:
+                self._set("failed", f"{type(err).__name__}: {err}")
+                raise
+        self._set("stopped", "stopped on request")
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def requested(self) -> str | None:
+        """The user's last request, read from the state store at most every poll interval."""
+        read_at, want = self._want
+        if time.monotonic() - read_at >= _POLL:
+            want = self.state.requested(self.project, STEP)
+            self._want = (time.monotonic(), want)
+        return want["want"] if want else None
+
+    def _stop_requested(self) -> bool:
+        if self.requested() == "stop":
+            self.stopping.set()
+        return self.stopping.is_set()
+
+    def _wait_for_user(self) -> None:
+        """Block until a resume, a DDL resolution or a stop arrives."""
+        while not self._stop_requested() and self.requested() not in ("resume", "resolve"):
+            self.stopping.wait(_POLL)
+
+    def _set(self, state: str, message: str, **detail) -> None:
+        position = label(self.position) if self.position else None
+        self.state.set_step(self.project, STEP, state, message, {"position": position, **detail})
+
+    # one connected session ----------------------------------------------------------------------
+    def _session(self) -> None:
+        with connect(self.spec.source.dsn()) as source, connect(self.spec.target.dsn(), autocommit=False) as target:
+            tracker = Tracker(self.selection(source))
+            tracker.start(target)
+            applier = Applier(target, self.project, tracker)
+            ddl = DdlApplier(target, self.spec, tracker)
+            position, skip_before = self._start(source, target)
+            floors = self._keyless_floors(target, tracker)
+            reader = BinlogReader(
+                self.spec.source.dsn(),
+                source.flavor,
+                replica_id(self.project),
+                tracker,
+                self.project,
+                position,
+                skip_before,
+            )
+            heartbeat.install(self.spec.source.dsn())
+            beat = heartbeat.Heartbeat(self.spec.source.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
+            pipe: queue.Queue = queue.Queue(maxsize=2000)
+            done, self._ddl_applied = threading.Event(), threading.Event()
+            feeder = threading.Thread(
+                target=_feed, args=(reader, pipe, done, self._ddl_applied), name="omsbench-binlog", daemon=True
+            )
+            feeder.start()
+            beat.start()
+            self._set("running", f"replaying from {label(position)}")
+            try:
+                self._loop(pipe, applier, ddl, floors)
+            finally:
+                done.set()
+                beat.stop()
+                reader.close()
+
+    def _start(self, source: Session, target: Session) -> tuple[BinlogPosition, float | None]:
+        found = read_checkpoint(target, self.project)
+        if found:
+            position = found[0]
+        elif self.start_at and (self.start_at.position or self.start_at.timestamp):
+            position = self.start_at.position or earliest(source)
+        else:
+            handover = (self.state.step(self.project, full.STEP) or {}).get("detail") or {}
+            if not handover.get("start_position"):
+                raise SyncError(
+                    f"project {self.project} has no place to start the sync from",
+                    fix="run the full migration first (`omsbench full`), or pass --position FILE:POS or --timestamp",
+                )
+            position = BinlogPosition(**handover["start_position"])
+        if position.file:
+            require_available(source, position)
+        self.position = position
+        skip_before = self.start_at.timestamp if self.start_at and not found else None
+        return position, skip_before
+
+    def _keyless_floors(self, target: Session, tracker: Tracker) -> dict[tuple[str, str], tuple[str, int]]:
+        """Keyless tables were copied in one snapshot: changes before it are already in the copy.
+
+        Keyed tables need no floor: replaying a change the copy already holds sets the same row again.
+        """
+        full.ensure_checkpoint_table(target)
+        floors = {}
+        for (table, _), done in full.done_chunks(target, self.project).items():
+            schema, name = table.split(".", 1)
+            tm = tracker.get(schema, name)
+            snap = done["snapshot"]
+            if tm is not None and not tm.source.key and snap:
+                floors[(schema, name)] = max(floors.get((schema, name), ("", 0)), (snap["file"], int(snap["pos"])))
+        return floors
+
+    def _loop(self, pipe: queue.Queue, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
+        pending: Transaction | None = None
+        while not self._stop_requested():
+            if self._paused():
+                continue
+            txn = pending or _take(pipe)
+            pending = None
+            if txn is None:
+                self._maybe_sample()
+                continue
+            if txn.ddl is not None:
+                self._ddl(txn, applier, ddl)
+                self._ddl_applied.set()
+                continue
+            group, pending = self._group(txn, pipe)
+            for t in group:
+                if floors:
+                    t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
+            committed = applier.apply(group)
+            self.position = group[-1].position
+            self.meter.applied(sum(t.rows for t in group), len(group))
+            for t in group:
+                if t.heartbeat is not None:
+                    self.meter.heartbeat(t.heartbeat, t.read_at, committed)
+            self._maybe_sample()
+
+    def _group(self, first: Transaction, pipe: queue.Queue) -> tuple[list[Transaction], Transaction | None]:
+        """Whole transactions that are already waiting, up to group_rows, stopping before a DDL."""
+        group, rows = [first], first.rows
+        while rows < self.spec.options.group_rows:
+            try:
+                txn = pipe.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(txn, BaseException):
+                raise txn
+            if txn.ddl is not None:
+                return group, txn
+            group.append(txn)
+            rows += txn.rows
+        return group, None
+
+    def _ddl(self, txn: Transaction, applier: Applier, ddl: DdlApplier) -> None:
+        where = label(txn.position)
+        done = self.state.ddl(self.project)
+        if len(done) and (done.position == where).any():
+            applier.checkpoint_only(txn)  # applied before a restart; the tracker read the result already
+            self.position = txn.position
+            return
+        resolution = self._resolution(where)
+        if resolution and resolution.get("skip"):
+            decision_args = (txn.ddl.statement, "skipped", "skipped by the user", "")
+        else:
+            decision = ddl.apply(txn.ddl, where, (resolution or {}).get("sql"))
+            decision_args = (decision.statement, decision.action, decision.reason, decision.target_sql)
+        self.state.record_ddl(self.project, where, *decision_args)
+        applier.checkpoint_only(txn)
+        self.position = txn.position
+        if resolution:
+            self.state.request(self.project, STEP, "resume")
+            self._set("running", f"DDL at {where} resolved")
+
+    def _resolution(self, where: str) -> dict | None:
+        want = self.state.requested(self.project, STEP)
+        if want and want["want"] == "resolve" and (want["payload"] or {}).get("position") == where:
+            return want["payload"]
+        return None
+
+    def _paused(self) -> bool:
+        if self.requested() != "pause":
+            return False
+        self._set("paused", "paused on request; the checkpoint is kept")
+        while not self._stop_requested() and self.requested() == "pause":
+            self.stopping.wait(_POLL)
+        if not self.stopping.is_set():
+            self._set("running", "resumed")
+        return True
+
+    def _maybe_sample(self) -> None:
+        if self.meter.due():
+            values = self.meter.sample()
+            self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
+
+
+def _feed(reader: BinlogReader, pipe: queue.Queue, done: threading.Event, ddl_applied: threading.Event) -> None:
+    """Decode ahead of the applier, except past a DDL: rows after it need the schema it makes."""
+    try:
+        for txn in reader.transactions():
+            ddl_applied.clear()
+            _put(pipe, txn, done)
+            while txn.ddl is not None and not done.is_set() and not ddl_applied.wait(_POLL):
+                pass
+    except BaseException as err:  # handed to the applying thread, which decides what it means
+        _put(pipe, err, done)
+
+
+def _put(pipe: queue.Queue, item: object, done: threading.Event) -> None:
+    while not done.is_set():
+        try:
+            pipe.put(item, timeout=_POLL)
+            return
+        except queue.Full:
+            continue
+
+
+def _take(pipe: queue.Queue) -> Transaction | None:
+    try:
+        item = pipe.get(timeout=_POLL)
+    except queue.Empty:
+        return None
+    if isinstance(item, BaseException):
+        raise item
+    return item
