@@ -12,12 +12,16 @@ import sys
 import click
 import pandas as pd
 
+from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine import precheck as prechecks
+from omsbench.engine import runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
 from omsbench.engine.servers import MariaDB, SeekdbServer
+from omsbench.engine.sync import STEP as SYNC_STEP
+from omsbench.engine.sync import StartAt
 from omsbench.engine.workspace import Workspace
-from omsbench.exceptions import OmsError
+from omsbench.exceptions import OmsError, StateError
 
 
 class _Group(click.Group):
@@ -220,6 +224,128 @@ def demo(ctx, rows, target_kind, as_json) -> None:
         verdict = "VERIFIED: source and target are equal" if summary["equal"] else "DIFFERENCES FOUND"
         click.echo(f"{verdict}\nreport: {summary['report']}\nstop the servers with: omsbench servers stop")
     sys.exit(0 if summary["equal"] else 1)
+
+
+@main.group()
+def sync() -> None:
+    """Incremental sync: replay the source binlog into the target (start, pause, resume, stop, status)."""
+
+
+def _start_options(position: str | None, gtid: str | None, timestamp: str | None) -> StartAt | None:
+    if position:
+        file, _, pos = position.rpartition(":")
+        if not file or not pos.isdigit():
+            raise click.BadParameter(f"{position!r} is not FILE:POS", param_hint="--position")
+        return StartAt(position=BinlogPosition(file, int(pos)))
+    if gtid:
+        return StartAt(position=BinlogPosition("", 4, gtid))
+    if timestamp:
+        return StartAt(timestamp=pd.Timestamp(timestamp, tz="UTC").timestamp())
+    return None
+
+
+_START = [
+    click.option("--position", help="Start at FILE:POS when the project has no checkpoint yet."),
+    click.option("--gtid", help="Start at a GTID set (MariaDB: domain-server-seq,...) instead."),
+    click.option("--timestamp", help="Start at the first transaction committed at or after this UTC time."),
+]
+
+
+def _with_start(command):
+    for option in reversed(_START):
+        command = option(command)
+    return command
+
+
+@sync.command("start")
+@click.argument("project")
+@_with_start
+@click.pass_context
+def sync_start(ctx, project, position, gtid, timestamp) -> None:
+    """Run the sync of PROJECT as a background process (pid file and log in the workspace)."""
+    name = _project(ctx, project).name
+    args = [f"--{k}={v}" for k, v in {"position": position, "gtid": gtid, "timestamp": timestamp}.items() if v]
+    process = runner.SyncProcess(ctx.obj, name, args)
+    pid = process.launch()
+    click.echo(f"sync of {name} runs as pid {pid}; log: {process.log}\nwatch it with: omsbench sync status {name}")
+
+
+@sync.command("run", hidden=True)
+@click.argument("project")
+@_with_start
+@click.pass_context
+def sync_run(ctx, project, position, gtid, timestamp) -> None:
+    """Run the sync of PROJECT in the foreground until stopped (what `sync start` runs)."""
+    loaded = _project(ctx, project)
+    runner.run_foreground(
+        loaded.sync(_start_options(position, gtid, timestamp)), runner.SyncProcess(ctx.obj, loaded.name)
+    )
+
+
+def _request(ctx: click.Context, project: str, want: str, payload: dict | None = None) -> str:
+    name = _project(ctx, project).name
+    ctx.obj.state.request(name, SYNC_STEP, want, payload)
+    return name
+
+
+@sync.command("pause")
+@click.argument("project")
+@click.pass_context
+def sync_pause(ctx, project) -> None:
+    """Stop applying changes; the checkpoint stays where it is."""
+    name = _request(ctx, project, "pause")
+    click.echo(f"asked the sync of {name} to pause")
+
+
+@sync.command("resume")
+@click.argument("project")
+@click.pass_context
+def sync_resume(ctx, project) -> None:
+    """Continue a paused sync from its checkpoint."""
+    name = _request(ctx, project, "resume")
+    click.echo(f"asked the sync of {name} to resume")
+
+
+@sync.command("stop")
+@click.argument("project")
+@click.pass_context
+def sync_stop(ctx, project) -> None:
+    """Stop the background sync at a transaction boundary and wait for it to exit."""
+    name = _project(ctx, project).name
+    runner.SyncProcess(ctx.obj, name).stop()
+    click.echo(f"the sync of {name} stopped")
+
+
+@sync.command("resolve")
+@click.argument("project")
+@click.option("--skip", is_flag=True, help="Skip the DDL the sync paused on.")
+@click.option("--replace-with", "replacement", help="Run this SQL on the target instead of the paused DDL.")
+@click.pass_context
+def sync_resolve(ctx, project, skip, replacement) -> None:
+    """Decide on the DDL statement the sync paused on, and let it go on."""
+    if skip == bool(replacement):
+        raise click.UsageError("give exactly one of --skip or --replace-with")
+    loaded = _project(ctx, project)
+    where = loaded.sync_status().get("at")
+    if not where:
+        raise StateError(f"the sync of {loaded.name} is not paused on a DDL", fix="see `omsbench sync status`")
+    _request(ctx, project, "resolve", {"position": where, "skip": skip, "sql": replacement})
+    click.echo(f"the DDL at {where} will be {'skipped' if skip else 'replaced'}")
+
+
+@sync.command("status")
+@click.argument("project")
+@click.pass_context
+def sync_status(ctx, project) -> None:
+    """State, position, rates and lag of the sync, and the DDL it met."""
+    loaded = _project(ctx, project)
+    status = loaded.sync_status()
+    for key, value in status.items():
+        click.echo(f"{key:>20}: {value}")
+    ddl = ctx.obj.state.ddl(loaded.name)
+    if len(ddl):
+        click.secho("DDL", bold=True)
+        _show(ddl[["at", "position", "action", "reason", "statement"]])
 
 
 @main.group()

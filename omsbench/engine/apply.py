@@ -91,16 +91,13 @@ class Applier:
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
         ensure_checkpoint_table(target)
+        self._fk_version, self._fk_cache = -1, (set(), set())
 
     def apply(self, group: list[Transaction]) -> float:
         """Apply whole transactions and their checkpoint in one target transaction; return the commit time."""
-        merged = self._merge(group)
         try:
-            self._deletes(merged)
-            self.target.execute("SET foreign_key_checks = 0")
-            for tc in merged.values():
-                self._keyless(tc)
-                self._replace(tc)
+            for segment in self._segments([c for txn in group for c in txn.changes]):
+                self._apply_segment(segment)
             self._checkpoint(group[-1])
             self.target.conn.commit()
         except BaseException:
@@ -117,18 +114,72 @@ class Applier:
         with contextlib.suppress(pymysql.err.MySQLError):  # a lost connection was rolled back by the server
             self.target.conn.rollback()
 
-    def _merge(self, group: list[Transaction]) -> dict[tuple[str, str], TableChanges]:
+    def _segments(self, changes: list[RowChange]) -> list[list[RowChange]]:
+        """Cut before every change whose foreign-key actions the binlog does not show.
+
+        MySQL writes neither the child rows an ON DELETE CASCADE/SET NULL removes nor those an ON
+        UPDATE CASCADE rewrites. Merged, a child inserted before its parent's delete would be
+        written after it and survive; so such a change opens a new segment, and the target's own
+        foreign keys perform the action on exactly the rows the source had at that point.
+        """
+        cascading, referenced = self._parents()
+        segments: list[list[RowChange]] = [[]]
+        for change in changes:
+            parent = self.tracker.get(change.schema, change.table)
+            target = (parent.schema, parent.name) if parent else None
+            if (change.op is Op.DELETE and target in cascading) or (
+                change.op is Op.UPDATE and target in referenced and _key_changed(parent, change)
+            ):
+                segments.append([])
+            segments[-1].append(change)
+        return [segment for segment in segments if segment]
+
+    def _parents(self) -> tuple[set, set]:
+        if self._fk_version != self.tracker.version:
+            cascading, referenced = set(), set()
+            for tm in self.tracker.tables.values():
+                for fk in tm.source.foreign_keys:
+                    referenced.add((fk.ref_schema, fk.ref_table))
+                    if fk.on_delete.upper() in ("CASCADE", "SET NULL"):
+                        cascading.add((fk.ref_schema, fk.ref_table))
+            self._fk_cache, self._fk_version = (cascading, referenced), self.tracker.version
+        return self._fk_cache
+
+    def _apply_segment(self, changes: list[RowChange]) -> None:
+        first = changes[0]
+        if first.op is Op.UPDATE and first.key is not None:
+            tm = self.tracker.get(first.schema, first.table)
+            if tm is not None and _key_changed(tm, first):  # ON UPDATE CASCADE needs a real UPDATE
+                self.target.execute("SET foreign_key_checks = 1")
+                self._update(tm, first)
+                changes = changes[1:]
+        merged = self._merge(changes)
+        self._deletes(merged)
+        self.target.execute("SET foreign_key_checks = 0")
+        for tc in merged.values():
+            self._keyless(tc)
+            self._replace(tc)
+
+    def _update(self, tm: TableMap, change: RowChange) -> None:
+        columns = tm.source.stored_columns
+        sets = ", ".join(f"{quote(tm.columns[c.name])} = %s" for c in columns)
+        where = " AND ".join(f"{quote(tm.columns[c])} = %s" for c in tm.source.key)
+        self.target.execute(
+            f"UPDATE {tm.quoted} SET {sets} WHERE {where}",
+            [change.after[c.name] for c in columns] + [change.before[c] for c in tm.source.key],
+        )
+
+    def _merge(self, changes: list[RowChange]) -> dict[tuple[str, str], TableChanges]:
         merged: dict[tuple[str, str], TableChanges] = {}
-        for txn in group:
-            for change in txn.changes:
-                key = (change.schema, change.table)
-                tc = merged.get(key)
-                if tc is None:
-                    tm = self.tracker.get(*key)
-                    if tm is None:
-                        continue
-                    tc = merged[key] = TableChanges(tm)
-                tc.add(change, _key_getter(tc.tm))
+        for change in changes:
+            key = (change.schema, change.table)
+            tc = merged.get(key)
+            if tc is None:
+                tm = self.tracker.get(*key)
+                if tm is None:
+                    continue
+                tc = merged[key] = TableChanges(tm)
+            tc.add(change, _key_getter(tc.tm))
         return merged
 
     def _deletes(self, merged: dict[tuple[str, str], TableChanges]) -> None:
@@ -190,6 +241,10 @@ class Applier:
         )
 
 
+def _key_changed(tm: TableMap, change: RowChange) -> bool:
+    return any(change.before[c] != change.after[c] for c in tm.source.key)
+
+
 def _key_getter(tm: TableMap):
     key = tm.source.key
     return lambda image: tuple(image[c] for c in key)
@@ -197,7 +252,7 @@ def _key_getter(tm: TableMap):
 
 def _delete_sql(target: Session, tm: TableMap, keys: list[tuple]) -> str:
     key = tm.source.key
-    literal = target.conn.literal
+    literal = target.conn.escape
     if len(key) == 1:
         values = ", ".join(literal(k[0]) for k in keys)
         return f"DELETE FROM {tm.quoted} WHERE {quote(tm.columns[key[0]])} IN ({values})"

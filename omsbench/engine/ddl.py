@@ -79,7 +79,7 @@ def _parse(ddl: Ddl) -> _Plan | None:
         tables = tables[-1:]
     names = [(t.db or default, t.name) for t in tables]
     renames = []
-    if kind == "alter" and isinstance(tree.args.get("actions", [None])[0], exp.AlterRename):
+    if kind == "alter" and any(isinstance(a, exp.AlterRename) for a in tree.args.get("actions") or []):
         renames = [(names[0], (names[1][0] if tables[1].db else names[0][0], names[1][1]))]
         names = names[:1]
     return _Plan(kind, names if kind not in ("create", "alter", "truncate") else names[:1], renames, tree)
@@ -127,13 +127,18 @@ class DdlApplier:
         if not ours:
             return Decision(ddl.statement, "ignored", "touches no table of this project")
         sql, translated = (replacement, True) if replacement else self._translate(ddl, plan, position)
-        self._run(ddl, sql, position)
+        reason = "replaced by the user" if replacement else "table names follow the project's renames"
+        refused = self._run(ddl, sql)
+        if refused:
+            parts = [] if replacement else _split(sql)
+            if len(parts) < 2 or any(self._run(ddl, part) for part in parts):
+                self._pause(ddl, position, f"the target refused it: {refused}", sql)
+            sql, translated = ";\n".join(parts), True
+            reason = f"split into {len(parts)} statements: the target refused them together ({refused})"
         self._follow(plan)
         names = [f"{s}.{t}" for s, t in ours]
-        if replacement:
-            return Decision(ddl.statement, "translated", "replaced by the user", sql, names)
         if translated:
-            return Decision(ddl.statement, "translated", "table names follow the project's renames", sql, names)
+            return Decision(ddl.statement, "translated", reason, sql, names)
         return Decision(ddl.statement, "applied", "", sql, names)
 
     def _ours(self, schema: str, name: str, creating: bool) -> bool:
@@ -180,7 +185,8 @@ class DdlApplier:
         used = {c.name for c in plan.tree.find_all(exp.Column, exp.ColumnDef)}
         return sorted(renamed & used)
 
-    def _run(self, ddl: Ddl, sql: str, position: str) -> None:
+    def _run(self, ddl: Ddl, sql: str) -> str | None:
+        """Run one statement in the statement's database; return the target's refusal, if any."""
         schema = self.spec.objects.rename.databases.get(ddl.schema or "", ddl.schema)
         try:
             if schema and _schema_exists(self.target, schema):
@@ -188,8 +194,9 @@ class DdlApplier:
             self.target.execute(sql)
         except pymysql.err.MySQLError as err:
             if err.args and err.args[0] in _ALREADY_DONE:
-                return
-            self._pause(ddl, position, f"the target refused it: {err.args[-1]}", sql)
+                return None
+            return str(err.args[-1])
+        return None
 
     def _follow(self, plan: _Plan) -> None:
         """Bring the tracker to the table shapes after the statement."""
@@ -220,6 +227,21 @@ class DdlApplier:
             statement=ddl.statement,
             position=position,
         )
+
+
+def _split(sql: str) -> list[str]:
+    """One ALTER TABLE per action, for targets that refuse some actions together (OceanBase does)."""
+    try:
+        tree = sqlglot.parse_one(sql, read="mysql")
+    except sqlglot.errors.ParseError:
+        return []
+    actions = tree.args.get("actions") or [] if isinstance(tree, exp.Alter) else []
+    parts = []
+    for action in actions:
+        single = tree.copy()
+        single.set("actions", [action.copy()])
+        parts.append(single.sql(dialect="mysql"))
+    return parts
 
 
 def _q(name: tuple[str, str]) -> str:

@@ -15,9 +15,14 @@ from omsbench.engine.cdc import HEARTBEAT_DDL
 
 
 def install(dsn: Dsn) -> None:
+    """Create the heartbeat table once (each CREATE ... IF NOT EXISTS would still reach the binlog)."""
     with connect(dsn) as session:
-        session.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
-        session.execute(HEARTBEAT_DDL)
+        if not session.scalar(
+            "SELECT COUNT(*) FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = 'omsbench' AND TABLE_NAME = 'heartbeat'"
+        ):
+            session.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
+            session.execute(HEARTBEAT_DDL)
 
 
 class Heartbeat(threading.Thread):

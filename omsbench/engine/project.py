@@ -20,9 +20,9 @@ from omsbench.endpoints.connection import Session, connect
 from omsbench.engine import checksum, full, precheck, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.mapping import Selection, select
-from omsbench.engine.sync import STEP, StartAt, Sync
+from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
 from omsbench.engine.workspace import Workspace
-from omsbench.exceptions import PrecheckFailed, SchemaError
+from omsbench.exceptions import PrecheckFailed, SchemaError, SyncError
 
 
 class Project:
@@ -212,6 +212,15 @@ class Project:
     def sync(self, start: StartAt | None = None) -> Sync:
         """The incremental sync: ``run()`` blocks; ``runner.run_thread`` or ``omsbench sync start`` run it aside."""
         return Sync(self.spec, self.state, self.selection, start)
+
+    def wait_for_sync(self, timeout: float = 120) -> None:
+        """Return once the target has every change the source had committed when this was called."""
+        with self.sessions() as (source, target):
+            try:
+                wait_caught_up(source, target, self.name, timeout)
+            except SyncError as err:
+                status = self.sync_status()
+                raise SyncError(f"{err.message}; the sync is {status['state']}: {status['message']}", err.fix) from err
 
     def sync_status(self) -> dict:
         """State, position, last rates and lag of the sync, from the state store only (no connection)."""

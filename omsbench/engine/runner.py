@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from omsbench.engine.servers import PrivateServer
+from omsbench.engine.servers import PrivateServer, ServerStatus
 from omsbench.engine.sync import STEP, Sync
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import SyncError
@@ -37,8 +37,8 @@ class SyncProcess(PrivateServer):
         return self.pid() or 0
 
     def _command(self) -> list[str]:
-        run = [sys.executable, "-m", "omsbench", "sync", "run", self.project]
-        return [*run, "--workspace", str(self.workspace.root), *self.args]
+        omsbench = [sys.executable, "-m", "omsbench", "--workspace", str(self.workspace.root)]
+        return [*omsbench, "sync", "run", self.project, *self.args]
 
     def _ping(self) -> bool:
         step = self.workspace.state.step(self.project, STEP) or {}
@@ -47,6 +47,9 @@ class SyncProcess(PrivateServer):
     def stop(self, timeout: float = 60) -> None:
         self.workspace.state.request(self.project, STEP, "stop")
         super().stop(timeout)
+
+    def status(self) -> ServerStatus:
+        return ServerStatus(self.name, self.running(), self.pid(), None, "", str(self.folder))
 
 
 def refuse_second(process: SyncProcess) -> None:

@@ -93,6 +93,7 @@ class PrivateServer:
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
+            _reap(pid)  # a child of ours that was killed stays a zombie, which kill(0) still finds
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None

@@ -178,7 +178,7 @@ class StateStore:
         values: dict[str, Any] = {"state": state, "message": message}
         if detail is not None:
             values["detail"] = detail
-        if state == "running":
+        if state == "running" and (self.step(project, step) or {}).get("state") != "running":
             values.update(started_at=stamp, ended_at=None)
         elif state in ("done", "failed"):
             values["ended_at"] = stamp

@@ -10,6 +10,7 @@ and DDL resolutions that any other process writes there.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -20,8 +21,8 @@ import pymysql
 
 from omsbench.endpoints.binlog import earliest, replica_id, require_available
 from omsbench.endpoints.connection import Session, connect
-from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import full, heartbeat
+from omsbench.endpoints.mysql import BinlogPosition, master_status
+from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, read_checkpoint
 from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.changes import Transaction
@@ -33,6 +34,7 @@ from omsbench.engine.state import StateStore
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import ConnectError, DdlPaused, OmsError, SyncError
 
+log = logging.getLogger(__name__)
 STEP = "sync"
 TRANSIENT = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectError, OSError, EOFError)
 RETRIES_BEFORE_PAUSE = 8
@@ -95,6 +97,7 @@ class Sync:
                 self._set("failed", str(err))
                 raise
             except BaseException as err:
+                log.exception("sync of %s failed", self.project)
                 self._set("failed", f"{type(err).__name__}: {err}")
                 raise
         self._set("stopped", "stopped on request")
@@ -212,6 +215,7 @@ class Sync:
             for t in group:
                 if floors:
                     t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
+            filters.apply(applier.target, applier.tracker, group)
             committed = applier.apply(group)
             self.position = group[-1].position
             self.meter.applied(sum(t.rows for t in group), len(group))
@@ -276,6 +280,24 @@ class Sync:
         if self.meter.due():
             values = self.meter.sample()
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
+
+
+def wait_caught_up(source: Session, target: Session, project: str, timeout: float = 120) -> BinlogPosition:
+    """Block until the target's checkpoint reaches where the source's binlog ends now.
+
+    Heartbeats keep the checkpoint moving even when the last transactions touch no synced table.
+    """
+    goal = master_status(source)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = read_checkpoint(target, project)
+        if found and key(found[0]) >= key(goal):
+            return found[0]
+        time.sleep(0.05)
+    raise SyncError(
+        f"the sync of {project} did not reach {label(goal)} within {timeout:.0f} s",
+        fix=f"see `omsbench sync status {project}`: it may be paused, failing or far behind",
+    )
 
 
 def _feed(reader: BinlogReader, pipe: queue.Queue, done: threading.Event, ddl_applied: threading.Event) -> None:

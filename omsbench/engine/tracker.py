@@ -28,6 +28,8 @@ class Tracker:
     def __init__(self, selection: Selection) -> None:
         self.selection = selection
         self.tables: dict[tuple[str, str], TableMap] = {}
+        self.version = 0
+        """Grows with every change of the tracked schemas, so users can cache what they derive."""
 
     def start(self, target: Session) -> None:
         found = catalog.read(target, set(self.selection.schemas.values()))
@@ -35,6 +37,7 @@ class Tracker:
             on_target = found.tables.get((tm.schema, tm.name))
             if on_target is not None:
                 self.tables[(tm.source.schema, tm.source.name)] = _follow(tm, on_target)
+        self.version += 1
 
     def get(self, schema: str, name: str) -> TableMap | None:
         return self.tables.get((schema, name))
@@ -47,8 +50,10 @@ class Tracker:
             self.tables.pop(key, None)
         else:
             self.tables[key] = _follow(tm, found)
+        self.version += 1
 
     def forget(self, schema: str, name: str) -> TableMap | None:
+        self.version += 1
         return self.tables.pop((schema, name), None)
 
 

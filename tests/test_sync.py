@@ -1,0 +1,240 @@
+"""Incremental sync against the real MariaDB binlog into seekdb: workloads, DDL, faults, filters."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from conftest import make_project
+from helpers import assert_same_tables, exact_rows
+
+from omsbench.endpoints.connection import connect
+from omsbench.engine import runner, sampledb
+from omsbench.engine.sync import STEP
+from omsbench.engine.workload import Workload
+from omsbench.exceptions import BinlogPurged, SyncError
+
+TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
+
+
+def _migrated(workspace, source, target, src, database, **sections):
+    sampledb.create(src, rows=1500, database=database)
+    sections.setdefault("objects", {"include": [f"{database}.*"]})
+    project = make_project(workspace, source, target, name=database, **sections)
+    project.migrate_schema()
+    project.full(progress=False)
+    return project
+
+
+@pytest.fixture
+def shop(workspace, source, target, src, unique):
+    database = unique("cdc")
+    return _migrated(workspace, source, target, src, database), database
+
+
+@contextmanager
+def running(project):
+    """The project's sync in a thread of this process, as a notebook runs it."""
+    sync = project.sync()
+    thread = runner.run_thread(sync, runner.SyncProcess(project.workspace, project.name))
+    runner.wait_for(project.workspace, project.name, {"running"})
+    try:
+        yield sync
+    finally:
+        sync.stop()
+        thread.join(60)
+
+
+def _same(src, dst, database, tables=TABLES):
+    assert_same_tables(src, dst, [(database, t, database, t) for t in tables])
+
+
+def test_random_workload_replays_exactly_with_lag_recorded(shop, source, dst):
+    project, database = shop
+    with running(project), connect(source.dsn()) as writer:
+        counts = Workload(writer, database, seed=11).run(300)
+        project.wait_for_sync()
+    with connect(source.dsn()) as src:
+        _same(src, dst, database)
+    assert counts["zoo_rekey"] and counts["cancel"] and counts["audit"]
+    metrics = project.state.metrics(project.name)
+    assert {"rows_per_s", "lag_p50_ms", "read_p99_ms", "apply_p99_ms"} <= set(metrics.name)
+    assert project.sync_status()["state"] == "stopped"
+
+
+def test_second_start_is_refused(shop):
+    project, _ = shop
+    with running(project), pytest.raises(SyncError, match="already runs"):
+        runner.SyncProcess(project.workspace, project.name).launch()
+
+
+def test_ddl_is_replayed_at_its_point_and_added_columns_keep_values(shop, source, dst):
+    project, database = shop
+    with running(project), connect(source.dsn()) as src:
+        src.execute(f"USE `{database}`")
+        src.execute("ALTER TABLE customers ADD COLUMN tier VARCHAR(10) NOT NULL DEFAULT 'basic' AFTER name")
+        src.execute("UPDATE customers SET tier = 'gold' WHERE id <= 20")
+        src.execute("INSERT INTO customers (email, name, tier) VALUES ('new@x.org', 'Neu', 'silver')")
+        src.execute("ALTER TABLE products DROP COLUMN picture, ADD INDEX ix_title (title)")
+        src.execute("UPDATE products SET title = CONCAT(title, '!') WHERE sku <= 'SKU-000005'")
+        src.execute("CREATE TABLE coupons (code VARCHAR(16) PRIMARY KEY, pct TINYINT UNSIGNED)")
+        src.execute("INSERT INTO coupons VALUES ('A', 10), ('B', 250)")
+        src.execute("RENAME TABLE coupons TO vouchers")
+        src.execute("INSERT INTO vouchers VALUES ('C', 5)")
+        src.execute("TRUNCATE TABLE legacy_notes")
+        src.execute("INSERT INTO legacy_notes VALUES (1, 'après')")
+        src.execute("ALTER TABLE order_items MODIFY qty INT UNSIGNED NOT NULL")
+        src.execute("UPDATE order_items SET qty = 70000 WHERE order_id = 1")
+        project.wait_for_sync()
+        _same(src, dst, database, [*TABLES, "vouchers"])
+    decisions = project.state.ddl(project.name)
+    applied = decisions[decisions.action == "applied"].statement.tolist()
+    assert len(applied) == 5
+    assert any("RENAME TABLE coupons" in s for s in applied)
+    split = decisions[decisions.action == "translated"]
+    assert split.reason.str.startswith("split into 2 statements").tolist() == [True]
+    assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.customers WHERE tier = 'gold'") == 20
+
+
+def _resolve(project, **choice) -> None:
+    try:
+        step = runner.wait_for(project.workspace, project.name, {"paused"}, timeout=20)
+    except Exception:
+        print(project.sync_status(), project.state.ddl(project.name).to_dict("records"))
+        raise
+    assert "--replace-with" in step["message"] and "--skip" in step["message"]
+    project.state.request(project.name, STEP, "resolve", {"position": step["detail"]["at"], **choice})
+    runner.wait_for(project.workspace, project.name, {"running"})
+
+
+def test_untranslatable_ddl_pauses_until_replaced_or_skipped(shop, source, dst):
+    project, database = shop
+    with running(project), connect(source.dsn()) as src:
+        src.execute(f"USE `{database}`")
+        src.execute("CREATE TABLE history (id INT PRIMARY KEY, v INT) ENGINE=Aria")  # OceanBase has no Aria
+        _resolve(project, sql="CREATE TABLE history (id INT PRIMARY KEY, v INT)")
+        src.execute("INSERT INTO history VALUES (1, 2)")  # not transactional: logged with a COMMIT query
+        src.execute("ALTER TABLE history PAGE_CHECKSUM=1")
+        _resolve(project, skip=True)
+        src.execute("INSERT INTO history VALUES (3, 4)")
+        project.wait_for_sync()
+        assert dst.query(f"SELECT * FROM `{database}`.history ORDER BY id") == [(1, 2), (3, 4)]
+    decisions = project.state.ddl(project.name).set_index("action")
+    assert decisions.loc["translated", "reason"] == "replaced by the user"
+    assert "PAGE_CHECKSUM" in decisions.loc["skipped", "statement"]
+
+
+def test_filters_and_renames_follow_the_spec(workspace, source, target, src, dst, unique):
+    database = unique("cdcmap")
+    project = _migrated(
+        workspace,
+        source,
+        target,
+        src,
+        database,
+        objects={
+            "include": [f"{database}.customers", f"{database}.orders"],
+            "rename": {
+                "databases": {database: f"{database}_ob"},
+                "tables": {f"{database}.customers": "clients"},
+                "columns": {f"{database}.customers.email": "mail"},
+            },
+            "filters": {f"{database}.orders": "status <> 'cancelled'"},
+        },
+    )
+    with running(project), connect(source.dsn()) as writer:
+        writer.execute(f"USE `{database}`")
+        writer.execute("UPDATE customers SET email = CONCAT('x', email) WHERE id <= 5")
+        writer.execute("UPDATE orders SET status = 'cancelled' WHERE id <= 30")  # leave the filter: deleted
+        writer.execute("UPDATE orders SET status = 'paid' WHERE id BETWEEN 31 AND 40")
+        writer.execute("INSERT INTO orders (customer_id, status) VALUES (1, 'cancelled'), (2, 'new')")
+        writer.execute(
+            "UPDATE orders SET status = 'new' WHERE id = (SELECT MAX(id) - 1 FROM (SELECT id FROM orders) o)"
+        )
+        project.wait_for_sync()
+    expected = src.query(f"SELECT * FROM `{database}`.orders WHERE status <> 'cancelled' ORDER BY id")
+    assert dst.query(f"SELECT * FROM `{database}_ob`.orders ORDER BY id") == expected
+    assert exact_rows(dst, f"{database}_ob", "clients") == exact_rows(src, database, "customers")
+    assert dst.scalar(f"SELECT COUNT(*) FROM `{database}_ob`.clients WHERE mail LIKE 'xuser%%'") == 5
+
+
+def test_kill_9_during_a_workload_then_restart_loses_and_repeats_nothing(
+    workspace, source, seekdb_tcp, src, unique, request
+):
+    database = unique("cdckill")
+    project = _migrated(workspace, source, seekdb_tcp.endpoint(), src, database)
+    process = runner.SyncProcess(workspace, project.name)
+    process.launch()
+    request.addfinalizer(process.stop)
+    writer_done = threading.Event()
+
+    def write():
+        with connect(source.dsn()) as writer:
+            Workload(writer, database, seed=5).run(600)
+        writer_done.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    for _ in range(3):  # kill the sync process three times while the workload runs
+        time.sleep(1.0)
+        os.kill(process.pid(), signal.SIGKILL)
+        time.sleep(0.3)
+        process.launch()
+    writer_done.wait(300)
+    project.wait_for_sync(timeout=300)
+    process.stop()
+    with connect(seekdb_tcp.endpoint().dsn()) as dst:
+        _same(src, dst, database)
+
+
+def test_source_restart_is_retried_and_continues(workspace, mariadb, source, target, src, dst, unique):
+    database = unique("cdcrestart")
+    project = _migrated(workspace, source, target, src, database)
+    seen = set()
+    with running(project):
+        with connect(source.dsn()) as writer:
+            Workload(writer, database, seed=7).run(100)
+        mariadb.stop()
+        deadline = time.monotonic() + 30
+        while "retrying" not in seen and time.monotonic() < deadline:
+            seen.add(project.sync_status()["state"])
+            time.sleep(0.1)
+        mariadb.start()
+        with connect(source.dsn()) as writer:
+            Workload(writer, database, seed=8).run(100)
+        project.wait_for_sync(timeout=120)
+    assert "retrying" in seen
+    with connect(source.dsn()) as fresh:
+        _same(fresh, dst, database)
+
+
+def test_purged_binlog_is_a_clear_error(shop, source):
+    project, database = shop
+    with running(project), connect(source.dsn()) as src:
+        src.execute(f"UPDATE `{database}`.customers SET balance = 0 WHERE id = 1")
+        project.wait_for_sync()
+    with connect(source.dsn()) as src:
+        src.execute(f"UPDATE `{database}`.customers SET balance = 1 WHERE id = 1")
+        src.execute("FLUSH BINARY LOGS")
+        current = src.query("SHOW MASTER STATUS")[0][0]
+        for _ in range(100):  # the server keeps a log while a finished dump thread still reads it
+            src.execute(f"PURGE BINARY LOGS TO '{current}'")
+            if len(src.query("SHOW BINARY LOGS")) == 1:
+                break
+            time.sleep(0.1)
+    failures = []
+
+    def start():
+        try:
+            project.sync().run()
+        except BinlogPurged as err:
+            failures.append(err)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert failures and "full migration" in str(failures[0])
+    assert project.sync_status()["state"] == "failed"
