@@ -406,5 +406,19 @@ _benchmark("full", "omsbench full load vs mysqldump|mysql vs mydumper|myloader, 
 _benchmark("verify", "omsbench verify vs reladiff vs a pandas merge, on ten rows changed in a copied database.")
 
 
+@bench.command("cdc")
+@click.option("--seconds", default=20, show_default=True, type=click.IntRange(2), help="Length of each sysbench run.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
+@click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+@click.pass_context
+def bench_cdc(ctx, seconds, threads, rate, as_json) -> None:
+    """Sync throughput vs python-mysql-replication's raw decode rate, and lag at a fixed rate."""
+    from omsbench.engine.bench import cdc
+
+    result = cdc.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json)
+    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+
+
 if __name__ == "__main__":
     main()

@@ -27,11 +27,16 @@ class Meter:
     """(lag, read, apply) in ms of every heartbeat since the last sample."""
     history: list[tuple[float, float, float]] = field(default_factory=list)
     """Every heartbeat of this run, for benchmarks."""
+    total_rows: int = 0
+    apply_seconds: float = 0.0
+    """Time the applying thread spent applying; the rest it waited for the reader."""
     _since: float = field(default_factory=time.monotonic)
 
-    def applied(self, rows: int, transactions: int) -> None:
+    def applied(self, rows: int, transactions: int, seconds: float) -> None:
         self.rows += rows
+        self.total_rows += rows
         self.transactions += transactions
+        self.apply_seconds += seconds
 
     def heartbeat(self, written: float, read_at: float, committed: float) -> None:
         sample = ((committed - written) * 1000, (read_at - written) * 1000, (committed - read_at) * 1000)

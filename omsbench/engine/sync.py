@@ -215,10 +215,11 @@ class Sync:
             for t in group:
                 if floors:
                     t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
+            started = time.monotonic()
             filters.apply(applier.target, applier.tracker, group)
             committed = applier.apply(group)
             self.position = group[-1].position
-            self.meter.applied(sum(t.rows for t in group), len(group))
+            self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
             for t in group:
                 if t.heartbeat is not None:
                     self.meter.heartbeat(t.heartbeat, t.read_at, committed)

@@ -13,37 +13,39 @@ DATABASE = "sbbench"
 TABLES = 4
 
 
-def prepare(server: MariaDB, rows: int) -> None:
+def prepare(server: MariaDB, rows: int, database: str = DATABASE) -> None:
     """``rows`` rows over four sbtest tables (id, k, c, pad, index k_1); rebuilt only when the size changed."""
     per_table = rows // TABLES
     with connect(server.endpoint().dsn()) as session:
-        found = session.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (DATABASE,))
+        found = session.query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,))
         if len(found) == TABLES and all(
-            session.scalar(f"SELECT COUNT(*) FROM {DATABASE}.sbtest{i}") == per_table for i in range(1, TABLES + 1)
+            session.scalar(f"SELECT COUNT(*) FROM {database}.sbtest{i}") == per_table for i in range(1, TABLES + 1)
         ):
             return
-        session.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        session.execute(f"CREATE DATABASE {DATABASE}")
-    run_tool(
-        [
-            find_program("sysbench"),
-            "oltp_common",
-            "--db-driver=mysql",
-            f"--mysql-socket={server.socket}",
-            "--mysql-user=root",
-            f"--mysql-db={DATABASE}",
-            f"--tables={TABLES}",
-            f"--table-size={per_table}",
-            "--threads=2",
-            "prepare",
-        ]
-    )
+        session.execute(f"DROP DATABASE IF EXISTS {database}")
+        session.execute(f"CREATE DATABASE {database}")
+    run_tool(command(server, "oltp_common", database, f"--table-size={per_table}", "--threads=2", "prepare"))
 
 
-def run_tool(cmd: list[str]) -> None:
+def command(server: MariaDB, test: str, database: str, *options: str) -> list[str]:
+    """A sysbench command line against the private server's socket and the sbtest tables."""
+    return [
+        find_program("sysbench"),
+        test,
+        "--db-driver=mysql",
+        f"--mysql-socket={server.socket}",
+        "--mysql-user=root",
+        f"--mysql-db={database}",
+        f"--tables={TABLES}",
+        *options,
+    ]
+
+
+def run_tool(cmd: list[str]) -> str:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise OmsError(
             f"`{Path(cmd[0]).name}` failed: {(done.stderr or done.stdout).strip()[-400:]}",
             fix="run the command by hand to see why",
         )
+    return done.stdout

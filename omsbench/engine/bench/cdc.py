@@ -1,0 +1,164 @@
+"""``omsbench bench cdc``: incremental sync throughput against python-mysql-replication's own decode rate, and lag.
+
+1. Throughput: with the sync paused, ``sysbench oltp_write_only`` writes for S seconds; then the
+   sync applies that backlog as fast as it can. Beside it, the plain library decodes the same
+   binlog range with nothing else to do: the ceiling of any Python reader. ``applied_vs_decode``
+   is the ratio of the two, ``applied_vs_source`` compares with the rate the source wrote.
+2. Latency: sysbench at a fixed rate (half the measured source rate by default) for S seconds
+   with the sync running; lag percentiles come from the heartbeats, by stage, then the time the
+   sync needs to catch up once the load stops.
+Finally the tables are checked with checksums inside both databases.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pymysqlreplication import BinLogStreamReader
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+from omsbench.endpoints import oceanbase
+from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.endpoints.mysql import BinlogPosition, master_status
+from omsbench.engine import runner
+from omsbench.engine import spec as specs
+from omsbench.engine.bench import sysbench
+from omsbench.engine.project import Project
+from omsbench.engine.servers import MariaDB, ensure_programs
+from omsbench.engine.sync import STEP
+from omsbench.engine.workspace import Workspace
+
+DATABASE = "sbcdc"
+ROWS = 40_000
+_TPS = re.compile(r"transactions:\s+(\d+)\s+\(([\d.]+) per sec")
+
+
+def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0, progress: bool = True) -> dict:
+    ensure_programs({"sysbench": "sysbench"})
+    server = MariaDB(workspace.folder("servers", "mariadb"))
+    server.start()
+    sysbench.prepare(server, ROWS, DATABASE)
+    folder = Path(tempfile.mkdtemp(prefix="seekdb-cdc-", dir=workspace.folder("bench")))
+    try:
+        project = _migrated(workspace, server, Endpoint(url=f"seekdb://{folder}"), progress)
+        sync = project.sync()
+        thread = runner.run_thread(sync, runner.SyncProcess(workspace, project.name))
+        try:
+            runner.wait_for(workspace, project.name, {"running"})
+            throughput = _throughput(project, sync, server, seconds, threads)
+            rate = rate or max(1, int(throughput["source_transactions_per_s"] / 2))
+            latency = _latency(project, sync, server, seconds, threads, rate)
+        finally:
+            sync.stop()
+            thread.join(60)
+        equal = bool(project.check()["equal"].all())
+    finally:
+        oceanbase.close_embedded(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"seconds": seconds, "sysbench_threads": threads, **throughput, **latency, "equal": equal}
+
+
+def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress: bool) -> Project:
+    spec = specs.ProjectSpec(
+        name="bench-cdc", source=server.endpoint(), target=target, objects=specs.Objects(include=[f"{DATABASE}.*"])
+    )
+    project = Project(spec, workspace)
+    project.save()
+    project.state.clear_chunks(spec.name)
+    project.state.set_step(spec.name, "full", "pending", "benchmark")
+    project.migrate_schema()
+    project.full(progress=progress)
+    return project
+
+
+def _sysbench(server: MariaDB, seconds: int, threads: int, *options: str) -> float:
+    """Run oltp_write_only; return the transactions per second sysbench reports."""
+    out = sysbench.run_tool(
+        sysbench.command(
+            server,
+            "oltp_write_only",
+            DATABASE,
+            f"--table-size={ROWS // sysbench.TABLES}",
+            f"--threads={threads}",
+            f"--time={seconds}",
+            "--report-interval=0",
+            *options,
+            "run",
+        )
+    )
+    return float(_TPS.search(out).group(2))
+
+
+def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: int) -> dict:
+    project.wait_for_sync()
+    project.state.request(project.name, STEP, "pause")
+    runner.wait_for(project.workspace, project.name, {"paused"})
+    with connect(server.endpoint().dsn()) as source:
+        start = master_status(source)
+        tps = _sysbench(server, seconds, threads)
+        end = master_status(source)
+    decoded_rows, decode_seconds = _decode(server, start, end)
+    applied_before, busy_before = sync.meter.total_rows, sync.meter.apply_seconds
+    began = time.monotonic()
+    project.state.request(project.name, STEP, "resume")
+    project.wait_for_sync(timeout=600)
+    took = time.monotonic() - began
+    applied = sync.meter.total_rows - applied_before
+    applied_rate = applied / took
+    decode_rate = decoded_rows / decode_seconds
+    return {
+        "source_transactions_per_s": round(tps),
+        "source_rows_per_s": round(decoded_rows / seconds),
+        "backlog_rows": decoded_rows,
+        "applied_rows": applied,
+        "applied_rows_per_s": round(applied_rate),
+        "decode_rows_per_s": round(decode_rate),
+        "applied_vs_decode": round(applied_rate / decode_rate, 3),
+        "applied_vs_source": round(applied_rate * seconds / decoded_rows, 3),
+        "apply_busy_share": round((sync.meter.apply_seconds - busy_before) / took, 3),
+    }
+
+
+def _decode(server: MariaDB, start: BinlogPosition, end: BinlogPosition) -> tuple[int, float]:
+    """The plain library over the same range: every row decoded, nothing else done."""
+    dsn = server.endpoint().dsn()
+    stream = BinLogStreamReader(
+        connection_settings={"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password()},
+        server_id=4242,
+        log_file=start.file,
+        log_pos=start.pos,
+        resume_stream=True,
+        blocking=False,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        use_column_name_cache=True,
+        enable_logging=False,
+    )
+    rows, began = 0, time.monotonic()
+    try:
+        for event in stream:
+            rows += len(event.rows)
+            if (stream.log_file, stream.log_pos) >= (end.file, end.pos):
+                break
+    finally:
+        stream.close()
+    return rows, time.monotonic() - began
+
+
+def _latency(project: Project, sync, server: MariaDB, seconds: int, threads: int, rate: int) -> dict:
+    project.wait_for_sync()
+    mark = len(sync.meter.history)
+    _sysbench(server, seconds, threads, f"--rate={rate}")
+    began = time.monotonic()
+    project.wait_for_sync()
+    catch_up = time.monotonic() - began
+    lags = np.array(sync.meter.history[mark:])
+    result = {"fixed_rate_transactions_per_s": rate, "heartbeats": len(lags), "catch_up_seconds": round(catch_up, 3)}
+    for i, stage in enumerate(("lag", "read", "apply")):
+        for p in (50, 95, 99):
+            result[f"{stage}_p{p}_ms"] = round(float(np.percentile(lags[:, i], p)), 2) if len(lags) else None
+    return result
