@@ -5,14 +5,15 @@ checkpoint row (``omsbench.sync_checkpoint``): after a crash the target holds ei
 group and its position, or neither, so a restart from the checkpoint neither loses nor repeats
 an effect.
 
-Within a group the changes to keyed tables are merged by key: one ``DELETE ... IN`` for every key
-deleted at any point (run with foreign_key_checks on, child tables first, so the target performs
-the ON DELETE actions that MySQL never writes to the binlog), then one multi-row ``REPLACE`` of
-every row's final image (foreign_key_checks off: the source already enforced them, and REPLACE's
-own delete must not cascade). Replaying a change twice leaves the same rows, which is what makes
-the hand-over from a full load, whose chunks were read at different moments, safe. Tables without
-a key cannot be merged: each change is applied on its own, matching the full before image and
-touching one row, so duplicates stay duplicates.
+Within a group the changes to keyed tables are merged by key: one ``DELETE ... IN`` for the keys
+that end deleted, then one multi-row ``REPLACE`` of every row's final image, with
+foreign_key_checks off (the source already enforced them, and REPLACE's own delete must not
+cascade). Deletes on a parent with ON DELETE actions, which MySQL never writes to the binlog,
+run with foreign_key_checks on so the target performs them (see ``_segments``). Replaying a
+change twice leaves the same rows, which is what makes the hand-over from a full load, whose
+chunks were read at different moments, safe. Tables without a key cannot be merged: each change
+is applied on its own, matching the full before image and touching one row, so duplicates stay
+duplicates.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ class TableChanges:
     """The net effect of a group on one keyed table, or the ordered changes of a keyless one."""
 
     tm: TableMap
+    cascading: bool = False
+    """Other tables' rows follow this table's deletes (ON DELETE CASCADE / SET NULL)."""
     final: dict[tuple, dict | None] = field(default_factory=dict)
     deleted: set[tuple] = field(default_factory=set)
+    """Keys deleted at any point, kept only where the delete itself has effects: a cascading parent."""
     keyless: list[RowChange] = field(default_factory=list)
 
     def add(self, change: RowChange, key_of) -> None:
@@ -58,10 +62,15 @@ class TableChanges:
         if change.op is not Op.INSERT:
             before = key_of(change.before)
             if change.op is Op.DELETE or before != change.key:
-                self.deleted.add(before)
+                if self.cascading:
+                    self.deleted.add(before)
                 self.final[before] = None
         if change.op is not Op.DELETE:
             self.final[change.key] = change.after
+
+    def deletes(self) -> list[tuple]:
+        """A key deleted and written again needs no DELETE: REPLACE sets its final row."""
+        return sorted(self.deleted | {k for k, image in self.final.items() if image is None}, key=repr)
 
 
 def ensure_checkpoint_table(target: Session) -> None:
@@ -92,6 +101,14 @@ class Applier:
         target.execute(APPLIER_MARK)
         ensure_checkpoint_table(target)
         self._fk_version, self._fk_cache = -1, (set(), set())
+        self._checks: bool | None = None
+        self._foreign_key_checks(False)
+
+    def _foreign_key_checks(self, on: bool) -> None:
+        """Off by default (the source enforced them); on only where the target must run FK actions."""
+        if self._checks is not on:
+            self.target.execute(f"SET foreign_key_checks = {int(on)}")
+            self._checks = on
 
     def apply(self, group: list[Transaction]) -> float:
         """Apply whole transactions and their checkpoint in one target transaction; return the commit time."""
@@ -150,12 +167,12 @@ class Applier:
         if first.op is Op.UPDATE and first.key is not None:
             tm = self.tracker.get(first.schema, first.table)
             if tm is not None and _key_changed(tm, first):  # ON UPDATE CASCADE needs a real UPDATE
-                self.target.execute("SET foreign_key_checks = 1")
+                self._foreign_key_checks(True)
                 self._update(tm, first)
                 changes = changes[1:]
         merged = self._merge(changes)
         self._deletes(merged)
-        self.target.execute("SET foreign_key_checks = 0")
+        self._foreign_key_checks(False)
         for tc in merged.values():
             self._keyless(tc)
             self._replace(tc)
@@ -178,15 +195,16 @@ class Applier:
                 tm = self.tracker.get(*key)
                 if tm is None:
                     continue
-                tc = merged[key] = TableChanges(tm)
+                tc = merged[key] = TableChanges(tm, (tm.schema, tm.name) in self._parents()[0])
             tc.add(change, _key_getter(tc.tm))
         return merged
 
     def _deletes(self, merged: dict[tuple[str, str], TableChanges]) -> None:
-        """Child tables first, with foreign_key_checks on, so ON DELETE actions run as on the source."""
-        self.target.execute("SET foreign_key_checks = 1")
+        """Child tables first; a cascading parent's deletes run with foreign_key_checks on, so the
+        target performs the ON DELETE actions as the source did."""
         for tc in _children_first(list(merged.values())):
-            keys = sorted(tc.deleted, key=repr)
+            keys = tc.deletes()
+            self._foreign_key_checks(tc.cascading)
             for start in range(0, len(keys), _BATCH):
                 sql = _delete_sql(self.target, tc.tm, keys[start : start + _BATCH])
                 try:
@@ -196,9 +214,9 @@ class Applier:
                         raise
                     # the target still holds child rows the source had removed before (a replay after
                     # a full load); they go when their own deletes arrive
-                    self.target.execute("SET foreign_key_checks = 0")
+                    self._foreign_key_checks(False)
                     self.target.execute(sql)
-                    self.target.execute("SET foreign_key_checks = 1")
+                    self._foreign_key_checks(tc.cascading)
 
     def _replace(self, tc: TableChanges) -> None:
         rows = [image for image in tc.final.values() if image is not None]
@@ -275,7 +293,7 @@ def _match(tm: TableMap, image: dict) -> tuple[str, list]:
 
 def _children_first(tables: list[TableChanges]) -> list[TableChanges]:
     """Order so that a table referencing another comes before it (deletes of children go first)."""
-    by_target = {(tc.tm.schema, tc.tm.name): tc for tc in tables if tc.deleted}
+    by_target = {(tc.tm.schema, tc.tm.name): tc for tc in tables if tc.deletes()}
     parents = defaultdict(set)
     for name, tc in by_target.items():
         for fk in tc.tm.source.foreign_keys:

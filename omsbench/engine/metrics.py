@@ -27,7 +27,9 @@ class Meter:
     """(lag, read, apply) in ms of every heartbeat since the last sample."""
     history: list[tuple[float, float, float]] = field(default_factory=list)
     """Every heartbeat of this run, for benchmarks."""
+    groups: int = 0
     total_rows: int = 0
+    total_groups: int = 0
     apply_seconds: float = 0.0
     """Time the applying thread spent applying; the rest it waited for the reader."""
     _since: float = field(default_factory=time.monotonic)
@@ -35,6 +37,8 @@ class Meter:
     def applied(self, rows: int, transactions: int, seconds: float) -> None:
         self.rows += rows
         self.total_rows += rows
+        self.groups += 1
+        self.total_groups += 1
         self.transactions += transactions
         self.apply_seconds += seconds
 
@@ -49,14 +53,18 @@ class Meter:
     def sample(self) -> dict[str, float]:
         """Write one sample (rates since the last one, lag percentiles) and start a new window."""
         seconds = max(time.monotonic() - self._since, 1e-6)
-        values = {"rows_per_s": self.rows / seconds, "transactions_per_s": self.transactions / seconds}
+        values = {
+            "rows_per_s": self.rows / seconds,
+            "transactions_per_s": self.transactions / seconds,
+            "transactions_per_commit": self.transactions / max(self.groups, 1),
+        }
         if self.lags:
             lags = np.array(self.lags)
             for i, name in enumerate(("lag", "read", "apply")):
                 values[f"{name}_p50_ms"] = float(np.percentile(lags[:, i], 50))
                 values[f"{name}_p99_ms"] = float(np.percentile(lags[:, i], 99))
         self.state.add_metrics(self.project, STAGE, values)
-        self.rows = self.transactions = 0
+        self.rows = self.transactions = self.groups = 0
         self.lags = []
         self._since = time.monotonic()
         return values

@@ -1,8 +1,8 @@
 """Incremental sync: the binlog replayed into the target, whole transactions in commit order, exactly once.
 
-Three threads work together. The reader decodes the binlog into a bounded queue (decoding costs
-CPU, applying waits on the target, so the two overlap); the heartbeat writes the source's
-heartbeat row; the caller's thread applies. When the queue holds several transactions they are
+Three parts work together. The reader decodes the binlog in its own process into a bounded
+queue (see ``pipeline``); the heartbeat thread writes the source's heartbeat row; the caller's
+thread applies. When the queue holds several transactions they are
 merged into one target commit (never splitting one), which is how a sync that fell behind
 catches up. Every state change goes to the state store, and the loop obeys pause, resume, stop
 and DDL resolutions that any other process writes there.
@@ -11,7 +11,6 @@ and DDL resolutions that any other process writes there.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +23,11 @@ from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, read_checkpoint
-from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.changes import Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection
 from omsbench.engine.metrics import Meter
+from omsbench.engine.pipeline import POLL, ReaderArgs, ReaderProcess
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.state import StateStore
 from omsbench.engine.tracker import Tracker
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 STEP = "sync"
 TRANSIENT = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectError, OSError, EOFError)
 RETRIES_BEFORE_PAUSE = 8
-_POLL = 0.2
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ class Sync:
     def requested(self) -> str | None:
         """The user's last request, read from the state store at most every poll interval."""
         read_at, want = self._want
-        if time.monotonic() - read_at >= _POLL:
+        if time.monotonic() - read_at >= POLL:
             want = self.state.requested(self.project, STEP)
             self._want = (time.monotonic(), want)
         return want["want"] if want else None
@@ -121,7 +119,7 @@ class Sync:
     def _wait_for_user(self) -> None:
         """Block until a resume, a DDL resolution or a stop arrives."""
         while not self._stop_requested() and self.requested() not in ("resume", "resolve"):
-            self.stopping.wait(_POLL)
+            self.stopping.wait(POLL)
 
     def _set(self, state: str, message: str, **detail) -> None:
         position = label(self.position) if self.position else None
@@ -136,31 +134,19 @@ class Sync:
             ddl = DdlApplier(target, self.spec, tracker)
             position, skip_before = self._start(source, target)
             floors = self._keyless_floors(target, tracker)
-            reader = BinlogReader(
-                self.spec.source.dsn(),
-                source.flavor,
-                replica_id(self.project),
-                tracker,
-                self.project,
-                position,
-                skip_before,
+            args = ReaderArgs(
+                self.spec.source.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
             )
             heartbeat.install(self.spec.source.dsn())
             beat = heartbeat.Heartbeat(self.spec.source.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
-            pipe: queue.Queue = queue.Queue(maxsize=2000)
-            done, self._ddl_applied = threading.Event(), threading.Event()
-            feeder = threading.Thread(
-                target=_feed, args=(reader, pipe, done, self._ddl_applied), name="omsbench-binlog", daemon=True
-            )
-            feeder.start()
+            reader = ReaderProcess(args, tracker)
             beat.start()
             self._set("running", f"replaying from {label(position)}")
             try:
-                self._loop(pipe, applier, ddl, floors)
+                self._loop(reader, applier, ddl, floors)
             finally:
-                done.set()
                 beat.stop()
-                reader.close()
+                reader.stop()
 
     def _start(self, source: Session, target: Session) -> tuple[BinlogPosition, float | None]:
         found = read_checkpoint(target, self.project)
@@ -197,21 +183,21 @@ class Sync:
                 floors[(schema, name)] = max(floors.get((schema, name), ("", 0)), (snap["file"], int(snap["pos"])))
         return floors
 
-    def _loop(self, pipe: queue.Queue, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
+    def _loop(self, reader: ReaderProcess, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
         pending: Transaction | None = None
         while not self._stop_requested():
             if self._paused():
                 continue
-            txn = pending or _take(pipe)
+            txn = pending or reader.take()
             pending = None
             if txn is None:
                 self._maybe_sample()
                 continue
             if txn.ddl is not None:
                 self._ddl(txn, applier, ddl)
-                self._ddl_applied.set()
+                reader.ddl_applied(applier.tracker)
                 continue
-            group, pending = self._group(txn, pipe)
+            group, pending = self._group(txn, reader)
             for t in group:
                 if floors:
                     t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
@@ -225,16 +211,13 @@ class Sync:
                     self.meter.heartbeat(t.heartbeat, t.read_at, committed)
             self._maybe_sample()
 
-    def _group(self, first: Transaction, pipe: queue.Queue) -> tuple[list[Transaction], Transaction | None]:
+    def _group(self, first: Transaction, reader: ReaderProcess) -> tuple[list[Transaction], Transaction | None]:
         """Whole transactions that are already waiting, up to group_rows, stopping before a DDL."""
         group, rows = [first], first.rows
         while rows < self.spec.options.group_rows:
-            try:
-                txn = pipe.get_nowait()
-            except queue.Empty:
+            txn = reader.take(wait=False)
+            if txn is None:
                 break
-            if isinstance(txn, BaseException):
-                raise txn
             if txn.ddl is not None:
                 return group, txn
             group.append(txn)
@@ -272,7 +255,7 @@ class Sync:
             return False
         self._set("paused", "paused on request; the checkpoint is kept")
         while not self._stop_requested() and self.requested() == "pause":
-            self.stopping.wait(_POLL)
+            self.stopping.wait(POLL)
         if not self.stopping.is_set():
             self._set("running", "resumed")
         return True
@@ -299,34 +282,3 @@ def wait_caught_up(source: Session, target: Session, project: str, timeout: floa
         f"the sync of {project} did not reach {label(goal)} within {timeout:.0f} s",
         fix=f"see `omsbench sync status {project}`: it may be paused, failing or far behind",
     )
-
-
-def _feed(reader: BinlogReader, pipe: queue.Queue, done: threading.Event, ddl_applied: threading.Event) -> None:
-    """Decode ahead of the applier, except past a DDL: rows after it need the schema it makes."""
-    try:
-        for txn in reader.transactions():
-            ddl_applied.clear()
-            _put(pipe, txn, done)
-            while txn.ddl is not None and not done.is_set() and not ddl_applied.wait(_POLL):
-                pass
-    except BaseException as err:  # handed to the applying thread, which decides what it means
-        _put(pipe, err, done)
-
-
-def _put(pipe: queue.Queue, item: object, done: threading.Event) -> None:
-    while not done.is_set():
-        try:
-            pipe.put(item, timeout=_POLL)
-            return
-        except queue.Full:
-            continue
-
-
-def _take(pipe: queue.Queue) -> Transaction | None:
-    try:
-        item = pipe.get(timeout=_POLL)
-    except queue.Empty:
-        return None
-    if isinstance(item, BaseException):
-        raise item
-    return item

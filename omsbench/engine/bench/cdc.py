@@ -125,7 +125,7 @@ def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: 
 
 
 def _decode(server: MariaDB, start: BinlogPosition, end: BinlogPosition) -> tuple[int, float]:
-    """The plain library over the same range: every row decoded, nothing else done."""
+    """The plain library over the same range, at its fastest settings: every row decoded, nothing else."""
     dsn = server.endpoint().dsn()
     stream = BinLogStreamReader(
         connection_settings={"host": dsn.host, "port": dsn.port, "user": dsn.user, "password": dsn.password()},
@@ -135,7 +135,9 @@ def _decode(server: MariaDB, start: BinlogPosition, end: BinlogPosition) -> tupl
         resume_stream=True,
         blocking=False,
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent],
+        only_schemas=[DATABASE],
         use_column_name_cache=True,
+        freeze_schema=True,
         enable_logging=False,
     )
     rows, began = 0, time.monotonic()
