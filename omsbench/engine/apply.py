@@ -40,6 +40,7 @@ CHECKPOINT_DDL = (
 APPLIER_MARK = "SET @omsbench_applier = 1"
 """Reverse capture triggers skip sessions that carry this mark, so applied changes never loop."""
 _ROW_IS_REFERENCED = 1451
+_NO_SUCH_TABLE = 1146
 _BATCH = 1000
 
 
@@ -79,9 +80,14 @@ def ensure_checkpoint_table(target: Session) -> None:
 
 
 def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, float | None] | None:
-    rows = target.query(
-        "SELECT file, pos, gtid, source_ts FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project,)
-    )
+    try:
+        rows = target.query(
+            "SELECT file, pos, gtid, source_ts FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project,)
+        )
+    except pymysql.err.ProgrammingError as err:
+        if err.args[0] != _NO_SUCH_TABLE:
+            raise
+        return None  # no sync has started on this target yet
     if not rows:
         return None
     file, pos, gtid, source_ts = rows[0]

@@ -158,8 +158,8 @@ class BinlogReader:
                 gtid, changes, heartbeat = None, [], None
 
     def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:
-        if self.skip_before is not None and event.timestamp < self.skip_before:
-            return
+        if self.skip_before is not None and event.timestamp < int(self.skip_before):
+            return  # binlog timestamps are whole seconds: start with the second the user named
         self.start = BinlogPosition(stream.log_file, stream.log_pos, gtid)
         if changes or ddl or heartbeat is not None:
             yield Transaction(self.start, float(event.timestamp), time.time(), gtid, changes, ddl, heartbeat)
