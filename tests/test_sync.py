@@ -49,6 +49,25 @@ def running(project):
         thread.join(60)
 
 
+@contextmanager
+def _workload_aside(source, database, transactions=300):
+    """A random workload in another thread while the body runs; waits for it at the end."""
+    failures = []
+
+    def write():
+        try:
+            with connect(source.dsn()) as writer:
+                Workload(writer, database, seed=13).run(transactions)
+        except Exception as err:  # surfaced below: a workload error must fail the test
+            failures.append(err)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    yield
+    thread.join(300)
+    assert not failures, failures
+
+
 def _same(src, dst, database, tables=TABLES):
     assert_same_tables(src, dst, [(database, t, database, t) for t in tables])
 
@@ -76,19 +95,20 @@ def test_ddl_is_replayed_at_its_point_and_added_columns_keep_values(shop, source
     project, database = shop
     with running(project), connect(source.dsn()) as src:
         src.execute(f"USE `{database}`")
-        src.execute("ALTER TABLE customers ADD COLUMN tier VARCHAR(10) NOT NULL DEFAULT 'basic' AFTER name")
-        src.execute("UPDATE customers SET tier = 'gold' WHERE id <= 20")
-        src.execute("INSERT INTO customers (email, name, tier) VALUES ('new@x.org', 'Neu', 'silver')")
-        src.execute("ALTER TABLE products DROP COLUMN picture, ADD INDEX ix_title (title)")
-        src.execute("UPDATE products SET title = CONCAT(title, '!') WHERE sku <= 'SKU-000005'")
-        src.execute("CREATE TABLE coupons (code VARCHAR(16) PRIMARY KEY, pct TINYINT UNSIGNED)")
-        src.execute("INSERT INTO coupons VALUES ('A', 10), ('B', 250)")
-        src.execute("RENAME TABLE coupons TO vouchers")
-        src.execute("INSERT INTO vouchers VALUES ('C', 5)")
-        src.execute("TRUNCATE TABLE legacy_notes")
-        src.execute("INSERT INTO legacy_notes VALUES (1, 'après')")
-        src.execute("ALTER TABLE order_items MODIFY qty INT UNSIGNED NOT NULL")
-        src.execute("UPDATE order_items SET qty = 70000 WHERE order_id = 1")
+        with _workload_aside(source, database):
+            src.execute("ALTER TABLE customers ADD COLUMN tier VARCHAR(10) NOT NULL DEFAULT 'basic' AFTER name")
+            src.execute("UPDATE customers SET tier = 'gold' WHERE id <= 20")
+            src.execute("INSERT INTO customers (email, name, tier) VALUES ('new@x.org', 'Neu', 'silver')")
+            src.execute("ALTER TABLE products DROP COLUMN picture, ADD INDEX ix_title (title)")
+            src.execute("UPDATE products SET title = CONCAT(title, '!') WHERE sku <= 'SKU-000005'")
+            src.execute("CREATE TABLE coupons (code VARCHAR(16) PRIMARY KEY, pct TINYINT UNSIGNED)")
+            src.execute("INSERT INTO coupons VALUES ('A', 10), ('B', 250)")
+            src.execute("RENAME TABLE coupons TO vouchers")
+            src.execute("INSERT INTO vouchers VALUES ('C', 5)")
+            src.execute("TRUNCATE TABLE legacy_notes")
+            src.execute("INSERT INTO legacy_notes VALUES (1, 'après')")
+            src.execute("ALTER TABLE order_items MODIFY qty INT UNSIGNED NOT NULL")
+            src.execute("UPDATE order_items SET qty = 70000 WHERE order_id = 1")
         project.wait_for_sync()
         _same(src, dst, database, [*TABLES, "vouchers"])
     decisions = project.state.ddl(project.name)
@@ -209,6 +229,25 @@ def test_source_restart_is_retried_and_continues(workspace, mariadb, source, tar
     assert "retrying" in seen
     with connect(source.dsn()) as fresh:
         _same(fresh, dst, database)
+
+
+def test_target_restart_is_retried_and_continues(workspace, source, seekdb_tcp, src, unique):
+    database = unique("cdctarget")
+    project = _migrated(workspace, source, seekdb_tcp.endpoint(), src, database)
+    seen = set()
+    with running(project):
+        with _workload_aside(source, database, transactions=200):
+            time.sleep(0.5)
+            seekdb_tcp.stop()
+            deadline = time.monotonic() + 30
+            while "retrying" not in seen and time.monotonic() < deadline:
+                seen.add(project.sync_status()["state"])
+                time.sleep(0.1)
+            seekdb_tcp.start()
+        project.wait_for_sync(timeout=180)
+    assert "retrying" in seen
+    with connect(seekdb_tcp.endpoint().dsn()) as dst:
+        _same(src, dst, database)
 
 
 def test_purged_binlog_is_a_clear_error(shop, source):
