@@ -156,13 +156,20 @@ def check(ctx, project) -> None:
     type=click.FloatRange(0.0, 1.0, min_open=True),
     help="Share of each table's key ranges to compare, for a fast signal.",
 )
+@click.option(
+    "--online",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="While a sync runs: re-check differing tables up to N times after it catches up (transient vs persistent).",
+)
 @click.pass_context
-def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample) -> None:
+def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online) -> None:
     """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
     from omsbench.workbench import charts, report
 
     proj = _project(ctx, project)
-    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample)
+    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample, online=online)
     folder = ctx.obj.folder("reports", proj.name)
     (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
     path = report.write(

@@ -177,15 +177,26 @@ class Project:
         threads: int = 2,
         sample: float = 1.0,
         seed: int | None = None,
+        online: int = 0,
     ) -> verify.Verification:
         """Find every differing row; with ``apply_fix`` run the fix SQL in one transaction and check again.
 
         ``threads`` tables are compared at once, each on its own pair of sessions; ``sample`` < 1
-        compares that share of each table's key ranges, for a fast signal.
+        compares that share of each table's key ranges, for a fast signal. ``online`` > 0 is for a
+        running sync: differing tables are re-checked up to that many times, each after the sync
+        has caught up with the moment of the previous read, and differences are labelled
+        transient or persistent.
         """
         with self.sessions() as (source, _):
             tables = self.selection(source).tables
         result = self._verify_tables(tables, chunk_size, threads, sample, seed)
+        if online:
+            by_name = {tm.source.qualified: tm for tm in tables}
+
+            def recheck(names: set[str]) -> verify.Verification:
+                return self._verify_tables([by_name[n] for n in sorted(names)], chunk_size, threads, sample, seed)
+
+            result = verify.settle(result, recheck, self.wait_for_sync, online)
         if apply_fix and result.fixes:
             with self.sessions() as (_, target):
                 verify.apply_fixes(target, result.fixes)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -30,7 +31,9 @@ from omsbench.engine.mapping import TableMap
 LEAF_ROWS = 1000
 SPLIT = 16
 MISSING, EXTRA, DIFFERENT = "missing on target", "extra on target", "different"
-COLUMNS = ["table", "key", "kind", "column", "source_value", "target_value", "rule"]
+PERSISTENT, TRANSIENT = "persistent", "transient"
+COLUMNS = ["table", "key", "kind", "column", "source_value", "target_value", "rule", "state"]
+_IDENTITY = ["table", "key", "kind", "column"]
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Difference:
     source_value: object = None
     target_value: object = None
     rule: str = ""
+    state: str = PERSISTENT
+    """Online checks: ``transient`` when the difference went away once the sync caught up."""
 
 
 @dataclass
@@ -284,7 +289,35 @@ class Verification:
 
     @property
     def equal(self) -> bool:
-        return bool(self.summary["equal"].all()) and self.differences.empty
+        """No difference that stays: transient ones (an online check saw them converge) do not count."""
+        persistent = self.differences[self.differences.state == PERSISTENT]
+        return persistent.empty and bool(self.summary["equal"].all())
+
+
+def settle(
+    first: Verification, recheck: Callable[[set[str]], Verification], wait: Callable[[], None], rounds: int
+) -> Verification:
+    """Online check: while a sync runs, re-check the differing tables after it has passed the moment
+    they were read, up to ``rounds`` times. A difference that went away is labelled transient (it
+    was a change in flight), one that stayed persistent; the result's fixes are the last round's.
+    """
+    latest = first
+    for _ in range(rounds):
+        if latest.equal:
+            break
+        wait()
+        latest = _merge_rounds(latest, recheck(set(latest.differences["table"])))
+    staying = latest.differences[_IDENTITY].apply(tuple, axis=1).tolist() if len(latest.differences) else []
+    went = first.differences[~first.differences[_IDENTITY].apply(tuple, axis=1).isin(staying)].assign(state=TRANSIENT)
+    differences = pd.concat([latest.differences, went], ignore_index=True) if len(went) else latest.differences
+    return Verification(latest.summary, differences, latest.fixes)
+
+
+def _merge_rounds(before: Verification, again: Verification) -> Verification:
+    """The re-checked tables' results replace theirs; the other tables keep the earlier ones."""
+    rechecked = set(again.summary["table"])
+    summary = pd.concat([before.summary[~before.summary["table"].isin(rechecked)], again.summary], ignore_index=True)
+    return Verification(summary, again.differences, again.fixes)
 
 
 def combine(verdicts: list[TableVerdict]) -> Verification:
