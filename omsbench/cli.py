@@ -355,6 +355,29 @@ def sync_status(ctx, project) -> None:
         _show(ddl[["at", "position", "action", "reason", "statement"]])
 
 
+@sync.command("report")
+@click.argument("project")
+@click.pass_context
+def sync_report(ctx, project) -> None:
+    """Write an offline HTML report of the sync: state, lag and rate charts, every DDL and its decision."""
+    from omsbench.workbench import charts, report
+
+    loaded = _project(ctx, project)
+    status = loaded.sync_status()
+    metrics = ctx.obj.state.metrics(loaded.name)
+    metrics = metrics[metrics["stage"] == SYNC_STEP]
+    path = report.write(
+        ctx.obj.folder("reports", loaded.name) / "sync.html",
+        f"omsbench sync: {loaded.name}",
+        {k: v for k, v in status.items() if not isinstance(v, dict)},
+        {"DDL": ctx.obj.state.ddl(loaded.name)},
+        status["state"] in ("running", "stopped"),
+        {"Lag": charts.lag(metrics), "Rates": charts.rates(metrics)} if len(metrics) else None,
+        labels=(f"SYNC {status['state'].upper()}", f"SYNC {status['state'].upper()}: see the message"),
+    )
+    click.echo(f"report: {path}")
+
+
 @main.group()
 def servers() -> None:
     """The private MariaDB source and seekdb TCP target of this workspace."""

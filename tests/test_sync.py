@@ -307,6 +307,10 @@ def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, sr
     assert stopped.returncode == 0 and project.sync_status()["state"] == "stopped"
     with connect(seekdb_tcp.endpoint().dsn()) as dst:
         _same(src, dst, database)
+    reported = omsbench(workspace.root, "sync", "report", project.name)
+    html = (workspace.root / "reports" / project.name / "sync.html").read_text()
+    assert reported.returncode == 0 and "SYNC STOPPED" in html and html.count("<svg") == 2
+    assert "<script" not in html
 
 
 @pytest.mark.parametrize("how", ["timestamp", "gtid", "position"])

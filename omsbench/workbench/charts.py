@@ -20,6 +20,33 @@ def differences(summary: pd.DataFrame) -> alt.Chart:
     )
 
 
+def lag(metrics: pd.DataFrame) -> alt.Chart:
+    """Sync lag over time by stage (read, apply, end to end), p50 as lines and p99 as dashes."""
+    rows = metrics[metrics["name"].str.match(r"^(lag|read|apply)_p(50|99)_ms$")]
+    parts = rows["name"].str.extract(r"^(?P<stage>\w+)_p(?P<percentile>\d+)_ms$")
+    frame = rows.assign(stage=parts["stage"], percentile="p" + parts["percentile"])
+    return (
+        alt.Chart(frame, title="Sync lag by stage (ms)")
+        .mark_line()
+        .encode(
+            x=alt.X("ts:T", title=None),
+            y=alt.Y("value:Q", title="ms"),
+            color=alt.Color("stage:N"),
+            strokeDash=alt.StrokeDash("percentile:N"),
+        )
+    )
+
+
+def rates(metrics: pd.DataFrame) -> alt.Chart:
+    """Rows and transactions applied per second over time."""
+    frame = metrics[metrics["name"].isin(["rows_per_s", "transactions_per_s"])]
+    return (
+        alt.Chart(frame, title="Applied per second")
+        .mark_line()
+        .encode(x=alt.X("ts:T", title=None), y=alt.Y("value:Q", title="per second"), color=alt.Color("name:N"))
+    )
+
+
 def to_svg(chart: alt.Chart) -> str:
     """Inline SVG: the report then needs no script and no network to show the chart."""
     import vl_convert

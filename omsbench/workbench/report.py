@@ -42,8 +42,12 @@ def write(
     sections: dict[str, pd.DataFrame],
     verdict: bool,
     charts: dict[str, alt.Chart] | None = None,
+    labels: tuple[str, str] | None = None,
 ) -> Path:
-    """Write ``path`` (.html) and its .json twin; return the HTML path."""
+    """Write ``path`` (.html) and its .json twin; return the HTML path.
+
+    ``labels`` are the banner's words for a true and a false verdict (a verification's by default).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     html = (
@@ -53,6 +57,7 @@ def write(
             title=title,
             created=created,
             verdict=verdict,
+            labels=labels,
             summary=summary,
             sections={name: _table(frame) for name, frame in sections.items()},
             charts={name: to_svg(chart) for name, chart in (charts or {}).items()},
