@@ -12,8 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import pymysql
+
 from omsbench.endpoints.connection import Session
 from omsbench.engine.sampledb import insert_type_zoo, type_zoo_rows
+
+_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
 
 
 @dataclass
@@ -47,10 +51,17 @@ class Workload:
         conn = self.session.conn
         for _ in range(transactions):
             conn.begin()
-            for _ in range(self.rng.randint(1, 4)):
-                operation = self.rng.choice(operations)
-                operation()
-                self.counts[operation.__name__] = self.counts.get(operation.__name__, 0) + 1
+            try:
+                for _ in range(self.rng.randint(1, 4)):
+                    operation = self.rng.choice(operations)
+                    operation()
+                    self.counts[operation.__name__] = self.counts.get(operation.__name__, 0) + 1
+            except pymysql.err.OperationalError as err:
+                if err.args[0] not in _RETRYABLE:
+                    raise
+                conn.rollback()  # what an application does with a deadlock victim
+                self.counts["deadlocks"] = self.counts.get("deadlocks", 0) + 1
+                continue
             if self.rng.random() < 0.05:
                 conn.rollback()
             else:
