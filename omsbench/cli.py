@@ -163,13 +163,22 @@ def check(ctx, project) -> None:
     type=click.IntRange(0, 20),
     help="While a sync runs: re-check differing tables up to N times after it catches up (transient vs persistent).",
 )
+@click.option(
+    "--changed-since",
+    help="Compare only the rows written since FILE:POS or a UTC time (after the sync has them).",
+)
 @click.pass_context
-def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online) -> None:
+def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online, changed_since) -> None:
     """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
     from omsbench.workbench import charts, report
 
     proj = _project(ctx, project)
-    result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample, online=online)
+    if changed_since:
+        by_position = ":" in changed_since and changed_since.rpartition(":")[2].isdigit()
+        since = _start_options(changed_since if by_position else None, None, None if by_position else changed_since)
+        result = proj.verify_changes(since, threads=threads)
+    else:
+        result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample, online=online)
     folder = ctx.obj.folder("reports", proj.name)
     (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
     path = report.write(

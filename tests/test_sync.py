@@ -13,8 +13,9 @@ from conftest import make_project
 from helpers import assert_same_tables, exact_rows
 
 from omsbench.endpoints.connection import connect
+from omsbench.endpoints.mysql import master_status
 from omsbench.engine import runner, sampledb
-from omsbench.engine.sync import STEP
+from omsbench.engine.sync import STEP, StartAt
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import BinlogPurged, SyncError
 
@@ -315,9 +316,6 @@ def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, sr
 
 @pytest.mark.parametrize("how", ["timestamp", "gtid", "position"])
 def test_sync_from_a_given_start_point(workspace, source, target, src, dst, unique, how):
-    from omsbench.endpoints.mysql import master_status
-    from omsbench.engine.sync import StartAt
-
     database = unique("cdcstart")
     src.execute(f"CREATE DATABASE `{database}`")
     src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v VARCHAR(10))")
@@ -354,3 +352,23 @@ def test_online_verify_labels_changes_in_flight_transient_and_real_differences_p
     assert persistent[["table", "key", "column"]].values.tolist() == [[f"{database}.legacy_notes", "id=7", "body"]]
     assert not result.equal
     assert len(result.fixes) == 1 and "`body` = " in result.fixes[0]
+
+
+def test_changed_rows_check_compares_only_what_was_written(shop, source, dst, workspace):
+    from test_cli import omsbench
+
+    project, database = shop
+    with running(project), connect(source.dsn()) as src:
+        since = master_status(src)
+        src.execute(f"UPDATE `{database}`.customers SET balance = 5 WHERE id IN (5, 9)")
+        src.execute(f"INSERT INTO `{database}`.audit_log VALUES (NOW(), 'x', 'y', NULL)")
+        project.wait_for_sync()
+        clean = project.verify_changes(StartAt(position=since))
+        dst.execute(f"UPDATE `{database}`.customers SET country = 'XX' WHERE id IN (5, 6)")  # 6 was not written
+        found = project.verify_changes(StartAt(position=since))
+        cli = omsbench(workspace.root, "verify", project.name, "--changed-since", f"{since.file}:{since.pos}")
+    assert clean.equal and set(clean.summary.table) == {f"{database}.customers", f"{database}.audit_log"}
+    assert found.differences[["key", "column"]].values.tolist() == [["id=5", "country"]]
+    assert cli.returncode == 1
+    fix = (workspace.root / "reports" / project.name / "fix.sql").read_text()
+    assert fix.startswith(f"UPDATE `{database}`.`customers` SET `country` = ") and fix.count(";") == 1

@@ -54,8 +54,11 @@ def earliest(session: Session) -> BinlogPosition:
     return BinlogPosition(binary_logs(session)[0], 4)
 
 
-def open_stream(dsn: Dsn, flavor: Flavor, server_id: int, position: BinlogPosition) -> BinLogStreamReader:
-    """A blocking stream from ``position``; master heartbeats every second keep a quiet stream alive.
+def open_stream(
+    dsn: Dsn, flavor: Flavor, server_id: int, position: BinlogPosition, blocking: bool = True
+) -> BinLogStreamReader:
+    """A stream from ``position``; blocking, it waits for new events (master heartbeats every second
+    keep a quiet one alive), otherwise it ends at the binlog's current end.
 
     ``freeze_schema`` parses each table map once per table id instead of once per transaction
     (it was a third of the decoding time): a DDL makes the server assign the table a new id, so
@@ -77,7 +80,7 @@ def open_stream(dsn: Dsn, flavor: Flavor, server_id: int, position: BinlogPositi
         log_pos=position.pos if position.file else None,
         auto_position=None if position.file else position.gtid,
         resume_stream=True,
-        blocking=True,
+        blocking=blocking,
         only_events=EVENTS,
         is_mariadb=flavor is Flavor.MARIADB and not position.file,
         slave_heartbeat=1,

@@ -118,10 +118,11 @@ class BinlogReader:
         project: str,
         start: BinlogPosition,
         skip_before: float | None = None,
+        blocking: bool = True,
     ) -> None:
         self.dsn, self.flavor, self.server_id = dsn, flavor, server_id
         self.tracker, self.project, self.start = tracker, project, start
-        self.skip_before = skip_before
+        self.skip_before, self.blocking = skip_before, blocking
         self.stream = None
         self._decoders: dict[int, Decoder | None] = {}
         self._schemas: dict[tuple[str, str], Table] = {}
@@ -132,7 +133,7 @@ class BinlogReader:
             self.stream = None
 
     def transactions(self) -> Iterator[Transaction]:
-        self.stream = stream = open_stream(self.dsn, self.flavor, self.server_id, self.start)
+        self.stream = stream = open_stream(self.dsn, self.flavor, self.server_id, self.start, self.blocking)
         gtid, changes, heartbeat = None, [], None
         for event in stream:
             if isinstance(event, RotateEvent):

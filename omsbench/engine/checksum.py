@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from pymysql.converters import escape_item
 
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 from omsbench.endpoints.connection import Session
@@ -88,7 +89,16 @@ class Side:
         return cls(name, tm.quoted, cols, tuple(tm.columns[k] for k in tm.source.key), None)
 
     def where(self, lower: Bound = None, upper: Bound = None) -> str:
-        parts = [p for p in (key_range(list(self.key), lower, upper), f"({self.filter})" if self.filter else "") if p]
+        return self._where(key_range(list(self.key), lower, upper))
+
+    def where_keys(self, keys: list[tuple]) -> str:
+        """Exactly these keys (rendered as literals), for checks of the rows a sync touched."""
+        columns = "(" + ", ".join(quote(k) for k in self.key) + ")"
+        rows = ", ".join("(" + ", ".join(escape_item(v, "utf8mb4") for v in key) + ")" for key in keys)
+        return self._where(f"{columns} IN ({rows})")
+
+    def _where(self, condition: str) -> str:
+        parts = [p for p in (condition, f"({self.filter})" if self.filter else "") if p]
         return " WHERE " + " AND ".join(parts) if parts else ""
 
     def row_hash(self, tm: TableMap) -> str:
