@@ -372,3 +372,22 @@ def test_changed_rows_check_compares_only_what_was_written(shop, source, dst, wo
     assert cli.returncode == 1
     fix = (workspace.root / "reports" / project.name / "fix.sql").read_text()
     assert fix.startswith(f"UPDATE `{database}`.`customers` SET `country` = ") and fix.count(";") == 1
+
+
+def test_a_checkpoint_whose_binlog_file_is_unknown_continues_by_gtid(shop, source, dst):
+    from omsbench.engine.apply import read_checkpoint
+
+    project, database = shop
+    with running(project), connect(source.dsn()) as src:
+        src.execute(f"UPDATE `{database}`.customers SET name = 'one' WHERE id = 1")
+        project.wait_for_sync()
+    checkpoint = read_checkpoint(dst, project.name)[0]
+    assert checkpoint.gtid and all(g.count("-") == 2 for g in checkpoint.gtid.split(","))
+    # as after a failover to a replica whose binlog files have other names
+    dst.execute("UPDATE `omsbench`.`sync_checkpoint` SET file = 'other-bin.000042' WHERE project = %s", (project.name,))
+    with connect(source.dsn()) as src:
+        src.execute(f"UPDATE `{database}`.customers SET name = 'two' WHERE id = 1")
+    with running(project):
+        project.wait_for_sync()
+    assert dst.scalar(f"SELECT name FROM `{database}`.customers WHERE id = 1") == "two"
+    assert read_checkpoint(dst, project.name)[0].file.startswith("binlog.")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
+import pymysql
 from pymysqlreplication.constants.NONE_SOURCE import EMPTY_SET
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
@@ -24,7 +25,7 @@ from omsbench.endpoints.connection import Dsn, Flavor
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.changes import Ddl, Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import SyncError
+from omsbench.exceptions import BinlogPurged, SyncError
 
 HEARTBEAT = ("omsbench", "heartbeat")
 HEARTBEAT_DDL = (
@@ -36,6 +37,7 @@ _HEARTBEAT_TABLE = Table(
     columns=[],
     primary_key=["project"],
 )
+_CANNOT_SERVE = 1236  # the server cannot send the binlog from there: purged, or an unknown GTID
 _NOT_DDL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|XA |SAVEPOINT|FLUSH|SET |#)", re.IGNORECASE)
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
 
@@ -123,6 +125,8 @@ class BinlogReader:
         self.dsn, self.flavor, self.server_id = dsn, flavor, server_id
         self.tracker, self.project, self.start = tracker, project, start
         self.skip_before, self.blocking = skip_before, blocking
+        self.gtids = _gtid_state(start.gtid)
+        """MariaDB's GTID position, domain -> last GTID: what a checkpoint needs to resume by GTID."""
         self.stream = None
         self._decoders: dict[int, Decoder | None] = {}
         self._schemas: dict[tuple[str, str], Table] = {}
@@ -133,6 +137,18 @@ class BinlogReader:
             self.stream = None
 
     def transactions(self) -> Iterator[Transaction]:
+        try:
+            yield from self._transactions()
+        except pymysql.err.OperationalError as err:
+            if err.args[0] != _CANNOT_SERVE:
+                raise
+            raise BinlogPurged(
+                f"the source cannot send the binlog from {self.start}: {err.args[-1]}",
+                fix="run a new full migration (`omsbench full --restart`), and keep binlogs longer than a sync"
+                " may stay stopped",
+            ) from err
+
+    def _transactions(self) -> Iterator[Transaction]:
         self.stream = stream = open_stream(self.dsn, self.flavor, self.server_id, self.start, self.blocking)
         gtid, changes, heartbeat = None, [], None
         for event in stream:
@@ -140,6 +156,7 @@ class BinlogReader:
                 continue
             if isinstance(event, MariadbGtidEvent):
                 gtid, changes, heartbeat = event.gtid, [], None
+                self.gtids[event.domain_id] = event.gtid
             elif isinstance(event, TableMapEvent):
                 self._decoders[event.table_id] = self._decoder(event)
             elif isinstance(event, WriteRowsEvent | UpdateRowsEvent | DeleteRowsEvent):
@@ -161,7 +178,8 @@ class BinlogReader:
     def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:
         if self.skip_before is not None and event.timestamp < int(self.skip_before):
             return  # binlog timestamps are whole seconds: start with the second the user named
-        self.start = BinlogPosition(stream.log_file, stream.log_pos, gtid)
+        state = ",".join(self.gtids[d] for d in sorted(self.gtids)) or gtid
+        self.start = BinlogPosition(stream.log_file, stream.log_pos, state)
         if changes or ddl or heartbeat is not None:
             yield Transaction(self.start, float(event.timestamp), time.time(), gtid, changes, ddl, heartbeat)
 
@@ -184,6 +202,11 @@ class BinlogReader:
             if values and values.get("project") == self.project:
                 return float(values["ts"])
         return None
+
+
+def _gtid_state(text: str | None) -> dict[int, str]:
+    """``0-1-5,1-1-9`` -> {0: '0-1-5', 1: '1-1-9'} (MariaDB GTIDs are domain-server-sequence)."""
+    return {int(g.split("-")[0]): g.strip() for g in (text or "").split(",") if g.strip().count("-") == 2}
 
 
 def _is_commit(query: str) -> bool:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pymysql
 
-from omsbench.endpoints.binlog import earliest, replica_id, require_available
-from omsbench.endpoints.connection import Session, connect
+from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
+from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, read_checkpoint
@@ -162,6 +162,8 @@ class Sync:
                     fix="run the full migration first (`omsbench full`), or pass --position FILE:POS or --timestamp",
                 )
             position = BinlogPosition(**handover["start_position"])
+        if position.file and position.gtid and source.flavor is Flavor.MARIADB:
+            position = _by_gtid_if_file_is_gone(source, position)
         if position.file:
             require_available(source, position)
         self.position = position
@@ -266,6 +268,23 @@ class Sync:
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
 
 
+def _by_gtid_if_file_is_gone(source: Session, position: BinlogPosition) -> BinlogPosition:
+    """A binlog file the source lacks may live on under another name (a failover): try the GTID.
+
+    The server refuses a GTID it no longer has, which the reader reports as a purged binlog.
+    """
+    if position.file in binary_logs(source):
+        return position
+    log.warning("binlog %s is not on the source; continuing by GTID %s", position.file, position.gtid)
+    return BinlogPosition("", 4, position.gtid)
+
+
+def _reached(position: BinlogPosition, goal: BinlogPosition) -> bool:
+    """Positions compare only within one series of binlog files (``binlog.000007`` < ``binlog.000010``)."""
+    same_series = position.file.rpartition(".")[0] == goal.file.rpartition(".")[0]
+    return same_series and key(position) >= key(goal)
+
+
 def wait_caught_up(source: Session, target: Session, project: str, timeout: float = 120) -> BinlogPosition:
     """Block until the target's checkpoint reaches where the source's binlog ends now.
 
@@ -275,7 +294,7 @@ def wait_caught_up(source: Session, target: Session, project: str, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = read_checkpoint(target, project)
-        if found and key(found[0]) >= key(goal):
+        if found and _reached(found[0], goal):
             return found[0]
         time.sleep(0.05)
     raise SyncError(
