@@ -369,6 +369,7 @@ def test_changed_rows_check_compares_only_what_was_written(shop, source, dst, wo
         cli = omsbench(workspace.root, "verify", project.name, "--changed-since", f"{since.file}:{since.pos}")
     assert clean.equal and set(clean.summary.table) == {f"{database}.customers", f"{database}.audit_log"}
     assert found.differences[["key", "column"]].values.tolist() == [["id=5", "country"]]
+    assert found.differences.last_changes[0].startswith("update at binlog.")
     assert cli.returncode == 1
     fix = (workspace.root / "reports" / project.name / "fix.sql").read_text()
     assert fix.startswith(f"UPDATE `{database}`.`customers` SET `country` = ") and fix.count(";") == 1

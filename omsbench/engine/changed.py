@@ -9,6 +9,7 @@ not disconnect the running sync.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime, timezone
 
 from omsbench.endpoints.binlog import earliest, replica_id, require_available
 from omsbench.endpoints.connection import Session
@@ -18,11 +19,16 @@ from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.sync import StartAt
 from omsbench.engine.tracker import Tracker
 
+LAST_EVENTS = 3
+
 
 def touched_keys(
     spec: ProjectSpec, source: Session, target: Session, selection: Selection, since: StartAt
-) -> dict[tuple[str, str], set[tuple]]:
-    """Source (schema, table) -> keys written since ``since`` (both keys of a key change); keyless: empty."""
+) -> dict[tuple[str, str], dict[tuple, list[str]]]:
+    """Source (schema, table) -> key -> the last change events that wrote it since ``since``.
+
+    Both keys of a key change count; tables without a key map to an empty dict.
+    """
     tracker = Tracker(selection)
     tracker.start(target)
     start = since.position or earliest(source)
@@ -38,15 +44,18 @@ def touched_keys(
         since.timestamp,
         blocking=False,
     )
-    keys: dict[tuple[str, str], set[tuple]] = defaultdict(set)
+    keys: dict[tuple[str, str], dict[tuple, list[str]]] = defaultdict(dict)
     try:
         for txn in reader.transactions():
+            when = datetime.fromtimestamp(txn.commit_ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
             for change in txn.changes:
-                touched = keys[(change.schema, change.table)]
                 tm = tracker.get(change.schema, change.table)
-                for image in (change.before, change.after):
-                    if image is not None and tm is not None and tm.source.key:
-                        touched.add(tuple(image[c] for c in tm.source.key))
+                touched = keys[(change.schema, change.table)]
+                label = f"{change.op.value} at {txn.position.file}:{txn.position.pos} ({when} UTC)"
+                for image in (change.before, change.after) if tm is not None and tm.source.key else ():
+                    if image is not None:
+                        history = touched.setdefault(tuple(image[c] for c in tm.source.key), [])
+                        history[:] = [*history[-(LAST_EVENTS - 1) :], label]
     finally:
         reader.close()
     return dict(keys)

@@ -213,7 +213,8 @@ class Project:
     def verify_changes(self, since: StartAt, threads: int = 2) -> verify.Verification:
         """Changed-rows check: compare only the rows the source wrote since ``since``, once the sync has them.
 
-        Tables without a key that were written are compared whole (as multisets).
+        Tables without a key that were written are compared whole (as multisets). Each difference
+        shows the last change events that wrote its row (``last_changes``).
         """
         self.wait_for_sync()
         with self.sessions() as (source, target):
@@ -226,12 +227,22 @@ class Project:
             with self.sessions() as (source, target):
                 tm = by_name[name]
                 if tm.source.key:
-                    return verify.verify_keys(source, target, tm, table_keys)
+                    return verify.verify_keys(source, target, tm, set(table_keys))
                 return verify.verify_table(source, target, tm)
 
         written = [(name, k) for name, k in keys.items() if name in by_name]
         with ThreadPoolExecutor(threads, thread_name_prefix="omsbench-verify-changes") as pool:
-            return verify.combine(list(pool.map(one, written)))
+            result = verify.combine(list(pool.map(one, written)))
+        events = {
+            (tm.source.qualified, verify.key_label(tm, key)): "; ".join(history)
+            for name, table_keys in written
+            for tm in [by_name[name]]
+            for key, history in table_keys.items()
+        }
+        result.differences["last_changes"] = [
+            events.get((t, k), "") for t, k in zip(result.differences["table"], result.differences["key"], strict=True)
+        ]
+        return result
 
     def _verify_tables(
         self, tables: list, chunk_size: int, threads: int, sample: float, seed: int | None

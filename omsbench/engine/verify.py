@@ -248,6 +248,11 @@ def _row(tm: TableMap, values: tuple) -> dict:
     return {tm.columns[c.name]: v for c, v in zip(tm.source.columns, values, strict=True)}
 
 
+def key_label(tm: TableMap, key: tuple) -> str:
+    """How a difference names its row: target key columns and values."""
+    return _show_key(Side.of(tm, "target").key, key)
+
+
 def _show_key(names: tuple[str, ...], values: tuple) -> str:
     return ", ".join(f"{n}={v!r}" for n, v in zip(names, values, strict=True))
 
