@@ -4,7 +4,7 @@
    sync applies that backlog as fast as it can. Beside it, the plain library decodes the same
    binlog range with nothing else to do: the ceiling of any Python reader. ``applied_vs_decode``
    is the ratio of the two, ``applied_vs_source`` compares with the rate the source wrote.
-2. Latency: sysbench at a fixed rate (half the measured source rate by default) for S seconds
+2. Latency: sysbench at a fixed rate (half the sync's measured throughput by default) for S seconds
    with the sync running; lag percentiles come from the heartbeats, by stage, then the time the
    sync needs to catch up once the load stops.
 Finally the tables are checked with checksums inside both databases.
@@ -51,7 +51,7 @@ def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0
         try:
             runner.wait_for(workspace, project.name, {"running"})
             throughput = _throughput(project, sync, server, seconds, threads)
-            rate = rate or max(1, int(throughput["source_transactions_per_s"] / 2))
+            rate = rate or _half_of_applied(throughput)
             latency = _latency(project, sync, server, seconds, threads, rate)
         finally:
             sync.stop()
@@ -61,6 +61,12 @@ def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0
         oceanbase.close_embedded(folder)
         shutil.rmtree(folder, ignore_errors=True)
     return {"seconds": seconds, "sysbench_threads": threads, **throughput, **latency, "equal": equal}
+
+
+def _half_of_applied(throughput: dict) -> int:
+    """Half the sync's measured throughput, in sysbench transactions per second."""
+    rows_per_transaction = throughput["backlog_rows"] / max(throughput["source_transactions"], 1)
+    return max(1, int(throughput["applied_rows_per_s"] / rows_per_transaction / 2))
 
 
 def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress: bool) -> Project:
@@ -113,6 +119,7 @@ def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: 
     decode_rate = decoded_rows / decode_seconds
     return {
         "source_transactions_per_s": round(tps),
+        "source_transactions": round(tps * seconds),
         "source_rows_per_s": round(decoded_rows / seconds),
         "backlog_rows": decoded_rows,
         "applied_rows": applied,
