@@ -392,3 +392,17 @@ def test_a_checkpoint_whose_binlog_file_is_unknown_continues_by_gtid(shop, sourc
         project.wait_for_sync()
     assert dst.scalar(f"SELECT name FROM `{database}`.customers WHERE id = 1") == "two"
     assert read_checkpoint(dst, project.name)[0].file.startswith("binlog.")
+
+
+def test_precheck_warns_when_binlogs_are_kept_briefly(src):
+    from omsbench.engine import precheck
+
+    before = src.scalar("SELECT @@GLOBAL.binlog_expire_logs_seconds")
+    try:
+        src.execute("SET GLOBAL binlog_expire_logs_seconds = 3600")
+        finding = next(f for f in precheck.source_settings(src) if f.check == "binlog retention")
+        assert finding.status == precheck.WARN and "1.0 h" in finding.detail and "full load" in finding.fix
+    finally:
+        src.execute(f"SET GLOBAL binlog_expire_logs_seconds = {int(before)}")
+    finding = next(f for f in precheck.source_settings(src) if f.check == "binlog retention")
+    assert finding.status == precheck.OK

@@ -46,6 +46,25 @@ def reach(name: str, endpoint: Endpoint) -> tuple[Session | None, Finding]:
     return session, Finding("connect", name, OK, f"{session.version} at {endpoint.url}")
 
 
+RETENTION_WARN_SECONDS = 24 * 3600
+
+
+def _retention(session: Session) -> Finding:
+    """How long the source keeps binlogs: a sync stopped longer than that cannot resume."""
+    found = mysql.variables(session, "binlog_expire_logs_seconds", "expire_logs_days")
+    seconds = int(float(found["binlog_expire_logs_seconds"] or 0)) or int(float(found["expire_logs_days"] or 0) * 86400)
+    if not seconds:
+        return Finding("binlog retention", "source", OK, "binlogs are kept until purged by hand")
+    short = seconds < RETENTION_WARN_SECONDS
+    return Finding(
+        "binlog retention",
+        "source",
+        WARN if short else OK,
+        f"binlogs are kept {seconds / 3600:.1f} h",
+        "a sync stopped longer than that needs a new full load: raise binlog_expire_logs_seconds" if short else "",
+    )
+
+
 def source_settings(session: Session) -> list[Finding]:
     if session.flavor is Flavor.OCEANBASE:
         return [Finding("binlog", "source", WARN, "OceanBase source: no binlog; only the full migration can run")]
@@ -74,6 +93,7 @@ def source_settings(session: Session) -> list[Finding]:
             "" if server_id else "set a non-zero --server-id",
         )
     )
+    findings.append(_retention(session))
     gtid = mysql.master_status(session)
     findings.append(
         Finding(
