@@ -206,6 +206,7 @@ def test_kill_9_during_a_workload_then_restart_loses_and_repeats_nothing(
         time.sleep(1.0)
         os.kill(process.pid(), signal.SIGKILL)
         time.sleep(0.3)
+        assert project.sync_status()["state"] == "died"  # not "running": nothing runs
         process.launch()
     writer_done.wait(300)
     project.wait_for_sync(timeout=300)

@@ -17,12 +17,15 @@ import yaml
 
 from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import Session, connect
-from omsbench.engine import changed, checksum, full, precheck, schema, verify
+from omsbench.engine import changed, checksum, full, precheck, runner, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.mapping import Selection, select
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import PrecheckFailed, SchemaError, SyncError
+
+ACTIVE = {"starting", "running", "retrying", "paused"}
+"""Sync states in which a runner process or thread must be alive."""
 
 
 class Project:
@@ -268,9 +271,19 @@ class Project:
                 raise SyncError(f"{err.message}; the sync is {status['state']}: {status['message']}", err.fix) from err
 
     def sync_status(self) -> dict:
-        """State, position, last rates and lag of the sync, from the state store only (no connection)."""
+        """State, position, last rates and lag of the sync, from the state store only (no connection).
+
+        A sync whose runner is gone (kill -9, a crash) says so instead of its last recorded state.
+        """
         step = self.state.step(self.name, STEP) or {"state": "never started", "message": "", "detail": {}}
-        return {"state": step["state"], "message": step["message"], **(step.get("detail") or {})}
+        status = {"state": step["state"], "message": step["message"], **(step.get("detail") or {})}
+        if status["state"] in ACTIVE and runner.SyncProcess(self.workspace, self.name).pid() is None:
+            status["message"] = (
+                f"the sync process is gone while {status['state']} (killed or crashed); "
+                "`omsbench sync start` resumes it from its checkpoint"
+            )
+            status["state"] = "died"
+        return status
 
     def status(self) -> dict[str, pd.DataFrame]:
         return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}
