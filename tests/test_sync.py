@@ -407,3 +407,29 @@ def test_precheck_warns_when_binlogs_are_kept_briefly(src):
         src.execute(f"SET GLOBAL binlog_expire_logs_seconds = {int(before)}")
     finding = next(f for f in precheck.source_settings(src) if f.check == "binlog retention")
     assert finding.status == precheck.OK
+
+
+def test_foreign_key_actions_the_binlog_does_not_show_happen_on_the_target(workspace, source, target, src, dst, unique):
+    database = unique("cdcfk")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"USE `{database}`")
+    src.execute("CREATE TABLE p (id INT PRIMARY KEY, v INT)")
+    src.execute(
+        "CREATE TABLE c (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES p (id)"
+        " ON UPDATE CASCADE ON DELETE SET NULL)"
+    )
+    src.execute("INSERT INTO p VALUES (1, 1), (2, 2), (3, 3)")
+    src.execute("INSERT INTO c VALUES (10, 1), (20, 2), (30, 3)")
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    with running(project):
+        src.execute("BEGIN")
+        src.execute("INSERT INTO c VALUES (31, 3)")  # in the same group as its parent's delete below
+        src.execute("UPDATE p SET id = 11 WHERE id = 1")  # c.10 follows to 11, unlogged
+        src.execute("DELETE FROM p WHERE id = 2")  # c.20 gets NULL, unlogged
+        src.execute("DELETE FROM p WHERE id = 3")  # c.30 and c.31 get NULL, unlogged
+        src.execute("COMMIT")
+        project.wait_for_sync()
+    assert src.query(f"SELECT * FROM `{database}`.c ORDER BY id") == [(10, 11), (20, None), (30, None), (31, None)]
+    _same(src, dst, database, ["p", "c"])
