@@ -30,5 +30,10 @@ def assert_same_tables(src: Session, dst: Session, pairs: list[tuple[str, str, s
     for s_schema, s_table, d_schema, d_table in pairs:
         left = exact_rows(src, s_schema, s_table)
         right = exact_rows(dst, d_schema, d_table)
-        assert len(left) == len(right), f"{s_schema}.{s_table}: {len(left)} rows on the source, {len(right)} on target"
-        assert left == right, f"{s_schema}.{s_table} differs"
+        if left != right:
+            only_source = [r for r in left if r not in right][:5]
+            only_target = [r for r in right if r not in left][:5]
+            raise AssertionError(
+                f"{s_schema}.{s_table}: {len(left)} rows on the source, {len(right)} on the target;"
+                f" only on the source: {only_source}; only on the target: {only_target}"
+            )

@@ -14,12 +14,16 @@ have changed (latin1 -> utf8mb4) but the binlog bytes still use.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import replace
 
 from omsbench.endpoints import catalog
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Session
 from omsbench.engine.mapping import Selection, TableMap
+from omsbench.exceptions import SyncError
+
+_ATTEMPTS = 40
 
 
 class Tracker:
@@ -43,14 +47,23 @@ class Tracker:
         return self.tables.get((schema, name))
 
     def refresh(self, target: Session, tm: TableMap) -> None:
-        """Re-read one table after a DDL; a table the DDL dropped is forgotten."""
-        found = catalog.read(target, [tm.schema]).tables.get((tm.schema, tm.name))
-        key = (tm.source.schema, tm.source.name)
-        if found is None:
-            self.tables.pop(key, None)
-        else:
-            self.tables[key] = _follow(tm, found)
-        self.version += 1
+        """Re-read one table after a DDL that keeps it (drops and renames use ``forget``).
+
+        seekdb's catalog can miss a table for a moment after a DDL that rebuilds it (a column type
+        change); forgetting the table then would drop its rows from the stream, so it is read again
+        until it shows, and a table that never shows stops the sync.
+        """
+        for attempt in range(_ATTEMPTS):
+            found = catalog.read(target, [tm.schema]).tables.get((tm.schema, tm.name))
+            if found is not None and found.columns:
+                self.tables[(tm.source.schema, tm.source.name)] = _follow(tm, found)
+                self.version += 1
+                return
+            time.sleep(0.05 * (attempt + 1))
+        raise SyncError(
+            f"table {tm.qualified} is not in the target's catalog after a DDL on {tm.source.qualified}",
+            fix="check the table on the target; `omsbench sync resume` reads it again",
+        )
 
     def forget(self, schema: str, name: str) -> TableMap | None:
         self.version += 1
