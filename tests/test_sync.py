@@ -433,3 +433,10 @@ def test_foreign_key_actions_the_binlog_does_not_show_happen_on_the_target(works
         project.wait_for_sync()
     assert src.query(f"SELECT * FROM `{database}`.c ORDER BY id") == [(10, 11), (20, None), (30, None), (31, None)]
     _same(src, dst, database, ["p", "c"])
+
+
+def test_a_migrated_table_missing_on_the_target_stops_the_sync_with_its_name(shop, dst):
+    project, database = shop
+    dst.execute(f"DROP TABLE `{database}`.audit_log")
+    with pytest.raises(SyncError, match=f"{database}.audit_log were migrated but are not on the target"):
+        project.sync().run()

@@ -134,6 +134,7 @@ class Sync:
             ddl = DdlApplier(target, self.spec, tracker)
             position, skip_before = self._start(source, target)
             floors = self._keyless_floors(target, tracker)
+            _require_loaded_tables(target, tracker, self.project)
             args = ReaderArgs(
                 self.spec.source.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
             )
@@ -266,6 +267,22 @@ class Sync:
         if self.meter.due():
             values = self.meter.sample()
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
+
+
+def _require_loaded_tables(target: Session, tracker: Tracker, project: str) -> None:
+    """A table the full load copied and the source still has must be on the target: else its
+    changes would be dropped without a word."""
+    loaded = {table for table, _ in full.done_chunks(target, project)}
+    missing = sorted(
+        tm.source.qualified
+        for tm in tracker.selection.tables
+        if tm.source.qualified in loaded and tracker.get(tm.source.schema, tm.source.name) is None
+    )
+    if missing:
+        raise SyncError(
+            f"table(s) {', '.join(missing)} were migrated but are not on the target any more",
+            fix="recreate them (`omsbench schema`, then `omsbench full --restart`), or exclude them in objects.exclude",
+        )
 
 
 def _by_gtid_if_file_is_gone(source: Session, position: BinlogPosition) -> BinlogPosition:
