@@ -69,6 +69,16 @@ def _workload_aside(source, database, transactions=300):
     assert not failures, failures
 
 
+def _states_until(project, wanted: str, timeout: float = 30) -> set[str]:
+    """The sync states seen until ``wanted`` shows (or the timeout passes)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while wanted not in seen and time.monotonic() < deadline:
+        seen.add(project.sync_status()["state"])
+        time.sleep(0.1)
+    return seen
+
+
 def _same(src, dst, database, tables=TABLES):
     assert_same_tables(src, dst, [(database, t, database, t) for t in tables])
 
@@ -218,15 +228,11 @@ def test_kill_9_during_a_workload_then_restart_loses_and_repeats_nothing(
 def test_source_restart_is_retried_and_continues(workspace, mariadb, source, target, src, dst, unique):
     database = unique("cdcrestart")
     project = _migrated(workspace, source, target, src, database)
-    seen = set()
     with running(project):
         with connect(source.dsn()) as writer:
             Workload(writer, database, seed=7).run(100)
         mariadb.stop()
-        deadline = time.monotonic() + 30
-        while "retrying" not in seen and time.monotonic() < deadline:
-            seen.add(project.sync_status()["state"])
-            time.sleep(0.1)
+        seen = _states_until(project, "retrying")
         mariadb.start()
         with connect(source.dsn()) as writer:
             Workload(writer, database, seed=8).run(100)
@@ -239,15 +245,11 @@ def test_source_restart_is_retried_and_continues(workspace, mariadb, source, tar
 def test_target_restart_is_retried_and_continues(workspace, source, seekdb_tcp, src, unique):
     database = unique("cdctarget")
     project = _migrated(workspace, source, seekdb_tcp.endpoint(), src, database)
-    seen = set()
     with running(project):
         with _workload_aside(source, database, transactions=200):
             time.sleep(0.5)
             seekdb_tcp.stop()
-            deadline = time.monotonic() + 30
-            while "retrying" not in seen and time.monotonic() < deadline:
-                seen.add(project.sync_status()["state"])
-                time.sleep(0.1)
+            seen = _states_until(project, "retrying")
             seekdb_tcp.start()
         project.wait_for_sync(timeout=180)
     assert "retrying" in seen

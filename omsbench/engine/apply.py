@@ -30,6 +30,7 @@ from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap
+from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.tracker import Tracker
 
 CHECKPOINT_DDL = (
@@ -74,11 +75,6 @@ class TableChanges:
         return sorted(self.deleted | {k for k, image in self.final.items() if image is None}, key=repr)
 
 
-def ensure_checkpoint_table(target: Session) -> None:
-    target.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
-    target.execute(CHECKPOINT_DDL)
-
-
 def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, float | None] | None:
     try:
         rows = target.query(
@@ -95,7 +91,7 @@ def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, floa
 
 
 def clear_checkpoint(target: Session, project: str) -> None:
-    ensure_checkpoint_table(target)
+    ensure_own_table(target, CHECKPOINT_DDL)
     target.execute("DELETE FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project,))
     target.conn.commit()
 
@@ -105,7 +101,7 @@ class Applier:
         self.target, self.project, self.tracker = target, project, tracker
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
-        ensure_checkpoint_table(target)
+        ensure_own_table(target, CHECKPOINT_DDL)
         self._fk_version, self._fk_cache = -1, (set(), set())
         self._checks: bool | None = None
         self._foreign_key_checks(False)

@@ -97,8 +97,7 @@ def default_executor(options: Options) -> Executor:
 
 
 def ensure_checkpoint_table(target: Session) -> None:
-    target.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
-    target.execute(CHECKPOINT_DDL)
+    schema.ensure_own_table(target, CHECKPOINT_DDL)
 
 
 def done_chunks(target: Session, project: str) -> dict[tuple[str, int], dict]:

@@ -10,19 +10,15 @@ from __future__ import annotations
 import threading
 import time
 
-from omsbench.endpoints.connection import Dsn, connect
+from omsbench.endpoints.connection import Dsn, Session, connect
+from omsbench.engine import schema
 from omsbench.engine.cdc import HEARTBEAT_DDL
 
 
-def install(dsn: Dsn) -> None:
+def install(source: Session) -> None:
     """Create the heartbeat table once (each CREATE ... IF NOT EXISTS would still reach the binlog)."""
-    with connect(dsn) as session:
-        if not session.scalar(
-            "SELECT COUNT(*) FROM information_schema.TABLES"
-            " WHERE TABLE_SCHEMA = 'omsbench' AND TABLE_NAME = 'heartbeat'"
-        ):
-            session.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
-            session.execute(HEARTBEAT_DDL)
+    if not schema.exists(source, "omsbench", "heartbeat"):
+        schema.ensure_own_table(source, HEARTBEAT_DDL)
 
 
 class Heartbeat(threading.Thread):

@@ -133,12 +133,14 @@ class Sync:
             applier = Applier(target, self.project, tracker)
             ddl = DdlApplier(target, self.spec, tracker)
             position, skip_before = self._start(source, target)
-            floors = self._keyless_floors(target, tracker)
-            _require_loaded_tables(target, tracker, self.project)
+            full.ensure_checkpoint_table(target)
+            loaded = full.done_chunks(target, self.project)
+            floors = _keyless_floors(loaded, tracker)
+            _require_loaded_tables(loaded, tracker)
             args = ReaderArgs(
                 self.spec.source.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
             )
-            heartbeat.install(self.spec.source.dsn())
+            heartbeat.install(source)
             beat = heartbeat.Heartbeat(self.spec.source.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
             reader = ReaderProcess(args, tracker)
             beat.start()
@@ -170,21 +172,6 @@ class Sync:
         self.position = position
         skip_before = self.start_at.timestamp if self.start_at and not found else None
         return position, skip_before
-
-    def _keyless_floors(self, target: Session, tracker: Tracker) -> dict[tuple[str, str], tuple[str, int]]:
-        """Keyless tables were copied in one snapshot: changes before it are already in the copy.
-
-        Keyed tables need no floor: replaying a change the copy already holds sets the same row again.
-        """
-        full.ensure_checkpoint_table(target)
-        floors = {}
-        for (table, _), done in full.done_chunks(target, self.project).items():
-            schema, name = table.split(".", 1)
-            tm = tracker.get(schema, name)
-            snap = done["snapshot"]
-            if tm is not None and not tm.source.key and snap:
-                floors[(schema, name)] = max(floors.get((schema, name), ("", 0)), (snap["file"], int(snap["pos"])))
-        return floors
 
     def _loop(self, reader: ReaderProcess, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
         pending: Transaction | None = None
@@ -269,14 +256,29 @@ class Sync:
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
 
 
-def _require_loaded_tables(target: Session, tracker: Tracker, project: str) -> None:
+def _keyless_floors(loaded: dict[tuple[str, int], dict], tracker: Tracker) -> dict[tuple[str, str], tuple[str, int]]:
+    """Keyless tables were copied in one snapshot: changes before it are already in the copy.
+
+    Keyed tables need no floor: replaying a change the copy already holds sets the same row again.
+    """
+    floors = {}
+    for (table, _), done in loaded.items():
+        schema, name = table.split(".", 1)
+        tm = tracker.get(schema, name)
+        snap = done["snapshot"]
+        if tm is not None and not tm.source.key and snap:
+            floors[(schema, name)] = max(floors.get((schema, name), ("", 0)), (snap["file"], int(snap["pos"])))
+    return floors
+
+
+def _require_loaded_tables(loaded: dict[tuple[str, int], dict], tracker: Tracker) -> None:
     """A table the full load copied and the source still has must be on the target: else its
     changes would be dropped without a word."""
-    loaded = {table for table, _ in full.done_chunks(target, project)}
+    tables = {table for table, _ in loaded}
     missing = sorted(
         tm.source.qualified
         for tm in tracker.selection.tables
-        if tm.source.qualified in loaded and tracker.get(tm.source.schema, tm.source.name) is None
+        if tm.source.qualified in tables and tracker.get(tm.source.schema, tm.source.name) is None
     )
     if missing:
         raise SyncError(
