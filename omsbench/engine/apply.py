@@ -90,12 +90,6 @@ def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, floa
     return BinlogPosition(file, int(pos), gtid), source_ts
 
 
-def clear_checkpoint(target: Session, project: str) -> None:
-    ensure_own_table(target, CHECKPOINT_DDL)
-    target.execute("DELETE FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project,))
-    target.conn.commit()
-
-
 class Applier:
     def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
         self.target, self.project, self.tracker = target, project, tracker

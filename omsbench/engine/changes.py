@@ -33,10 +33,6 @@ class RowChange:
     key: tuple | None
     """Primary-key values of the row (after image for inserts and updates), None for keyless tables."""
 
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.table}"
-
 
 @dataclass(slots=True)
 class Ddl:

@@ -29,7 +29,6 @@ class Meter:
     """Every heartbeat of this run, for benchmarks."""
     groups: int = 0
     total_rows: int = 0
-    total_groups: int = 0
     apply_seconds: float = 0.0
     """Time the applying thread spent applying; the rest it waited for the reader."""
     _since: float = field(default_factory=time.monotonic)
@@ -38,7 +37,6 @@ class Meter:
         self.rows += rows
         self.total_rows += rows
         self.groups += 1
-        self.total_groups += 1
         self.transactions += transactions
         self.apply_seconds += seconds
 
