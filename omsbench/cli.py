@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+from pathlib import Path
 
 import click
 import pandas as pd
@@ -66,9 +67,12 @@ def _project(ctx: click.Context, ref: str) -> Project:
 @click.option("--target-password-env", help="Environment variable holding the target password.")
 @click.option("--include", multiple=True, default=["*.*"], show_default=True, help="db.table pattern; repeatable.")
 @click.option("--exclude", multiple=True, help="db.table pattern; repeatable.")
+@click.option(
+    "--notebook", type=click.Path(dir_okay=False), help="Also write a notebook with the control panel of NAME here."
+)
 @click.pass_context
-def init(ctx, name, source, source_password_env, target, target_password_env, include, exclude) -> None:
-    """Write a project spec NAME.yaml into the workspace."""
+def init(ctx, name, source, source_password_env, target, target_password_env, include, exclude, notebook) -> None:
+    """Write a project spec NAME.yaml into the workspace (and, with --notebook, its control-panel notebook)."""
     spec = specs.parse(
         {
             "name": name,
@@ -80,6 +84,11 @@ def init(ctx, name, source, source_password_env, target, target_password_env, in
     )
     path = Project(spec, ctx.obj).save()
     click.echo(f"wrote {path}; edit it, then run: omsbench precheck {name}")
+    if notebook:
+        from omsbench.workbench import runbooks
+
+        written = runbooks.panel_notebook(name, ctx.obj, Path(notebook))
+        click.echo(f"wrote {written}; open it in JupyterLab: jupyter lab {written}")
 
 
 @main.command()
@@ -216,6 +225,44 @@ def status(ctx, project) -> None:
         _show(frame)
 
 
+@main.command("run")
+@click.argument("notebook")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="Runbook parameter; repeatable.",
+)
+@click.pass_context
+def run_cmd(ctx, notebook, parameters) -> None:
+    """Execute runbook NOTEBOOK (a name from notebooks/ or a path) with papermill into a run folder.
+
+    Values are read as YAML: 3 is a number, true a boolean, anything else text. The executed
+    notebook and its offline HTML stay in the workspace's runs/ folder as the run's record.
+    """
+    import yaml
+
+    from omsbench.workbench import runbooks
+
+    values = {name: yaml.safe_load(value) for name, value in parameters}
+    done = runbooks.run(ctx.obj, notebook, values)
+    click.echo(f"run {done.id} done\nnotebook: {done.notebook}\nhtml: {done.html}")
+    for key, value in done.outcome.items():
+        click.echo(f"{key:>20}: {value}")
+
+
+@main.command()
+@click.pass_context
+def runs(ctx) -> None:
+    """Every runbook run of this workspace with what it reported, oldest first."""
+    from omsbench.workbench import runbooks
+
+    _show(runbooks.history(ctx.obj))
+
+
 @main.command()
 @click.option("--rows", default=100_000, show_default=True, type=click.IntRange(100), help="Rows in the sample.")
 @click.option(
@@ -279,11 +326,12 @@ def _with_start(command):
 @click.pass_context
 def sync_start(ctx, project, position, gtid, timestamp) -> None:
     """Run the sync of PROJECT as a background process (pid file and log in the workspace)."""
-    name = _project(ctx, project).name
+    loaded = _project(ctx, project)
     args = [f"--{k}={v}" for k, v in {"position": position, "gtid": gtid, "timestamp": timestamp}.items() if v]
-    process = runner.SyncProcess(ctx.obj, name, args)
-    pid = process.launch()
-    click.echo(f"sync of {name} runs as pid {pid}; log: {process.log}\nwatch it with: omsbench sync status {name}")
+    pid = loaded.start_sync(args)
+    log = runner.SyncProcess(ctx.obj, loaded.name).log
+    click.echo(f"sync of {loaded.name} runs as pid {pid}; log: {log}")
+    click.echo(f"watch it with: omsbench sync status {loaded.name}")
 
 
 @sync.command("run", hidden=True)
@@ -298,19 +346,14 @@ def sync_run(ctx, project, position, gtid, timestamp) -> None:
     )
 
 
-def _request(ctx: click.Context, project: str, want: str, payload: dict | None = None) -> str:
-    name = _project(ctx, project).name
-    ctx.obj.state.request(name, SYNC_STEP, want, payload)
-    return name
-
-
 @sync.command("pause")
 @click.argument("project")
 @click.pass_context
 def sync_pause(ctx, project) -> None:
     """Stop applying changes; the checkpoint stays where it is."""
-    name = _request(ctx, project, "pause")
-    click.echo(f"asked the sync of {name} to pause")
+    loaded = _project(ctx, project)
+    loaded.pause_sync()
+    click.echo(f"asked the sync of {loaded.name} to pause")
 
 
 @sync.command("resume")
@@ -318,8 +361,9 @@ def sync_pause(ctx, project) -> None:
 @click.pass_context
 def sync_resume(ctx, project) -> None:
     """Continue a paused sync from its checkpoint."""
-    name = _request(ctx, project, "resume")
-    click.echo(f"asked the sync of {name} to resume")
+    loaded = _project(ctx, project)
+    loaded.resume_sync()
+    click.echo(f"asked the sync of {loaded.name} to resume")
 
 
 @sync.command("stop")
@@ -327,9 +371,9 @@ def sync_resume(ctx, project) -> None:
 @click.pass_context
 def sync_stop(ctx, project) -> None:
     """Stop the background sync at a transaction boundary and wait for it to exit."""
-    name = _project(ctx, project).name
-    runner.SyncProcess(ctx.obj, name).stop()
-    click.echo(f"the sync of {name} stopped")
+    loaded = _project(ctx, project)
+    loaded.stop_sync()
+    click.echo(f"the sync of {loaded.name} stopped")
 
 
 @sync.command("resolve")
@@ -345,7 +389,7 @@ def sync_resolve(ctx, project, skip, replacement) -> None:
     where = loaded.sync_status().get("at")
     if not where:
         raise StateError(f"the sync of {loaded.name} is not paused on a DDL", fix="see `omsbench sync status`")
-    _request(ctx, project, "resolve", {"position": where, "skip": skip, "sql": replacement})
+    ctx.obj.state.request(loaded.name, SYNC_STEP, "resolve", {"position": where, "skip": skip, "sql": replacement})
     click.echo(f"the DDL at {where} will be {'skipped' if skip else 'replaced'}")
 
 
@@ -373,15 +417,14 @@ def sync_report(ctx, project) -> None:
 
     loaded = _project(ctx, project)
     status = loaded.sync_status()
-    metrics = ctx.obj.state.metrics(loaded.name)
-    metrics = metrics[metrics["stage"] == SYNC_STEP]
+    lines = {k: v for k, v in charts.for_project(ctx.obj.state, loaded.name).items() if k in ("Lag", "Rates")}
     path = report.write(
         ctx.obj.folder("reports", loaded.name) / "sync.html",
         f"omsbench sync: {loaded.name}",
         {k: v for k, v in status.items() if not isinstance(v, dict)},
         {"DDL": ctx.obj.state.ddl(loaded.name)},
         status["state"] in ("running", "stopped"),
-        {"Lag": charts.lag(metrics), "Rates": charts.rates(metrics)} if len(metrics) else None,
+        lines,
         labels=(f"SYNC {status['state'].upper()}", f"SYNC {status['state'].upper()}: see the message"),
     )
     click.echo(f"report: {path}")

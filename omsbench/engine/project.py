@@ -261,6 +261,24 @@ class Project:
         """The incremental sync: ``run()`` blocks; ``runner.run_thread`` or ``omsbench sync start`` run it aside."""
         return Sync(self.spec, self.state, self.selection, start)
 
+    def start_sync(self, args: list[str] | None = None) -> int:
+        """Run the sync as a background process (it outlives a notebook kernel); return its pid.
+
+        ``args`` are ``omsbench sync run`` options such as ``--position=FILE:POS``.
+        """
+        return runner.SyncProcess(self.workspace, self.name, args).launch()
+
+    def pause_sync(self) -> None:
+        """Ask the running sync to stop applying; its checkpoint stays where it is."""
+        self.state.request(self.name, STEP, "pause")
+
+    def resume_sync(self) -> None:
+        self.state.request(self.name, STEP, "resume")
+
+    def stop_sync(self, timeout: float = 60) -> None:
+        """Stop the background sync at a transaction boundary and wait for it to exit."""
+        runner.SyncProcess(self.workspace, self.name).stop(timeout)
+
     def wait_for_sync(self, timeout: float = 120) -> None:
         """Return once the target has every change the source had committed when this was called."""
         with self.sessions() as (source, target):

@@ -1,0 +1,72 @@
+"""The lifecycle of a migration project: which action the user may take now, and taking it.
+
+The CLI, the control panel and the runbooks all ask this module, so a button is enabled
+exactly when the matching command would be accepted, and the reason shown for a disabled
+one is the error the command would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omsbench.engine import full
+from omsbench.engine.project import ACTIVE, Project
+from omsbench.exceptions import StateError
+
+ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify")
+"""In the order the panel shows them. ``start`` runs what is not done yet, then the sync."""
+
+STEPS = ("precheck", "schema", "full", "sync", "verify")
+"""The steps a project goes through, as recorded in the state store."""
+
+
+def _state(project: Project, step: str) -> str:
+    return (project.state.step(project.name, step) or {}).get("state", "pending")
+
+
+def allowed(project: Project) -> dict[str, str | None]:
+    """Per action: None when it may run now, else why not (the words the user sees)."""
+    sync = project.sync_status()["state"]
+    syncing = sync in ACTIVE
+    loaded = _state(project, full.STEP) == "done"
+    return {
+        "precheck": None,
+        "start": f"the sync is already {sync}" if syncing else None,
+        "pause": None if sync in ("running", "retrying") else f"the sync is {sync}, not running",
+        "resume": None if sync == "paused" else f"the sync is {sync}, not paused",
+        "stop": None if syncing else f"the sync is {sync}",
+        "verify": None if loaded else "the full migration has not finished",
+    }
+
+
+def start(project: Project, progress: bool = False) -> int:
+    """Precheck, schema and full load where not done yet, then the sync as a background process.
+
+    Steps already done are not repeated, so Start after a crash or a failed step goes on
+    from where the project stands. Returns the sync process id.
+    """
+    if _state(project, "schema") != "done":
+        project.require_precheck()
+        project.migrate_schema()
+    if _state(project, full.STEP) != "done":
+        project.full(progress=progress)
+    return project.start_sync()
+
+
+def perform(project: Project, action: str, **options: Any) -> Any:
+    """Run ``action`` if :func:`allowed` says it may run, else raise a StateError naming why."""
+    if action not in ACTIONS:
+        raise StateError(f"unknown action {action!r}", fix=f"use one of {', '.join(ACTIONS)}")
+    refusal = allowed(project)[action]
+    if refusal:
+        raise StateError(f"cannot {action} project {project.name}: {refusal}", fix="see `omsbench status`")
+    runs: dict[str, Callable[..., Any]] = {
+        "precheck": project.precheck,
+        "start": lambda **kw: start(project, **kw),
+        "pause": project.pause_sync,
+        "resume": project.resume_sync,
+        "stop": project.stop_sync,
+        "verify": project.verify,
+    }
+    return runs[action](**options)
