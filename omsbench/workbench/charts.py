@@ -1,11 +1,19 @@
-"""Altair charts built from the engine's DataFrames, shared by notebooks and reports."""
+"""Altair charts built from the state store's DataFrames.
+
+The panel, the runbooks and the reports all draw from here, so a chart reads the same
+wherever a person meets it. Each chart function takes the DataFrame the state store gives.
+"""
 
 from __future__ import annotations
 
 import altair as alt
 import pandas as pd
 
+from omsbench.engine.state import StateStore
+from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.verify import EXTRA, MISSING
+
+_STAGE_METRIC = r"^(?P<stage>lag|read|apply)_p(?P<percentile>50|99)_ms$"
 
 
 def differences(summary: pd.DataFrame) -> alt.Chart:
@@ -20,21 +28,22 @@ def differences(summary: pd.DataFrame) -> alt.Chart:
     )
 
 
-def lag(metrics: pd.DataFrame) -> alt.Chart:
-    """Sync lag over time by stage (read, apply, end to end), p50 as lines and p99 as dashes."""
-    rows = metrics[metrics["name"].str.match(r"^(lag|read|apply)_p(50|99)_ms$")]
-    parts = rows["name"].str.extract(r"^(?P<stage>\w+)_p(?P<percentile>\d+)_ms$")
+def lag_frame(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per sample and stage with its p50 and p99 in ms (stage: lag = end to end, read, apply)."""
+    rows = metrics[metrics["name"].str.match(_STAGE_METRIC)]
+    parts = rows["name"].str.extract(_STAGE_METRIC)
     frame = rows.assign(stage=parts["stage"], percentile="p" + parts["percentile"])
-    return (
-        alt.Chart(frame, title="Sync lag by stage (ms)")
-        .mark_line()
-        .encode(
-            x=alt.X("ts:T", title=None),
-            y=alt.Y("value:Q", title="ms"),
-            color=alt.Color("stage:N"),
-            strokeDash=alt.StrokeDash("percentile:N"),
-        )
+    wide = frame.pivot_table(index=["ts", "stage"], columns="percentile", values="value", aggfunc="last")
+    return wide.reindex(columns=["p50", "p99"]).reset_index().rename_axis(columns=None)
+
+
+def lag(metrics: pd.DataFrame) -> alt.Chart:
+    """Sync lag over time by stage: p50 as a line inside a band that reaches up to p99."""
+    base = alt.Chart(lag_frame(metrics), title="Sync lag by stage (ms): p50 line, band up to p99").encode(
+        x=alt.X("ts:T", title=None), color=alt.Color("stage:N", title="stage")
     )
+    band = base.mark_area(opacity=0.25).encode(y=alt.Y("p50:Q", title="ms"), y2="p99:Q")
+    return band + base.mark_line().encode(y="p50:Q")
 
 
 def rates(metrics: pd.DataFrame) -> alt.Chart:
@@ -45,6 +54,40 @@ def rates(metrics: pd.DataFrame) -> alt.Chart:
         .mark_line()
         .encode(x=alt.X("ts:T", title=None), y=alt.Y("value:Q", title="per second"), color=alt.Color("name:N"))
     )
+
+
+def progress_frame(chunks: pd.DataFrame) -> pd.DataFrame:
+    """Per table: share of its chunks copied (0-100), from the state store's chunk progress."""
+    done = chunks["chunks_done"].fillna(0)
+    percent = (100 * done / chunks["chunks"].where(chunks["chunks"] > 0)).fillna(100).round(1)
+    return chunks.assign(percent=percent)
+
+
+def progress(chunks: pd.DataFrame) -> alt.Chart:
+    """Full-load progress per table, as bars filled to the share of chunks copied."""
+    return (
+        alt.Chart(progress_frame(chunks), title="Full migration: chunks copied per table")
+        .mark_bar()
+        .encode(
+            x=alt.X("percent:Q", title="% of chunks", scale=alt.Scale(domain=[0, 100])),
+            y=alt.Y("table:N", title=None),
+            tooltip=["table", "chunks", "chunks_done", "rows_copied"],
+        )
+    )
+
+
+def for_project(state: StateStore, project: str) -> dict[str, alt.Chart]:
+    """Every chart the state store has data for, by title: what the panel and reports show."""
+    out: dict[str, alt.Chart] = {}
+    chunks = state.chunk_progress(project)
+    if len(chunks):
+        out["Full migration progress"] = progress(chunks)
+    metrics = state.metrics(project)
+    metrics = metrics[metrics["stage"] == SYNC_STEP]
+    if len(metrics):
+        out["Lag"] = lag(metrics)
+        out["Rates"] = rates(metrics)
+    return out
 
 
 def to_svg(chart: alt.Chart) -> str:
