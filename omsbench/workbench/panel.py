@@ -1,0 +1,202 @@
+"""The control panel: one migration project in JupyterLab (or Voila), as ipywidgets.
+
+The panel has no logic of its own. It shows what the state store says (steps, per-table
+progress, lag, rates, errors, DDL decisions), refreshed by a timer thread so the kernel stays
+free, and its buttons call :mod:`omsbench.engine.lifecycle`, which also decides which of them
+are enabled. Long actions (Start runs precheck, schema and the full load) run in a worker
+thread; the sync itself runs as a background process that outlives the kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import ipywidgets as w
+import pandas as pd
+
+from omsbench.engine import lifecycle
+from omsbench.engine.project import Project
+from omsbench.exceptions import OmsError
+from omsbench.workbench import charts
+
+_COLOURS = {"done": "#1a7f37", "running": "#0969da", "failed": "#cf222e", "paused": "#9a6700", "died": "#cf222e"}
+_ICONS = {
+    "precheck": "check",
+    "start": "play",
+    "pause": "pause",
+    "resume": "forward",
+    "stop": "stop",
+    "verify": "search",
+}
+
+
+class ControlPanel:
+    """``ControlPanel(project)`` as the last line of a cell shows the panel and starts its refresh timer."""
+
+    def __init__(self, project: Project, interval: float = 2.0) -> None:
+        self.project = project
+        self.interval = interval
+        self.buttons = {
+            action: w.Button(description=action.capitalize(), icon=_ICONS[action], layout=w.Layout(width="110px"))
+            for action in lifecycle.ACTIONS
+        }
+        for action, button in self.buttons.items():
+            button.on_click(lambda _button, action=action: self.act(action))
+        self.steps = w.HTML()
+        self.progress = w.VBox()
+        self.sync = w.HTML()
+        self.lag = w.HTML()
+        self.errors = w.HTML()
+        self.ddl = w.HTML()
+        self.last_error: str | None = None
+        self.job: Future | None = None
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"omsbench-panel-{project.name}")
+        self._drawn_samples = -1
+        self._stopping = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<h3>omsbench · {html.escape(project.name)}</h3>{_endpoints(project)}"),
+                w.HBox(list(self.buttons.values())),
+                self.errors,
+                w.HBox([self.steps, self.sync], layout=w.Layout(grid_gap="24px")),
+                w.HTML("<b>Full migration</b>"),
+                self.progress,
+                self.lag,
+                self.ddl,
+            ]
+        )
+        self.refresh()
+
+    # actions --------------------------------------------------------------------------------
+    def act(self, action: str) -> Future:
+        """What a button does: the lifecycle action in the worker thread, one at a time."""
+        self.last_error = None
+        for button in self.buttons.values():
+            button.disabled = True
+        self.job = self._jobs.submit(self._perform, action)
+        self.job.add_done_callback(lambda _job: self.refresh())  # once done, so the buttons count it finished
+        return self.job
+
+    def _perform(self, action: str) -> None:
+        try:
+            lifecycle.perform(self.project, action)
+        except OmsError as err:
+            self.last_error = f"{action}: {err.message}" + (f"<br><i>what to do:</i> {err.fix}" if err.fix else "")
+        except Exception as err:  # shown in the panel: the worker thread has no one else to tell
+            self.last_error = f"{action}: {type(err).__name__}: {err}"
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the current action has finished and the panel shows its result (runbooks, tests)."""
+        if self.job is not None:
+            self.job.result(timeout)
+        self.refresh()
+
+    # display --------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read the state store once and bring every widget up to date."""
+        busy = self.job is not None and not self.job.done()
+        for action, refusal in lifecycle.allowed(self.project).items():
+            button = self.buttons[action]
+            button.disabled = busy or refusal is not None
+            button.tooltip = "another action is running" if busy else refusal or ""
+        self.steps.value = self._steps()
+        self.sync.value = self._sync()
+        self._progress()
+        self._charts()
+        self.errors.value = self._errors()
+        ddl = self.project.state.ddl(self.project.name)
+        self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
+
+    def _steps(self) -> str:
+        recorded = self.project.state.steps(self.project.name).set_index("step")
+        rows = []
+        for step in lifecycle.STEPS:
+            state = self.project.sync_status()["state"] if step == "sync" else _get(recorded, step, "state", "pending")
+            colour = _COLOURS.get(state, "#57606a")
+            rows.append(
+                f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
+                f"<td>{html.escape(str(_get(recorded, step, 'message', '') or ''))[:120]}</td></tr>"
+            )
+        return "<b>Steps</b><table class='omsbench-steps'>" + "".join(rows) + "</table>"
+
+    def _sync(self) -> str:
+        status = self.project.sync_status()
+        keys = ("state", "position", "lag_p50_ms", "lag_p99_ms", "rows_per_s", "transactions_per_s")
+        rows = "".join(
+            f"<tr><td>{k.replace('_', ' ')}</td><td>{html.escape(str(status[k]))}</td></tr>"
+            for k in keys
+            if k in status
+        )
+        return f"<b>Incremental sync</b><table>{rows}</table>"
+
+    def _progress(self) -> None:
+        frame = charts.progress_frame(self.project.state.chunk_progress(self.project.name))
+        bars = {bar.tooltip: bar for bar in self.progress.children}
+        for row in frame.itertuples():
+            bar = bars.get(row.table) or w.FloatProgress(
+                min=0, max=100, description=row.table.split(".")[-1], tooltip=row.table
+            )
+            bar.value = row.percent
+            bar.bar_style = "success" if row.percent >= 100 else "info"
+            bars[row.table] = bar
+        self.progress.children = tuple(bars.values())
+
+    def _charts(self) -> None:
+        """Redraw the lag and rate charts only when new samples arrived: SVG rendering costs."""
+        drawn = self.project.state.metrics(self.project.name)
+        if len(drawn) == self._drawn_samples:
+            return
+        self._drawn_samples = len(drawn)
+        found = charts.for_project(self.project.state, self.project.name)
+        self.lag.value = "".join(charts.to_svg(found[name]) for name in ("Lag", "Rates") if name in found)
+
+    def _errors(self) -> str:
+        lines = [self.last_error] if self.last_error else []
+        steps = self.project.state.steps(self.project.name)
+        lines += [
+            f"{r.step} {r.state}: {html.escape(str(r.message))}" for r in steps.itertuples() if r.state == "failed"
+        ]
+        status = self.project.sync_status()
+        if status["state"] in ("died", "failed", "paused", "retrying"):
+            lines.append(f"sync {status['state']}: {html.escape(str(status['message']))}")
+        body = "".join(f"<li>{line}</li>" for line in lines)
+        return f"<div style='color:#cf222e'><b>Needs attention</b><ul>{body}</ul></div>" if lines else ""
+
+    # timer ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Refresh every ``interval`` seconds in a daemon thread; widget updates reach the browser from it."""
+        if self._timer and self._timer.is_alive():
+            return
+        self._stopping.clear()
+        self._timer = threading.Thread(target=self._tick, name=f"omsbench-panel-timer-{self.project.name}", daemon=True)
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _tick(self) -> None:
+        while not self._stopping.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception as err:  # a refresh that fails (state store busy) must not end the timer
+                self.last_error = f"refresh: {type(err).__name__}: {err}"
+
+    def _repr_mimebundle_(self, **kwargs):
+        self.start()
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _get(frame: pd.DataFrame, step: str, column: str, default: object) -> object:
+    return frame.at[step, column] if step in frame.index else default
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0, escape=True) if len(frame) else " <i>none</i>"
+
+
+def _endpoints(project: Project) -> str:
+    source, target = html.escape(project.spec.source.url), html.escape(project.spec.target.url)
+    return f"<div>{source} &rarr; {target}</div>"

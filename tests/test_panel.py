@@ -1,0 +1,76 @@
+"""The control panel, headless: its buttons are clicked and the engine's state is checked."""
+
+from __future__ import annotations
+
+from conftest import make_project
+from helpers import assert_same_tables
+
+from omsbench.endpoints.connection import connect
+from omsbench.engine import runner, sampledb
+from omsbench.engine.workload import Workload
+from omsbench.workbench.panel import ControlPanel
+
+ALL_TABLES = ["audit_log", "customers", "legacy_notes", "order_items", "orders", "products", "type_zoo"]
+
+
+def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, seekdb_tcp, src, unique, request):
+    database = unique("panel")
+    sampledb.create(src, rows=1500, database=database)
+    project = make_project(
+        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    )
+    request.addfinalizer(project.stop_sync)
+    panel = ControlPanel(project)
+    assert not panel.buttons["start"].disabled
+    for action in ("pause", "resume", "stop", "verify"):
+        assert panel.buttons[action].disabled, action
+    assert "not finished" in panel.buttons["verify"].tooltip
+
+    panel.buttons["start"].click()  # precheck, schema, full load, then the sync as a background process
+    panel.wait(300)
+    assert panel.last_error is None
+    runner.wait_for(workspace, project.name, {"running"}, timeout=60)
+    panel.refresh()
+    bars = {bar.tooltip: bar.value for bar in panel.progress.children}
+    assert bars == {f"{database}.{t}": 100.0 for t in ALL_TABLES}
+    assert panel.buttons["start"].disabled and not panel.buttons["pause"].disabled
+
+    with connect(source.dsn()) as writer:
+        Workload(writer, database, seed=11).run(150)
+    project.wait_for_sync(timeout=120)
+    panel.buttons["pause"].click()
+    panel.wait(30)
+    runner.wait_for(workspace, project.name, {"paused"}, timeout=30)
+    panel.refresh()
+    assert not panel.buttons["resume"].disabled and panel.buttons["pause"].disabled
+    assert "paused" in panel.errors.value  # a paused sync is something to look at
+    panel.buttons["resume"].click()
+    panel.wait(30)
+    runner.wait_for(workspace, project.name, {"running"}, timeout=30)
+
+    project.wait_for_sync(timeout=120)
+    panel.buttons["verify"].click()
+    panel.wait(120)
+    assert project.state.step(project.name, "verify")["state"] == "done"
+    panel.refresh()
+    assert "<svg" in panel.lag.value  # lag and rates drawn from the sync's samples
+
+    panel.buttons["stop"].click()
+    panel.wait(90)
+    assert project.sync_status()["state"] == "stopped"
+    panel.refresh()
+    assert not panel.buttons["start"].disabled
+    with connect(seekdb_tcp.endpoint().dsn()) as dst:
+        assert_same_tables(src, dst, [(database, t, database, t) for t in ALL_TABLES])
+
+
+def test_a_failing_action_shows_the_error_and_what_to_do(workspace, source, seekdb_tcp, unique):
+    project = make_project(workspace, source, seekdb_tcp.endpoint(), objects={"include": [f"{unique('none')}.*"]})
+    panel = ControlPanel(project)
+    panel.buttons["start"].click()
+    panel.wait(60)
+    assert "matches no table or view on the source" in panel.last_error
+    assert "what to do" in panel.errors.value
+    assert (project.state.step(project.name, "schema") or {}).get("state") is None
+    assert project.sync_status()["state"] == "never started"  # nothing ran past the failed step
+    assert not panel.buttons["start"].disabled  # the user can fix the spec and press Start again
