@@ -103,6 +103,20 @@ controls = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 """What a user asked a running step to do (pause, resume, stop, resolve a DDL); the step polls it."""
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notebook", String, nullable=False),
+    Column("folder", String, nullable=False),
+    Column("parameters", JSON),
+    Column("state", String, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+    Column("error", Text),
+    Column("outcome", JSON),
+)
+"""The audit record of executed runbooks: what ran, with which parameters, what came out."""
 
 
 def now() -> datetime:
@@ -325,6 +339,22 @@ class StateStore:
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
+
+    # runbook runs ------------------------------------------------------------------------------
+    def start_run(self, notebook: str, folder: str, parameters: dict) -> int:
+        values = {"notebook": notebook, "folder": folder, "parameters": parameters, "state": "running"}
+        with self.engine.begin() as conn:
+            return conn.execute(insert(runs).values(started_at=now(), **values)).inserted_primary_key[0]
+
+    def end_run(self, run_id: int, state: str, error: str | None, outcome: dict | None) -> None:
+        values = {"state": state, "error": error, "outcome": outcome, "ended_at": now()}
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def runs(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.id)).mappings().all()
+        return pd.DataFrame(rows, columns=[c.name for c in runs.columns])
 
 
 def _pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -14,21 +14,14 @@ import altair as alt
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from omsbench.workbench import resources
 from omsbench.workbench.charts import to_svg
-
-_PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def templates_dir() -> Path:
-    """templates/ at the repository root, or inside the package when installed from a wheel."""
-    for candidate in (_PACKAGE.parent / "templates", _PACKAGE / "templates"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("omsbench templates folder not found; reinstall omsbench")
 
 
 def _environment() -> Environment:
-    return Environment(loader=FileSystemLoader(templates_dir()), autoescape=select_autoescape(["html", "j2"]))
+    return Environment(
+        loader=FileSystemLoader(resources.folder("templates")), autoescape=select_autoescape(["html", "j2"])
+    )
 
 
 def _table(frame: pd.DataFrame) -> str:

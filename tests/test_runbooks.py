@@ -1,0 +1,157 @@
+"""Every runbook runs unattended under papermill against real servers; their outcomes are checked."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+import yaml
+from helpers import assert_same_tables
+
+from omsbench.endpoints.connection import connect
+from omsbench.engine import sampledb
+from omsbench.engine.workload import Workload
+from omsbench.engine.workspace import Workspace
+from omsbench.workbench import runbooks
+
+TABLES = ["audit_log", "customers", "legacy_notes", "order_items", "orders", "products", "type_zoo"]
+_REMOTE = re.compile(r"<(script|link)[^>]*(src|href)=\"?(https?:)?//", re.IGNORECASE)
+
+
+def _spec(tmp_path, name, source, target, database, **options) -> str:
+    path = tmp_path / f"{name}.yaml"
+    data = {
+        "name": name,
+        "source": source.model_dump(exclude_none=True),
+        "target": target.model_dump(exclude_none=True),
+        "objects": {"include": [f"{database}.*"]},
+        "options": {"parallelism": 2, **options},
+    }
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _same(source, target, database):
+    with connect(source.dsn()) as src, connect(target.dsn()) as dst:
+        assert_same_tables(src, dst, [(database, t, database, t) for t in TABLES])
+
+
+def _offline(html_path) -> str:
+    text = html_path.read_text()
+    assert not _REMOTE.search(text), _REMOTE.search(text).group(0)
+    return text
+
+
+def test_migrate_monitor_verify_runbooks_leave_records(workspace, source, seekdb_tcp, src, unique, request):
+    database = unique("runbook")
+    sampledb.create(src, rows=1500, database=database)
+    target = seekdb_tcp.endpoint()  # the kernel is another process: it reaches seekdb over TCP
+    spec = _spec(workspace.root, database, source, target, database)
+    migrated = runbooks.run(workspace, "migrate", {"spec": spec, "start_sync": True})
+    request.addfinalizer(
+        lambda: subprocess.run([sys.executable, "-m", "omsbench", "-w", str(workspace.root), "sync", "stop", database])
+    )
+    assert migrated.outcome["equal"] is True and migrated.outcome["sync_pid"]
+    assert migrated.outcome["rows"] == sum(int(src.scalar(f"SELECT COUNT(*) FROM `{database}`.`{t}`")) for t in TABLES)
+    with connect(source.dsn()) as writer:
+        Workload(writer, database, seed=21).run(200)
+
+    verified = runbooks.run(workspace, "verify", {"spec": spec, "online": 5})
+    assert verified.outcome["equal"] is True
+    monitored = runbooks.run(workspace, "monitor", {"spec": spec})
+    assert monitored.outcome["sync_state"] == "running" and monitored.outcome["samples"] > 0
+    _same(source, target, database)
+
+    for run in (migrated, verified, monitored):
+        text = _offline(run.html)
+        assert "<svg" in text or "data:image/svg+xml" in text  # charts drawn inline, no script needed
+        assert run.notebook.parent.parent == workspace.root / "runs"
+    password = Path(source.password_file).read_text().strip()
+    assert all(password not in run.notebook.read_text() for run in (migrated, verified, monitored))
+    history = runbooks.history(workspace)
+    assert history["notebook"].tolist() == ["migrate", "verify", "monitor"]
+    assert history["state"].tolist() == ["done"] * 3 and history["equal"].tolist()[:2] == [True, True]
+    assert history["parameters"][0] == {"spec": spec, "start_sync": True, "workspace": str(workspace.root)}
+
+
+def test_rehearsal_kills_the_load_and_the_sync_and_proves_nothing_was_lost(workspace, source, seekdb_tcp, src, unique):
+    database = unique("rehearse")
+    sampledb.create(src, rows=3000, database=database)
+    spec = _spec(
+        workspace.root, database, source, seekdb_tcp.endpoint(), database, chunk_size=200, rows_per_second=4000
+    )
+    done = runbooks.run(
+        workspace, "rehearsal", {"spec": spec, "workload": database, "sync_kills": 2, "transactions": 300}
+    )
+    faults = done.outcome["faults_detail"]
+    assert done.outcome["equal"] is True and [f["phase"] for f in faults] == ["full", "sync", "sync"]
+    assert faults[0]["what"].startswith("kill -9") and faults[0]["status_after"] != "done"
+    assert all(f["status_after"] == "died" for f in faults[1:])  # a killed sync never reads as running
+    _same(source, seekdb_tcp.endpoint(), database)
+
+
+def test_demo_runbook_does_the_whole_path_on_the_embedded_defaults(tmp_path):
+    done = runbooks.run(Workspace.at(tmp_path / "demo"), "demo", {"rows": 2000, "transactions": 150})
+    assert done.outcome["equal"] is True and done.outcome["differences"] == 0 and done.outcome["rows"] > 0
+    text = _offline(done.html)
+    assert "VERIFIED: source and target are equal" in text
+    subprocess.run([sys.executable, "-m", "omsbench", "-w", str(tmp_path / "demo"), "servers", "stop"], check=True)
+
+
+def test_run_refuses_secrets_unknown_parameters_and_notebooks(workspace):
+    with pytest.raises(runbooks.RunbookError, match="look like secrets"):
+        runbooks.run(workspace, "precheck", {"spec": "x.yaml", "source_password": "hunter2"})
+    with pytest.raises(runbooks.RunbookError, match="has no parameter"):
+        runbooks.run(workspace, "precheck", {"spec": "x.yaml", "chunk": 3})
+    with pytest.raises(runbooks.RunbookError, match="no notebook 'nope'"):
+        runbooks.run(workspace, "nope", {})
+    assert not (workspace.root / "runs").exists() and workspace.state.runs().empty
+
+
+def test_cli_run_records_a_failed_run_with_its_html(workspace, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "run", "precheck", "-p", "spec", "missing.yaml"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "runbook precheck failed" in result.stderr
+    runs = workspace.state.runs()
+    assert runs["state"].tolist() == ["failed"] and "missing.yaml" in runs["error"][0]
+    html = next((workspace.root / "runs").glob("*-precheck/precheck.html"))
+    assert "missing.yaml" in _offline(html)
+
+
+def test_init_notebook_opens_the_panel_of_the_project(workspace, source, seekdb_tcp, tmp_path):
+    path = tmp_path / "panel.ipynb"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "omsbench",
+            "-w",
+            str(workspace.root),
+            "init",
+            "shopmove",
+            "--source",
+            source.url,
+            "--source-password-env",
+            "X",
+            "--target",
+            seekdb_tcp.endpoint().url,
+            "--notebook",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    executed = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(path), str(executed), progress_bar=False)
+    outputs = [o for cell in nbformat.read(executed, as_version=4).cells for o in cell.get("outputs", [])]
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1  # the panel, shown by the notebook's last line
+    assert "shopmove" in path.read_text()
