@@ -31,7 +31,7 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     assert panel.last_error is None
     runner.wait_for(workspace, project.name, {"running"}, timeout=60)
     panel.refresh()
-    bars = {bar.tooltip: bar.value for bar in panel.progress.children}
+    bars = {row.children[0].tooltip: row.children[0].value for row in panel.progress.children}
     assert bars == {f"{database}.{t}": 100.0 for t in ALL_TABLES}
     assert panel.buttons["start"].disabled and not panel.buttons["pause"].disabled
 

@@ -43,7 +43,7 @@ def lag(metrics: pd.DataFrame) -> alt.Chart:
         x=alt.X("ts:T", title=None), color=alt.Color("stage:N", title="stage")
     )
     band = base.mark_area(opacity=0.25).encode(y=alt.Y("p50:Q", title="ms"), y2="p99:Q")
-    return band + base.mark_line().encode(y="p50:Q")
+    return band + base.mark_line(point=True).encode(y="p50:Q")
 
 
 def rates(metrics: pd.DataFrame) -> alt.Chart:
@@ -51,7 +51,7 @@ def rates(metrics: pd.DataFrame) -> alt.Chart:
     frame = metrics[metrics["name"].isin(["rows_per_s", "transactions_per_s"])]
     return (
         alt.Chart(frame, title="Applied per second")
-        .mark_line()
+        .mark_line(point=True)
         .encode(x=alt.X("ts:T", title=None), y=alt.Y("value:Q", title="per second"), color=alt.Color("name:N"))
     )
 

@@ -133,16 +133,19 @@ class ControlPanel:
         return f"<b>Incremental sync</b><table>{rows}</table>"
 
     def _progress(self) -> None:
+        """One bar per table, with the share and rows copied beside it; bars are kept and updated."""
         frame = charts.progress_frame(self.project.state.chunk_progress(self.project.name))
-        bars = {bar.tooltip: bar for bar in self.progress.children}
-        for row in frame.itertuples():
-            bar = bars.get(row.table) or w.FloatProgress(
-                min=0, max=100, description=row.table.split(".")[-1], tooltip=row.table
-            )
-            bar.value = row.percent
-            bar.bar_style = "success" if row.percent >= 100 else "info"
-            bars[row.table] = bar
-        self.progress.children = tuple(bars.values())
+        rows = {row.children[0].tooltip: row for row in self.progress.children}
+        for table in frame.itertuples():
+            if table.table not in rows:
+                bar = w.FloatProgress(min=0, max=100, description=table.table.split(".")[-1], tooltip=table.table)
+                rows[table.table] = w.HBox([bar, w.HTML()])
+            bar, label = rows[table.table].children
+            bar.value = table.percent
+            bar.bar_style = "success" if table.percent >= 100 else "info"
+            rows_copied = int(table.rows_copied or 0)
+            label.value = f"<span class='omsbench-progress'>{table.percent:g}% · {rows_copied:,} rows</span>"
+        self.progress.children = tuple(rows.values())
 
     def _charts(self) -> None:
         """Redraw the lag and rate charts only when new samples arrived: SVG rendering costs."""
