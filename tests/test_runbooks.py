@@ -77,6 +77,8 @@ def test_migrate_monitor_verify_runbooks_leave_records(workspace, source, seekdb
     assert history["notebook"].tolist() == ["migrate", "verify", "monitor"]
     assert history["state"].tolist() == ["done"] * 3 and history["equal"].tolist()[:2] == [True, True]
     assert history["parameters"][0] == {"spec": spec, "start_sync": True, "workspace": str(workspace.root)}
+    compared = _offline(runbooks.run(workspace, "history").html)
+    assert "data:image/svg+xml" in compared and all(f">{n}<" in compared for n in ("migrate", "verify", "monitor"))
 
 
 def test_rehearsal_kills_the_load_and_the_sync_and_proves_nothing_was_lost(workspace, source, seekdb_tcp, src, unique):

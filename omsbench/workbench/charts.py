@@ -76,6 +76,27 @@ def progress(chunks: pd.DataFrame) -> alt.Chart:
     )
 
 
+def history(runs: pd.DataFrame, measures: tuple[str, ...] = ("lag_p99_ms", "differences")) -> alt.Chart:
+    """What each runbook run reported, run by run: one small chart per measure the runs share."""
+    present = [m for m in measures if m in runs.columns]
+    long = runs.melt(id_vars=["id", "notebook", "started_at"], value_vars=present, var_name="measure").dropna(
+        subset=["value"]
+    )
+    return (
+        alt.Chart(long, title="Runs compared")
+        .mark_bar()
+        .encode(
+            x=alt.X("id:O", title="run"),
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("notebook:N"),
+            row=alt.Row("measure:N", title=None),
+            tooltip=["id", "notebook", "started_at", "value"],
+        )
+        .resolve_scale(y="independent")
+        .properties(height=120)
+    )
+
+
 def for_project(state: StateStore, project: str) -> dict[str, alt.Chart]:
     """Every chart the state store has data for, by title: what the panel and reports show."""
     out: dict[str, alt.Chart] = {}
