@@ -430,6 +430,95 @@ def sync_report(ctx, project) -> None:
     click.echo(f"report: {path}")
 
 
+@main.command("switchover")
+@click.argument("project")
+@click.option("--without", multiple=True, help="Source table (db.table) to leave out of reverse sync; repeatable.")
+@click.option(
+    "--writes-stopped", is_flag=True, help="The application no longer writes to MySQL: do not set it read-only."
+)
+@click.option(
+    "--suspend-source-triggers",
+    "suspend_triggers",
+    is_flag=True,
+    help="Drop MySQL's triggers on the synced tables until switch-back (their definitions are kept).",
+)
+@click.pass_context
+def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers) -> None:
+    """Move writes to OceanBase: stop MySQL writes, drain, verify, capture on OceanBase, start reverse sync.
+
+    Run it again after a failure or a crash: it goes on from the first phase not done.
+    """
+    from omsbench.engine import switchover
+
+    loaded = _project(ctx, project)
+    record = switchover.switchover(loaded, list(without), writes_stopped, suspend_triggers)
+    _phases(record)
+    for line in switchover.instructions(loaded, record):
+        click.echo(line)
+
+
+@main.command("switchback")
+@click.argument("project")
+@click.option("--writes-stopped", is_flag=True, help="Confirm the application no longer writes to OceanBase.")
+@click.pass_context
+def switchback_cmd(ctx, project, writes_stopped) -> None:
+    """Return writes to MySQL: drain the reverse sync, verify, remove the capture, resume the forward sync."""
+    from omsbench.engine import switchover
+
+    loaded = _project(ctx, project)
+    record = switchover.switch_back(loaded, writes_stopped)
+    _phases(record)
+    for line in switchover.instructions(loaded, record):
+        click.echo(line)
+
+
+def _phases(record: dict) -> None:
+    _show(pd.DataFrame([{"phase": k, "done_at": v} for k, v in record["phases"].items()]))
+
+
+@main.group()
+def reverse() -> None:
+    """Reverse sync after switchover: OceanBase's changes back to MySQL (start, stop, status)."""
+
+
+@reverse.command("run", hidden=True)
+@click.argument("project")
+@click.pass_context
+def reverse_run(ctx, project) -> None:
+    """Run the reverse sync of PROJECT in the foreground until stopped (what `reverse start` runs)."""
+    loaded = _project(ctx, project)
+    runner.run_foreground(loaded.reverse(), runner.ReverseProcess(ctx.obj, loaded.name))
+
+
+@reverse.command("start")
+@click.argument("project")
+@click.pass_context
+def reverse_start(ctx, project) -> None:
+    """Run the reverse sync of PROJECT as a background process."""
+    loaded = _project(ctx, project)
+    pid = loaded.start_reverse()
+    click.echo(f"reverse sync of {loaded.name} runs as pid {pid}")
+
+
+@reverse.command("stop")
+@click.argument("project")
+@click.pass_context
+def reverse_stop(ctx, project) -> None:
+    """Stop the reverse sync at a transaction boundary."""
+    loaded = _project(ctx, project)
+    loaded.stop_reverse()
+    click.echo(f"the reverse sync of {loaded.name} stopped")
+
+
+@reverse.command("status")
+@click.argument("project")
+@click.pass_context
+def reverse_status(ctx, project) -> None:
+    """State, position, rates and lag of the reverse sync."""
+    for key, value in _project(ctx, project).reverse_status().items():
+        click.echo(f"{key:>20}: {value}")
+
+
 @main.group()
 def servers() -> None:
     """The private MariaDB source and seekdb TCP target of this workspace."""

@@ -111,7 +111,7 @@ class Applier:
         try:
             for segment in self._segments([c for txn in group for c in txn.changes]):
                 self._apply_segment(segment)
-            self._checkpoint(group[-1])
+            self._checkpoint(group)
             self.target.conn.commit()
         except BaseException:
             self.rollback()
@@ -120,7 +120,7 @@ class Applier:
 
     def checkpoint_only(self, txn: Transaction) -> None:
         """Move the checkpoint past a transaction that changes nothing on the target (a DDL, a skip)."""
-        self._checkpoint(txn)
+        self._checkpoint([txn])
         self.target.conn.commit()
 
     def rollback(self) -> None:
@@ -246,7 +246,9 @@ class Applier:
                 values = [change.after[c.name] for c in columns]
                 self.target.execute(f"UPDATE {tm.quoted} SET {sets} WHERE {where} LIMIT 1", values + args)
 
-    def _checkpoint(self, txn: Transaction) -> None:
+    def _checkpoint(self, group: list[Transaction]) -> None:
+        """Where the stream continues: the end of the group's last transaction."""
+        txn = group[-1]
         position = txn.position
         self.target.execute(
             "REPLACE INTO `omsbench`.`sync_checkpoint` (project, file, pos, gtid, source_ts, applied_at)"

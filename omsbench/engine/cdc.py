@@ -37,6 +37,10 @@ _HEARTBEAT_TABLE = Table(
     columns=[],
     primary_key=["project"],
 )
+REVERSE_MARK = ("omsbench", "reverse_checkpoint")
+"""Reverse sync writes its checkpoint here inside every transaction it applies to MySQL: the
+forward reader drops those transactions' changes, so they never go back to OceanBase."""
+_ECHO = Table(*REVERSE_MARK)
 _CANNOT_SERVE = 1236  # the server cannot send the binlog from there: purged, or an unknown GTID
 _NOT_DDL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|XA |SAVEPOINT|FLUSH|SET |#)", re.IGNORECASE)
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
@@ -150,12 +154,12 @@ class BinlogReader:
 
     def _transactions(self) -> Iterator[Transaction]:
         self.stream = stream = open_stream(self.dsn, self.flavor, self.server_id, self.start, self.blocking)
-        gtid, changes, heartbeat = None, [], None
+        gtid, changes, heartbeat, echo = None, [], None, False
         for event in stream:
             if isinstance(event, RotateEvent):
                 continue
             if isinstance(event, MariadbGtidEvent):
-                gtid, changes, heartbeat = event.gtid, [], None
+                gtid, changes, heartbeat, echo = event.gtid, [], None, False
                 self.gtids[event.domain_id] = event.gtid
             elif isinstance(event, TableMapEvent):
                 self._decoders[event.table_id] = self._decoder(event)
@@ -165,15 +169,17 @@ class BinlogReader:
                     continue
                 if decoder.table is _HEARTBEAT_TABLE:
                     heartbeat = self._heartbeat(event) or heartbeat
+                elif decoder.table is _ECHO:
+                    echo = True
                 else:
                     changes += _changes(event, decoder)
             elif isinstance(event, XidEvent) or (isinstance(event, QueryEvent) and _is_commit(event.query)):
-                yield from self._emit(event, stream, gtid, changes, None, heartbeat)
-                gtid, changes, heartbeat = None, [], None
+                yield from self._emit(event, stream, gtid, [] if echo else changes, None, heartbeat)
+                gtid, changes, heartbeat, echo = None, [], None, False
             elif isinstance(event, QueryEvent) and not _NOT_DDL.match(event.query):
                 schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
                 yield from self._emit(event, stream, gtid, [], Ddl(schema or None, event.query), None)
-                gtid, changes, heartbeat = None, [], None
+                gtid, changes, heartbeat, echo = None, [], None, False
 
     def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:
         if self.skip_before is not None and event.timestamp < int(self.skip_before):
@@ -189,6 +195,8 @@ class BinlogReader:
             for col, name in zip(event.columns, ("project", "ts"), strict=False):
                 col.name, col.character_set_name = name, "utf8mb4"
             return Decoder(_HEARTBEAT_TABLE)
+        if (event.schema, event.table) == REVERSE_MARK:
+            return Decoder(_ECHO)
         tm = self.tracker.get(event.schema, event.table)
         if tm is None:
             return None

@@ -20,6 +20,8 @@ STAGE = "sync"
 class Meter:
     state: StateStore
     project: str
+    stage: str = STAGE
+    """The step the samples belong to: ``sync`` (forward) or ``reverse``."""
     every: float = 1.0
     rows: int = 0
     transactions: int = 0
@@ -61,7 +63,7 @@ class Meter:
             for i, name in enumerate(("lag", "read", "apply")):
                 values[f"{name}_p50_ms"] = float(np.percentile(lags[:, i], 50))
                 values[f"{name}_p99_ms"] = float(np.percentile(lags[:, i], 99))
-        self.state.add_metrics(self.project, STAGE, values)
+        self.state.add_metrics(self.project, self.stage, values)
         self.rows = self.transactions = self.groups = 0
         self.lags = []
         self._since = time.monotonic()

@@ -20,6 +20,8 @@ from omsbench.endpoints.connection import Session, connect
 from omsbench.engine import changed, checksum, full, precheck, runner, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.mapping import Selection, select
+from omsbench.engine.reverse import ReverseSync
+from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import PrecheckFailed, SchemaError, SyncError
@@ -293,15 +295,38 @@ class Project:
 
         A sync whose runner is gone (kill -9, a crash) says so instead of its last recorded state.
         """
-        step = self.state.step(self.name, STEP) or {"state": "never started", "message": "", "detail": {}}
+        return self._runner_status(runner.SyncProcess(self.workspace, self.name))
+
+    def _runner_status(self, process: runner.SyncProcess) -> dict:
+        step = self.state.step(self.name, process.step) or {"state": "never started", "message": "", "detail": {}}
         status = {"state": step["state"], "message": step["message"], **(step.get("detail") or {})}
-        if status["state"] in ACTIVE and runner.SyncProcess(self.workspace, self.name).pid() is None:
+        if status["state"] in ACTIVE and process.pid() is None:
             status["message"] = (
-                f"the sync process is gone while {status['state']} (killed or crashed); "
-                "`omsbench sync start` resumes it from its checkpoint"
+                f"the {process.step} process is gone while {status['state']} (killed or crashed); "
+                f"`omsbench {process.command} start {self.name}` resumes it from its checkpoint"
             )
             status["state"] = "died"
         return status
+
+    # reverse sync (after switchover) ---------------------------------------------------------------
+    def reverse(self) -> ReverseSync:
+        """OceanBase -> MySQL, for the tables the switchover put under capture."""
+        detail = (self.state.step(self.name, "switchover") or {}).get("detail") or {}
+        return ReverseSync(self.spec, self.state, self.selection, detail.get("without", []))
+
+    def start_reverse(self) -> int:
+        return runner.ReverseProcess(self.workspace, self.name).launch()
+
+    def stop_reverse(self, timeout: float = 60) -> None:
+        runner.ReverseProcess(self.workspace, self.name).stop(timeout)
+
+    def reverse_status(self) -> dict:
+        return self._runner_status(runner.ReverseProcess(self.workspace, self.name))
+
+    def wait_for_reverse(self, timeout: float = 120) -> None:
+        """Return once MySQL has every change OceanBase had committed when this was called."""
+        with connect(self.spec.target.dsn()) as target:
+            reverse_wait(target, self.name, timeout)
 
     def status(self) -> dict[str, pd.DataFrame]:
         return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}

@@ -25,6 +25,8 @@ class SyncProcess(PrivateServer):
     """``python -m omsbench sync run PROJECT`` detached, with its pid file and log in the workspace."""
 
     name = "sync"
+    step = STEP
+    command = "sync"
 
     def __init__(self, workspace: Workspace, project: str, args: list[str] | None = None) -> None:
         super().__init__(workspace.folder("run", project))
@@ -32,32 +34,41 @@ class SyncProcess(PrivateServer):
 
     def launch(self) -> int:
         refuse_second(self)
-        self.workspace.state.set_step(self.project, STEP, "starting", "starting the sync process")
+        self.workspace.state.set_step(self.project, self.step, "starting", f"starting the {self.name} process")
         self.start()
         return self.pid() or 0
 
     def _command(self) -> list[str]:
         omsbench = [sys.executable, "-m", "omsbench", "--workspace", str(self.workspace.root)]
-        return [*omsbench, "sync", "run", self.project, *self.args]
+        return [*omsbench, self.command, "run", self.project, *self.args]
 
     def _ping(self) -> bool:
-        step = self.workspace.state.step(self.project, STEP) or {}
+        step = self.workspace.state.step(self.project, self.step) or {}
         return step.get("state") in ("running", "retrying", "paused") and self.pid() is not None
 
     def stop(self, timeout: float = 60) -> None:
-        self.workspace.state.request(self.project, STEP, "stop")
+        self.workspace.state.request(self.project, self.step, "stop")
         super().stop(timeout)
 
     def status(self) -> ServerStatus:
         return ServerStatus(self.name, self.running(), self.pid(), None, "", str(self.folder))
 
 
+class ReverseProcess(SyncProcess):
+    """``python -m omsbench reverse run PROJECT``: OceanBase's changes back to MySQL after switchover."""
+
+    name = "reverse"
+    step = "reverse"
+    command = "reverse"
+
+
 def refuse_second(process: SyncProcess) -> None:
     pid = process.pid()
     if pid is not None:
         raise SyncError(
-            f"the sync of project {process.project} already runs (pid {pid})",
-            fix=f"use `omsbench sync status {process.project}`, or stop it first with `omsbench sync stop`",
+            f"the {process.step} of project {process.project} already runs (pid {pid})",
+            fix=f"use `omsbench {process.command} status {process.project}`, or stop it first with"
+            f" `omsbench {process.command} stop`",
         )
 
 
@@ -80,7 +91,7 @@ def run_foreground(sync: Sync, process: SyncProcess) -> None:
     claim(process)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sync.stop())
-    process.workspace.state.request(sync.project, STEP, "run")
+    process.workspace.state.request(sync.project, sync.step, "run")
     try:
         sync.run()
     finally:
@@ -90,7 +101,7 @@ def run_foreground(sync: Sync, process: SyncProcess) -> None:
 def run_thread(sync: Sync, process: SyncProcess) -> threading.Thread:
     """Start the sync in a daemon thread of this process (a notebook kernel); ``sync.stop()`` ends it."""
     claim(process)
-    process.workspace.state.request(sync.project, STEP, "run")
+    process.workspace.state.request(sync.project, sync.step, "run")
 
     def body() -> None:
         try:
@@ -103,15 +114,15 @@ def run_thread(sync: Sync, process: SyncProcess) -> threading.Thread:
     return thread
 
 
-def wait_for(workspace: Workspace, project: str, states: set[str], timeout: float = 60) -> dict:
-    """Poll the state store until the sync reaches one of ``states``."""
+def wait_for(workspace: Workspace, project: str, states: set[str], timeout: float = 60, step: str = STEP) -> dict:
+    """Poll the state store until the sync (or the reverse sync: ``step``) reaches one of ``states``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        step = workspace.state.step(project, STEP) or {}
-        if step.get("state") in states:
-            return step
+        found = workspace.state.step(project, step) or {}
+        if found.get("state") in states:
+            return found
         time.sleep(0.1)
     raise SyncError(
-        f"the sync of {project} did not reach {sorted(states)} within {timeout:.0f} s",
+        f"the {step} of {project} did not reach {sorted(states)} within {timeout:.0f} s",
         fix=f"see `omsbench sync status {project}` and the log in {Path(workspace.root, 'run', project)}",
     )

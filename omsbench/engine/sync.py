@@ -56,6 +56,9 @@ def label(position: BinlogPosition) -> str:
 
 
 class Sync:
+    step = STEP
+    """The state-store step this loop reports to and takes requests from."""
+
     def __init__(
         self,
         spec: ProjectSpec,
@@ -65,7 +68,7 @@ class Sync:
     ) -> None:
         self.spec, self.state, self.selection, self.start_at = spec, state, selection, start
         self.project = spec.name
-        self.meter = Meter(state, self.project)
+        self.meter = Meter(state, self.project, self.step)
         self.stopping = threading.Event()
         self.position: BinlogPosition | None = None
         self._want: tuple[float, dict | None] = (0.0, None)
@@ -107,7 +110,7 @@ class Sync:
         """The user's last request, read from the state store at most every poll interval."""
         read_at, want = self._want
         if time.monotonic() - read_at >= POLL:
-            want = self.state.requested(self.project, STEP)
+            want = self.state.requested(self.project, self.step)
             self._want = (time.monotonic(), want)
         return want["want"] if want else None
 
@@ -123,7 +126,7 @@ class Sync:
 
     def _set(self, state: str, message: str, **detail) -> None:
         position = label(self.position) if self.position else None
-        self.state.set_step(self.project, STEP, state, message, {"position": position, **detail})
+        self.state.set_step(self.project, self.step, state, message, {"position": position, **detail})
 
     # one connected session ----------------------------------------------------------------------
     def _session(self) -> None:
@@ -231,11 +234,11 @@ class Sync:
         applier.checkpoint_only(txn)
         self.position = txn.position
         if resolution:
-            self.state.request(self.project, STEP, "resume")
+            self.state.request(self.project, self.step, "resume")
             self._set("running", f"DDL at {where} resolved")
 
     def _resolution(self, where: str) -> dict | None:
-        want = self.state.requested(self.project, STEP)
+        want = self.state.requested(self.project, self.step)
         if want and want["want"] == "resolve" and (want["payload"] or {}).get("position") == where:
             return want["payload"]
         return None

@@ -1,0 +1,210 @@
+"""Change capture on OceanBase by triggers: what reverse sync reads, since seekdb has no binlog.
+
+Row triggers (AFTER INSERT/UPDATE/DELETE) on each migrated table write the change into
+``omsbench.change_log`` in the same transaction as the change, so a change is captured exactly
+when it commits, tagged with ``ob_transaction_id()`` so the reader can apply whole
+transactions. Sessions carrying :data:`~omsbench.engine.apply.APPLIER_MARK` (omsbench's own
+forward applier) are skipped, so nothing omsbench writes comes back.
+
+Row images are JSON objects whose values keep their exact text: binary as hex, TIMESTAMP as
+epoch seconds (the writer's time zone does not matter), DECIMAL, date and time types as their
+SQL text. seekdb fails every write to a table with a spatial column once it has any trigger, so
+such tables cannot be captured and :func:`uncapturable` names them before anything is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table, quote
+from omsbench.endpoints.connection import Session
+from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine.apply import APPLIER_MARK
+from omsbench.engine.changes import Op, RowChange, Transaction
+from omsbench.engine.schema import ensure_own_table
+
+CHANGE_LOG_DDL = (
+    "CREATE TABLE IF NOT EXISTS `omsbench`.`change_log` ("
+    " seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, project VARCHAR(64) NOT NULL, trx BIGINT NOT NULL,"
+    " schema_name VARCHAR(128) NOT NULL, table_name VARCHAR(128) NOT NULL, op CHAR(1) NOT NULL,"
+    " before_image LONGTEXT, after_image LONGTEXT, at DOUBLE NOT NULL, KEY project_seq (project, seq))"
+)
+POSITION_FILE = "change_log"
+"""Reverse positions are ``change_log:<last seq>``: there is no binlog file on this side."""
+_OPS = {"I": (Op.INSERT, None, "NEW"), "U": (Op.UPDATE, "OLD", "NEW"), "D": (Op.DELETE, "OLD", None)}
+_EVENTS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
+_MARK_VARIABLE = APPLIER_MARK.split()[1]  # @omsbench_applier
+
+
+def uncapturable(tables: list[Table]) -> dict[str, str]:
+    """Tables that triggers cannot capture, with why."""
+    found = {}
+    for table in tables:
+        spatial = [c.name for c in table.columns if c.data_type in SPATIAL_TYPES]
+        if spatial:
+            found[table.qualified] = (
+                f"spatial column(s) {', '.join(spatial)}: seekdb refuses every write to a table with a spatial"
+                " column once it has a trigger"
+            )
+    return found
+
+
+def trigger_name(project: str, table: Table, op: str) -> str:
+    tag = zlib.crc32(f"{project}\0{table.schema}\0{table.name}".encode())
+    return f"omsbench_{tag:08x}_{op.lower()}"
+
+
+def _value(column: Column, row: str) -> str:
+    ref = f"{row}.{quote(column.name)}"
+    kind = column.data_type
+    if kind in BINARY_TYPES:
+        return f"HEX({ref})"
+    if kind == "timestamp":
+        return f"CAST(UNIX_TIMESTAMP({ref}) AS CHAR)"
+    if kind == "bit":
+        return f"{ref} + 0"
+    if kind in ("decimal", "date", "datetime", "time", "year", "enum", "set", "json"):
+        return f"CAST({ref} AS CHAR)"
+    return ref  # integers, floats (as doubles) and strings keep their JSON form
+
+
+def _image(table: Table, row: str | None) -> str:
+    if row is None:
+        return "NULL"
+    pairs = ", ".join(f"'{c.name}', {_value(c, row)}" for c in table.columns if not c.generated)
+    return f"JSON_OBJECT({pairs})"
+
+
+def trigger_sql(project: str, table: Table, op: str) -> str:
+    _, before, after = _OPS[op]
+    values = ", ".join(
+        [
+            f"'{project}'",
+            "ob_transaction_id()",
+            f"'{table.schema}'",
+            f"'{table.name}'",
+            f"'{op}'",
+            _image(table, before),
+            _image(table, after),
+            "UNIX_TIMESTAMP(NOW(6))",
+        ]
+    )
+    return (
+        f"CREATE TRIGGER {quote(trigger_name(project, table, op))} AFTER {_EVENTS[op]} ON"
+        f" {quote(table.schema)}.{quote(table.name)} FOR EACH ROW BEGIN IF {_MARK_VARIABLE} IS NULL THEN"
+        " INSERT INTO `omsbench`.`change_log`"
+        " (project, trx, schema_name, table_name, op, before_image, after_image, at)"
+        f" VALUES ({values}); END IF; END"
+    )
+
+
+def install(session: Session, project: str, tables: list[Table]) -> list[str]:
+    """(Re)create the three triggers of every table; return their names."""
+    ensure_own_table(session, CHANGE_LOG_DDL)
+    names = []
+    for table in tables:
+        session.execute(f"USE {quote(table.schema)}")  # seekdb creates triggers in the current database only
+        for op in _OPS:
+            name = trigger_name(project, table, op)
+            session.execute(f"DROP TRIGGER IF EXISTS {quote(table.schema)}.{quote(name)}")
+            session.execute(trigger_sql(project, table, op))
+            names.append(f"{table.schema}.{name}")
+    return names
+
+
+def remove(session: Session, project: str, tables: list[Table]) -> None:
+    for table in tables:
+        for op in _OPS:
+            session.execute(f"DROP TRIGGER IF EXISTS {quote(table.schema)}.{quote(trigger_name(project, table, op))}")
+
+
+def installed(session: Session, project: str, tables: list[Table]) -> bool:
+    expected = {(t.schema, trigger_name(project, t, op)) for t in tables for op in _OPS}
+    rows = session.query(
+        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_NAME LIKE 'omsbench\\_%%'"
+    )
+    return expected <= {tuple(r) for r in rows}
+
+
+def pending(session: Session, project: str) -> int:
+    """Changes captured and not yet purged: 0 means the reverse sync has applied everything."""
+    return int(session.scalar("SELECT COUNT(*) FROM `omsbench`.`change_log` WHERE project = %s", (project,)))
+
+
+def read(session: Session, project: str, tables: dict[tuple[str, str], Table], limit: int) -> list[Transaction]:
+    """Whole committed transactions in capture order, at most about ``limit`` rows.
+
+    Only committed rows are visible, and a transaction's rows become visible together, so what
+    is read is whole; the last transaction is dropped when the limit may have cut it, unless it
+    is the only one (then it is read in full).
+    """
+    rows = session.query(
+        "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at FROM `omsbench`.`change_log`"
+        " WHERE project = %s ORDER BY seq LIMIT %s",
+        (project, limit),
+    )
+    if len(rows) == limit:
+        last = rows[-1][1]
+        kept = [r for r in rows if r[1] != last]
+        rows = kept or session.query(
+            "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at"
+            " FROM `omsbench`.`change_log` WHERE project = %s AND trx = %s ORDER BY seq",
+            (project, last),
+        )
+    return _transactions(rows, tables)
+
+
+def purge(session: Session, project: str, transactions: list[str]) -> None:
+    """Delete the changes of applied transactions (by id); MySQL already holds them with its checkpoint."""
+    ids = [int(trx) for trx in transactions]
+    for start in range(0, len(ids), 1000):
+        marks = ", ".join(["%s"] * len(ids[start : start + 1000]))
+        session.execute(
+            f"DELETE FROM `omsbench`.`change_log` WHERE project = %s AND trx IN ({marks})",
+            (project, *ids[start : start + 1000]),
+        )
+
+
+def _transactions(rows: list[tuple], tables: dict[tuple[str, str], Table]) -> list[Transaction]:
+    """Rows of several transactions, interleaved by seq, grouped into transactions in order of their first row."""
+    by_trx: dict[int, Transaction] = {}
+    read_at = datetime.now(timezone.utc).timestamp()
+    for seq, trx, schema, name, op, before, after, at in rows:
+        txn = by_trx.get(trx)
+        if txn is None:
+            txn = by_trx[trx] = Transaction(BinlogPosition(POSITION_FILE, seq), float(at), read_at, str(trx))
+        txn.position = BinlogPosition(POSITION_FILE, max(seq, txn.position.pos))
+        txn.commit_ts = max(txn.commit_ts, float(at))
+        table = tables.get((schema, name))
+        if table is None:
+            continue  # a table left out of reverse sync after its triggers were installed
+        kind, _, _ = _OPS[op]
+        before_row, after_row = _decode(before, table), _decode(after, table)
+        key = tuple((after_row or before_row)[c] for c in table.key) if table.key else None
+        txn.changes.append(RowChange(schema, name, kind, before_row, after_row, key))
+    return list(by_trx.values())
+
+
+def _decode(image: str | None, table: Table) -> dict | None:
+    if image is None:
+        return None
+    kinds = {c.name: c.data_type for c in table.columns}
+    values = json.loads(image, parse_float=Decimal)
+    return {name: _typed(value, kinds.get(name, "")) for name, value in values.items()}
+
+
+def _typed(value, kind: str):
+    if value is None:
+        return None
+    if kind in BINARY_TYPES:
+        return bytes.fromhex(value)
+    if kind == "timestamp":
+        seconds = Decimal(value)
+        whole = int(seconds)
+        return datetime(1970, 1, 1) + timedelta(seconds=whole, microseconds=int((seconds - whole) * 1_000_000))
+    if kind in ("float", "double"):
+        return float(value)
+    return value

@@ -1,0 +1,133 @@
+"""Reverse incremental sync: OceanBase's captured changes back to the original MySQL.
+
+After switchover the application writes to OceanBase; the triggers of :mod:`capture` log
+each change, and this loop applies whole transactions to MySQL with the same
+:class:`~omsbench.engine.apply.Applier` as the forward sync. Its checkpoint row lists the
+OceanBase transactions of the group and commits with them on MySQL, so after a crash the
+already applied ones are purged from the change log rather than applied again. That same row
+marks the transaction in MySQL's binlog, and the forward reader drops marked transactions: both
+directions can run at once without a change going round in circles.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pymysql
+
+from omsbench.endpoints import catalog
+from omsbench.endpoints.catalog import Catalog
+from omsbench.endpoints.connection import Session, connect
+from omsbench.engine import capture
+from omsbench.engine.apply import Applier
+from omsbench.engine.cdc import REVERSE_MARK
+from omsbench.engine.changes import Transaction
+from omsbench.engine.mapping import Selection, TableMap
+from omsbench.engine.schema import ensure_own_table
+from omsbench.engine.sync import Sync
+from omsbench.engine.tracker import Tracker
+from omsbench.exceptions import SyncError
+
+STEP = "reverse"
+IDLE = 0.02
+"""Seconds between polls of an empty change log: the floor of the reverse lag."""
+CHECKPOINT_DDL = (
+    f"CREATE TABLE IF NOT EXISTS `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}` ("
+    " project VARCHAR(64) NOT NULL PRIMARY KEY, last_seq BIGINT NOT NULL, transactions LONGTEXT NOT NULL,"
+    " source_ts DOUBLE, applied_at DOUBLE)"
+)
+_NO_SUCH_TABLE = 1146
+
+
+def reversed_tables(forward: list[TableMap], oceanbase: Catalog) -> Selection:
+    """The forward table maps turned around: OceanBase tables as sources, MySQL names as targets."""
+    selection = Selection()
+    for tm in forward:
+        table = oceanbase.tables.get((tm.schema, tm.name))
+        if table is None:
+            raise SyncError(
+                f"table {tm.qualified} is not on OceanBase", fix="migrate it first, or leave it out with --without"
+            )
+        columns = {target: source for source, target in tm.columns.items()}
+        selection.tables.append(TableMap(table, tm.source.schema, tm.source.name, columns))
+        selection.schemas[tm.schema] = tm.source.schema
+    return selection
+
+
+def applied_transactions(mysql: Session, project: str) -> list[str]:
+    """The OceanBase transactions of the last group applied to MySQL (purged on start, in case a crash came first)."""
+    try:
+        rows = mysql.query(
+            f"SELECT transactions FROM `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}` WHERE project = %s", (project,)
+        )
+    except pymysql.err.ProgrammingError as err:
+        if err.args[0] != _NO_SUCH_TABLE:
+            raise
+        return []
+    return rows[0][0].split(",") if rows and rows[0][0] else []
+
+
+class ReverseApplier(Applier):
+    """The forward applier, with a checkpoint that names the OceanBase transactions it holds."""
+
+    def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
+        super().__init__(target, project, tracker)
+        ensure_own_table(target, CHECKPOINT_DDL)
+
+    def _checkpoint(self, group: list[Transaction]) -> None:
+        self.target.execute(
+            f"REPLACE INTO `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}`"
+            " (project, last_seq, transactions, source_ts, applied_at) VALUES (%s, %s, %s, %s, %s)",
+            (self.project, group[-1].position.pos, ",".join(t.gtid for t in group), group[-1].commit_ts, time.time()),
+        )
+
+
+class ReverseSync(Sync):
+    """The forward sync's control loop (retries, pause, stop, samples) around the capture reader."""
+
+    step = STEP
+
+    def __init__(self, spec, state, selection, without: list[str] | None = None) -> None:
+        super().__init__(spec, state, selection)
+        self.without = set(without or [])
+
+    def _session(self) -> None:
+        with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
+            forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
+            selection = reversed_tables(forward, catalog.read(oceanbase, {tm.schema for tm in forward}))
+            tracker = Tracker(selection)
+            tracker.start(mysql)
+            applier = ReverseApplier(mysql, self.project, tracker)
+            capture.purge(oceanbase, self.project, applied_transactions(mysql, self.project))
+            shapes = {(tm.source.schema, tm.source.name): tm.source for tm in selection.tables}
+            self._set("running", "applying OceanBase's changes to MySQL")
+            self._loop(oceanbase, applier, shapes)
+
+    def _loop(self, oceanbase: Session, applier: Applier, shapes: dict) -> None:  # type: ignore[override]
+        while not self._stop_requested():
+            if self._paused():
+                continue
+            group = capture.read(oceanbase, self.project, shapes, self.spec.options.group_rows)
+            if not group:
+                self._maybe_sample()
+                self.stopping.wait(IDLE)
+                continue
+            started = time.monotonic()
+            committed = applier.apply(group)
+            capture.purge(oceanbase, self.project, [t.gtid for t in group])
+            self.position = group[-1].position
+            self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
+            self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
+            self._maybe_sample()
+
+
+def wait_caught_up(oceanbase: Session, project: str, timeout: float = 120) -> None:
+    """Return once every change OceanBase had committed when this was called is applied to MySQL."""
+    deadline = time.monotonic() + timeout
+    while capture.pending(oceanbase, project):
+        if time.monotonic() > deadline:
+            raise SyncError(
+                f"the reverse sync of {project} did not catch up within {timeout:.0f} s",
+                fix=f"see `omsbench reverse status {project}`",
+            )
+        time.sleep(0.05)

@@ -1,0 +1,256 @@
+"""Switchover and switch-back: move the application's writes to OceanBase and keep a way back.
+
+Each workflow is a list of phases. A finished phase is recorded in the state store with its
+time before the next one starts, and every phase can run twice without harm, so running the
+same command again after a crash goes on from the first phase not recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import pymysql
+
+from omsbench.endpoints import catalog
+from omsbench.endpoints.catalog import quote
+from omsbench.endpoints.connection import Session, connect
+from omsbench.engine import capture
+from omsbench.engine import reverse as reverse_sync
+from omsbench.engine.project import ACTIVE, Project
+from omsbench.engine.schema import ensure_own_table
+from omsbench.exceptions import StateError, SyncError
+
+STEP = "switchover"
+_READ_ONLY = 1290
+
+
+def _record(project: Project) -> dict:
+    return (project.state.step(project.name, STEP) or {}).get("detail") or {}
+
+
+def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dict], None]]], detail: dict) -> dict:
+    """Run the phases not yet recorded for ``direction``; return the record."""
+    record = _record(project)
+    if record.get("direction") != direction or record.get("finished"):
+        record = {"direction": direction, "phases": {}}
+    record.update(detail)  # a run again after a refusal takes the options given now
+    for name, phase in phases:
+        if name in record["phases"]:
+            continue
+        project.state.set_step(project.name, STEP, "running", f"{direction}: {name}", record)
+        try:
+            phase(record)
+        except Exception as err:
+            project.state.set_step(project.name, STEP, "failed", f"{direction}: {name}: {err}", record)
+            raise
+        record["phases"][name] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    record["finished"] = True
+    project.state.set_step(project.name, STEP, "done", f"{direction} done", record)
+    return record
+
+
+def capturable(project: Project, without: list[str]) -> list:
+    """The OceanBase tables reverse sync will capture, refusing any that triggers cannot capture."""
+    with project.sessions() as (source, target):
+        tables = [tm for tm in project.selection(source).tables if tm.source.qualified not in without]
+        found = catalog.read(target, {tm.schema for tm in tables})
+    ob_tables = [found.tables[(tm.schema, tm.name)] for tm in tables if (tm.schema, tm.name) in found.tables]
+    refused = capture.uncapturable(ob_tables)
+    if refused:
+        names = {tm.qualified: tm.source.qualified for tm in tables}
+        raise StateError(
+            "reverse sync cannot capture: " + "; ".join(f"{t}: {why}" for t, why in refused.items()),
+            fix="leave these tables out of reverse sync with "
+            + " ".join(f"--without {names[t]}" for t in refused)
+            + " (the fallback will then not carry their changes)",
+        )
+    return ob_tables
+
+
+def source_triggers(project: Project, without: list[str]) -> list[tuple[str, str, str]]:
+    """(schema, name, CREATE statement) of the MySQL triggers on tables reverse sync writes to.
+
+    They would fire on every row reverse sync applies and could rewrite it; while the
+    application writes to OceanBase, their work is already in the rows that come back.
+    """
+    with connect(project.spec.source.dsn()) as mysql:
+        tables = {
+            (tm.source.schema, tm.source.name)
+            for tm in project.selection(mysql).tables
+            if tm.source.qualified not in without
+        }
+        found = []
+        for schema, name, table in mysql.query(
+            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
+        ):
+            if (schema, table) in tables:
+                statement = mysql.query(f"SHOW CREATE TRIGGER {quote(schema)}.{quote(name)}")[0][2]
+                found.append((schema, name, statement))
+    return found
+
+
+def _set_read_only(session: Session, on: bool) -> None:
+    session.execute(f"SET GLOBAL read_only = {'ON' if on else 'OFF'}")
+
+
+def switchover(
+    project: Project, without: list[str] | None = None, writes_stopped: bool = False, suspend_triggers: bool = False
+) -> dict:
+    """Stop writes on MySQL, drain and verify, stop the forward sync, capture on OceanBase, reverse sync.
+
+    ``writes_stopped`` means the user confirms the application no longer writes to MySQL; else
+    omsbench sets MySQL read-only (omsbench's own user must be able to write through it, which
+    the phase checks) and leaves it so, guarding the old primary against stray writes.
+    ``suspend_triggers`` drops the MySQL triggers on the synced tables for the fallback window;
+    their definitions are kept in the record and switch-back creates them again.
+    """
+    without = sorted(without or [])
+
+    def precheck(record: dict) -> None:
+        status = project.sync_status()["state"]
+        if status not in ACTIVE - {"paused"}:
+            raise SyncError(
+                f"the forward sync is {status}; switchover needs it running to drain the last changes",
+                fix=f"start it with `omsbench sync start {project.name}` and wait until it has caught up",
+            )
+        capturable(project, without)
+        triggers = source_triggers(project, without)
+        if triggers and not suspend_triggers:
+            raise StateError(
+                "MySQL triggers would fire on the rows reverse sync applies and could change them: "
+                + ", ".join(f"{schema}.{name}" for schema, name, _ in triggers),
+                fix="pass --suspend-source-triggers (omsbench drops them until switch-back, then creates them"
+                " again), or drop them yourself",
+            )
+
+    def suspend_source_triggers(record: dict) -> None:
+        if "triggers" not in record:  # kept in the state store before any is dropped
+            record["triggers"] = source_triggers(project, without)
+            project.state.set_step(project.name, STEP, "running", "switchover: suspend_source_triggers", record)
+        with connect(project.spec.source.dsn()) as mysql:
+            for schema, name, _ in record["triggers"]:
+                mysql.execute(f"DROP TRIGGER IF EXISTS {quote(schema)}.{quote(name)}")
+
+    def stop_source_writes(record: dict) -> None:
+        if writes_stopped:
+            return
+        with connect(project.spec.source.dsn()) as mysql:
+            _set_read_only(mysql, True)
+            try:
+                ensure_own_table(mysql, reverse_sync.CHECKPOINT_DDL)
+                mysql.execute("DELETE FROM `omsbench`.`reverse_checkpoint` WHERE project = %s", (project.name,))
+            except pymysql.err.OperationalError as err:
+                if err.args[0] != _READ_ONLY:
+                    raise
+                _set_read_only(mysql, False)
+                raise StateError(
+                    "omsbench's MySQL user cannot write while MySQL is read-only, so reverse sync could not apply",
+                    fix="grant it READ_ONLY ADMIN (MariaDB) or SUPER, or stop the application's writes yourself and"
+                    " pass --writes-stopped",
+                ) from err
+        record["read_only_set"] = True
+
+    def verify(record: dict) -> None:
+        project.wait_for_sync(timeout=600)
+        checks = project.check()
+        if not checks["equal"].all():
+            bad = ", ".join(checks.loc[~checks["equal"], "table"])
+            raise StateError(
+                f"source and target differ after the forward sync drained: {bad}",
+                fix=f"find the rows with `omsbench verify {project.name}`, fix them, then run switchover again",
+            )
+
+    def install_capture(record: dict) -> None:
+        with connect(project.spec.target.dsn()) as oceanbase:
+            capture.install(oceanbase, project.name, capturable(project, without))
+
+    phases = [
+        ("precheck", precheck),
+        ("stop_source_writes", stop_source_writes),
+        ("drain_and_verify", verify),
+        ("stop_forward_sync", lambda record: project.stop_sync()),
+        ("suspend_source_triggers", suspend_source_triggers),
+        ("install_capture", install_capture),
+        ("start_reverse_sync", lambda record: _ensure_running(project.start_reverse, project.reverse_status)),
+    ]
+    return _run(project, "switchover", phases, {"without": without})
+
+
+def switch_back(project: Project, writes_stopped: bool = False) -> dict:
+    """Drain the reverse sync, verify, remove the capture and resume the forward sync from its checkpoint.
+
+    The forward checkpoint is where the forward sync stopped at switchover; the binlog written since
+    holds only reverse sync's own transactions, which the forward reader drops.
+    """
+    previous = _record(project)
+    switched = previous.get("direction") == "switchover" and previous.get("finished")
+    resuming = previous.get("direction") == "switch back" and not previous.get("finished")
+    if not (switched or resuming):
+        raise StateError(f"project {project.name} has not switched over", fix="there is nothing to switch back")
+    if not writes_stopped:
+        raise StateError(
+            "switching back needs the application's writes to OceanBase stopped",
+            fix="stop the application, then run again with --writes-stopped",
+        )
+
+    def drain_and_verify(record: dict) -> None:
+        with connect(project.spec.target.dsn()) as oceanbase:
+            reverse_sync.wait_caught_up(oceanbase, project.name, timeout=600)
+        checks = project.check()
+        if not checks["equal"].all():
+            raise StateError(
+                "source and target differ after the reverse sync drained",
+                fix=f"see `omsbench verify {project.name}`",
+            )
+
+    def remove_capture(record: dict) -> None:
+        with connect(project.spec.target.dsn()) as oceanbase:
+            capture.remove(oceanbase, project.name, capturable(project, record["without"]))
+
+    def restore_source_triggers(record: dict) -> None:
+        with connect(project.spec.source.dsn()) as mysql:
+            present = {
+                tuple(r) for r in mysql.query("SELECT TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema.TRIGGERS")
+            }
+            for schema, name, statement in record.get("triggers", []):
+                if (schema, name) not in present:
+                    mysql.execute(f"USE {quote(schema)}")
+                    mysql.execute(statement)
+
+    def open_source(record: dict) -> None:
+        if record.get("read_only_set"):
+            with connect(project.spec.source.dsn()) as mysql:
+                _set_read_only(mysql, False)
+
+    phases = [
+        ("drain_and_verify", drain_and_verify),
+        ("stop_reverse_sync", lambda record: project.stop_reverse()),
+        ("remove_capture", remove_capture),
+        ("restore_source_triggers", restore_source_triggers),
+        ("open_source", open_source),
+        ("start_forward_sync", lambda record: _ensure_running(project.start_sync, project.sync_status)),
+    ]
+    carried = {k: previous.get(k) for k in ("without", "read_only_set", "triggers") if k in previous}
+    return _run(project, "switch back", phases, carried)
+
+
+def _ensure_running(start: Callable[[], int], status: Callable[[], dict]) -> None:
+    if status()["state"] not in ACTIVE:
+        start()
+
+
+def instructions(project: Project, record: dict) -> list[str]:
+    """What the user changes in the application after a switchover or switch-back."""
+    spec = project.spec
+    if record["direction"] == "switchover":
+        lines = [f"point the application at OceanBase: {spec.target.url}"]
+        lines += [f"  database {src} is {dst} there" for src, dst in spec.objects.rename.databases.items()]
+        lines.append(
+            f"MySQL ({spec.source.url}) receives every change back"
+            + (" and stays read-only for the application" if record.get("read_only_set") else "")
+        )
+        if record.get("without"):
+            lines.append(f"not carried back to MySQL: {', '.join(record['without'])}")
+        return lines
+    return [f"point the application back at MySQL: {spec.source.url}; OceanBase follows it again"]

@@ -1,0 +1,204 @@
+"""Switchover, reverse sync from seekdb's trigger capture back to MariaDB, and switch-back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import make_project
+from helpers import assert_same_tables
+
+from omsbench.endpoints.connection import connect
+from omsbench.engine import capture, runner, sampledb, switchover
+from omsbench.engine.workload import Workload
+from omsbench.exceptions import StateError
+
+TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes"]
+
+
+@pytest.fixture
+def migrated(workspace, source, seekdb_tcp, src, unique, request):
+    """A shop database migrated to the seekdb server with its forward sync running."""
+    database = unique("rev")
+    sampledb.create(src, rows=1500, database=database)
+    project = make_project(
+        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    )
+    project.migrate_schema()
+    project.full(progress=False)
+    project.start_sync()
+    request.addfinalizer(project.stop_sync)
+    request.addfinalizer(project.stop_reverse)
+    request.addfinalizer(lambda: _writable(source))
+    return project, database
+
+
+def _writable(source):
+    with connect(source.dsn()) as session:
+        session.execute("SET GLOBAL read_only = OFF")
+
+
+def _same(project, database, tables=TABLES):
+    with connect(project.spec.source.dsn()) as src, connect(project.spec.target.dsn()) as dst:
+        assert_same_tables(src, dst, [(database, t, database, t) for t in tables])
+
+
+def _write(endpoint, database, seed, transactions, spatial=False):
+    with connect(endpoint.dsn()) as session:
+        Workload(session, database, seed=seed, spatial=spatial).run(transactions)
+
+
+def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
+    project, database = migrated
+    _write(source, database, seed=1, transactions=150)
+    with pytest.raises(StateError, match=r"type_zoo.*spatial"):  # seekdb cannot run triggers on it
+        switchover.switchover(project)
+
+    without = [f"{database}.type_zoo"]
+    with pytest.raises(StateError, match="orders_note"):  # it would rewrite the rows reverse sync applies
+        switchover.switchover(project, without=without)
+    record = switchover.switchover(project, without=without, suspend_triggers=True)
+    assert list(record["phases"]) == [
+        "precheck",
+        "stop_source_writes",
+        "drain_and_verify",
+        "stop_forward_sync",
+        "suspend_source_triggers",
+        "install_capture",
+        "start_reverse_sync",
+    ]
+    assert project.sync_status()["state"] == "stopped" and project.reverse_status()["state"] in ("starting", "running")
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar("SELECT @@read_only") == 1  # the old primary takes no stray writes
+    _write(seekdb_tcp.endpoint(), database, seed=2, transactions=200)
+    project.wait_for_reverse(timeout=120)
+    _same(project, database)
+    with connect(seekdb_tcp.endpoint().dsn()) as ob:
+        assert capture.pending(ob, project.name) == 0  # applied changes are purged
+
+    back = switchover.switch_back(project, writes_stopped=True)
+    assert "start_forward_sync" in back["phases"] and project.reverse_status()["state"] == "stopped"
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar("SELECT @@read_only") == 0
+        assert mysql.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
+    _write(source, database, seed=3, transactions=150)
+    project.wait_for_sync(timeout=120)
+    _same(project, database)
+    with connect(seekdb_tcp.endpoint().dsn()) as ob:
+        assert ob.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,)) == 0
+
+
+def test_both_directions_at_once_do_not_loop(migrated, source, seekdb_tcp):
+    project, database = migrated
+    project.stop_sync()  # run it in this process instead, to count what it applies
+    forward = project.sync()
+    thread = runner.run_thread(forward, runner.SyncProcess(project.workspace, project.name))
+    without = [f"{database}.type_zoo"]
+    with connect(seekdb_tcp.endpoint().dsn()) as ob:
+        capture.install(ob, project.name, switchover.capturable(project, without))
+    project.state.set_step(project.name, "switchover", "done", "bidirectional", {"without": without})
+    project.start_reverse()
+    results: dict = {}
+
+    def write(endpoint, parity):
+        try:
+            results[parity] = _own_rows(endpoint, database, parity)
+        except Exception as err:
+            results[parity] = err
+
+    writers = [
+        threading.Thread(target=write, args=(source, 1)),
+        threading.Thread(target=write, args=(seekdb_tcp.endpoint(), 0)),
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    assert all(isinstance(n, int) and n > 300 for n in results.values()), results
+    for _ in range(3):
+        project.wait_for_sync(timeout=120)
+        project.wait_for_reverse(timeout=120)
+    _same(project, database)
+    with connect(seekdb_tcp.endpoint().dsn()) as ob:
+        captured = ob.scalar("SELECT COALESCE(MAX(seq), 0) FROM omsbench.change_log")
+        time.sleep(2)  # a loop would keep both sides busy echoing the last changes
+        assert capture.pending(ob, project.name) == 0
+        assert ob.scalar("SELECT COALESCE(MAX(seq), 0) FROM omsbench.change_log") == captured
+    forward.stop()
+    thread.join(60)
+    # the 400 rows that came back from OceanBase are in MySQL's binlog too, marked, and skipped
+    assert forward.meter.total_rows == results[1]
+
+
+def _own_rows(endpoint, database, parity, transactions=120):
+    """Inserts, updates and deletes of customers whose id has this parity, and audit rows: each side its own.
+
+    Returns the rows changed, as the server counted them.
+    """
+    changed = 0
+    with connect(endpoint.dsn()) as session:
+        conn = session.conn
+        for i in range(transactions):
+            new = 1_000_000 + 2 * i + parity
+            conn.begin()
+            changed += session.execute(
+                f"INSERT INTO `{database}`.customers (id, email, name, balance) VALUES (%s, %s, %s, %s)",
+                (new, f"side{parity}-{i}@example.com", f"Side {parity} #{i}", i),
+            )
+            changed += session.execute(
+                f"UPDATE `{database}`.customers SET balance = balance + 1 WHERE id = %s", (2 * (i % 100) + 1 + parity,)
+            )
+            changed += session.execute(
+                f"INSERT INTO `{database}`.audit_log VALUES (NOW(), %s, 'bidi', %s)",
+                (f"side{parity}", bytes([i % 256])),
+            )
+            if i % 3 == 0:
+                changed += session.execute(f"DELETE FROM `{database}`.customers WHERE id = %s", (new,))
+            conn.commit()
+    return changed
+
+
+def test_kill_9_of_the_reverse_sync_applies_every_change_once(migrated, source, seekdb_tcp):
+    project, database = migrated
+    switchover.switchover(project, without=[f"{database}.type_zoo"], suspend_triggers=True)
+    writer = threading.Thread(target=_write, args=(seekdb_tcp.endpoint(), database, 6, 400))
+    writer.start()
+    for _ in range(3):
+        time.sleep(1.0)
+        process_pid = int((project.workspace.root / "run" / project.name / "reverse.pid").read_text())
+        os.killpg(process_pid, signal.SIGKILL)
+        time.sleep(0.3)
+        assert project.reverse_status()["state"] == "died"
+        project.start_reverse()
+    writer.join()
+    project.wait_for_reverse(timeout=120)
+    _same(project, database)  # audit_log has no key and duplicate rows: a change applied twice would show
+
+
+def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_tcp, workspace):
+    project, database = migrated
+    command = [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "switchover", project.name]
+    command += ["--without", f"{database}.type_zoo", "--suspend-source-triggers"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        record = (project.state.step(project.name, "switchover") or {}).get("detail") or {}
+        if "stop_source_writes" in record.get("phases", {}):
+            break
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert project.state.step(project.name, "switchover")["state"] == "running"
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "point the application at OceanBase" in again.stdout
+    record = project.state.step(project.name, "switchover")["detail"]
+    assert record["finished"] and len(record["phases"]) == 7
+    _write(seekdb_tcp.endpoint(), database, seed=7, transactions=100)
+    project.wait_for_reverse(timeout=120)
+    _same(project, database)
