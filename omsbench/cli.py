@@ -451,7 +451,7 @@ def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers) -> N
     from omsbench.engine import switchover
 
     loaded = _project(ctx, project)
-    record = switchover.switchover(loaded, list(without), writes_stopped, suspend_triggers)
+    record = switchover.switchover(loaded, list(without), writes_stopped or None, suspend_triggers or None)
     _phases(record)
     for line in switchover.instructions(loaded, record):
         click.echo(line)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omsbench.endpoints.connection import Session
+from omsbench.endpoints.connection import Endpoint, Session, connect
 
 
 def exact_rows(session: Session, schema: str, table: str, order: str | None = None) -> list[tuple]:
@@ -37,3 +37,9 @@ def assert_same_tables(src: Session, dst: Session, pairs: list[tuple[str, str, s
                 f"{s_schema}.{s_table}: {len(left)} rows on the source, {len(right)} on the target;"
                 f" only on the source: {only_source}; only on the target: {only_target}"
             )
+
+
+def make_writable(endpoint: Endpoint) -> None:
+    """Undo a switchover's read-only source, so a failed test does not break the ones after it."""
+    with connect(endpoint.dsn()) as session:
+        session.execute("SET GLOBAL read_only = OFF")

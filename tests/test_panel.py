@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import make_project
-from helpers import assert_same_tables
+from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
 from omsbench.engine import runner, sampledb
@@ -17,10 +17,18 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     database = unique("panel")
     sampledb.create(src, rows=1500, database=database)
     project = make_project(
-        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+        workspace,
+        source,
+        seekdb_tcp.endpoint(),
+        name=database,
+        objects={"include": [f"{database}.*"]},
+        switchover={"without": [f"{database}.type_zoo"], "suspend_source_triggers": True},
     )
     request.addfinalizer(project.stop_sync)
+    request.addfinalizer(project.stop_reverse)
+    request.addfinalizer(lambda: make_writable(source))
     panel = ControlPanel(project)
+    assert panel.buttons["switchover"].disabled and panel.buttons["switchback"].disabled
     assert not panel.buttons["start"].disabled
     for action in ("pause", "resume", "stop", "verify"):
         assert panel.buttons[action].disabled, action
@@ -54,6 +62,19 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     assert project.state.step(project.name, "verify")["state"] == "done"
     panel.refresh()
     assert "<svg" in panel.lag.value  # lag and rates drawn from the sync's samples
+
+    panel.buttons["switchover"].click()  # drains, verifies, captures on OceanBase, starts the reverse sync
+    panel.wait(300)
+    assert panel.last_error is None
+    runner.wait_for(workspace, project.name, {"running"}, timeout=60, step="reverse")
+    assert not panel.buttons["switchback"].disabled and panel.buttons["switchover"].disabled
+    with connect(seekdb_tcp.endpoint().dsn()) as writer:
+        Workload(writer, database, seed=12, spatial=False).run(100)
+    project.wait_for_reverse(timeout=120)
+    panel.buttons["switchback"].click()
+    panel.wait(300)
+    assert panel.last_error is None and project.reverse_status()["state"] == "stopped"
+    runner.wait_for(workspace, project.name, {"running"}, timeout=60)
 
     panel.buttons["stop"].click()
     panel.wait(90)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import make_project
-from helpers import assert_same_tables
+from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
 from omsbench.engine import capture, runner, sampledb, switchover
@@ -34,13 +34,8 @@ def migrated(workspace, source, seekdb_tcp, src, unique, request):
     project.start_sync()
     request.addfinalizer(project.stop_sync)
     request.addfinalizer(project.stop_reverse)
-    request.addfinalizer(lambda: _writable(source))
+    request.addfinalizer(lambda: make_writable(source))
     return project, database
-
-
-def _writable(source):
-    with connect(source.dsn()) as session:
-        session.execute("SET GLOBAL read_only = OFF")
 
 
 def _same(project, database, tables=TABLES):

@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omsbench.engine import full
+from omsbench.engine import full, switchover
 from omsbench.engine.project import ACTIVE, Project
 from omsbench.exceptions import StateError
 
-ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify")
-"""In the order the panel shows them. ``start`` runs what is not done yet, then the sync."""
+ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify", "switchover", "switchback")
+"""In the order the panel shows them. ``start`` runs what is not done yet, then the sync;
+``switchback`` confirms that the application no longer writes to OceanBase."""
 
-STEPS = ("precheck", "schema", "full", "sync", "verify")
+STEPS = ("precheck", "schema", "full", "sync", "verify", "switchover", "reverse")
 """The steps a project goes through, as recorded in the state store."""
 
 
@@ -30,6 +31,9 @@ def allowed(project: Project) -> dict[str, str | None]:
     sync = project.sync_status()["state"]
     syncing = sync in ACTIVE
     loaded = _state(project, full.STEP) == "done"
+    record = (project.state.step(project.name, switchover.STEP) or {}).get("detail") or {}
+    switched = record.get("direction") == "switchover" and record.get("finished")
+    returning = record.get("direction") == "switch back" and not record.get("finished")
     return {
         "precheck": None,
         "start": f"the sync is already {sync}" if syncing else None,
@@ -37,6 +41,10 @@ def allowed(project: Project) -> dict[str, str | None]:
         "resume": None if sync == "paused" else f"the sync is {sync}, not paused",
         "stop": None if syncing else f"the sync is {sync}",
         "verify": None if loaded else "the full migration has not finished",
+        "switchover": None
+        if sync in ("running", "retrying") or (record.get("direction") == "switchover" and not switched)
+        else f"the forward sync is {sync}: switchover drains a running sync",
+        "switchback": None if switched or returning else "the project has not switched over",
     }
 
 
@@ -68,5 +76,7 @@ def perform(project: Project, action: str, **options: Any) -> Any:
         "resume": project.resume_sync,
         "stop": project.stop_sync,
         "verify": project.verify,
+        "switchover": lambda **kw: switchover.switchover(project, **kw),
+        "switchback": lambda **kw: switchover.switch_back(project, writes_stopped=True, **kw),
     }
     return runs[action](**options)

@@ -53,12 +53,24 @@ class Options(_Strict):
     heartbeat_ms: int = Field(200, ge=50, le=60_000, description="sync: how often the source heartbeat is written")
 
 
+class Switchover(_Strict):
+    """How the switchover treats this project, so the CLI, the panel and the runbook agree."""
+
+    without: list[str] = []
+    """Source tables (db.table) left out of reverse sync, such as tables the capture cannot take."""
+    suspend_source_triggers: bool = False
+    """Drop MySQL's triggers on the synced tables until switch-back (their definitions are kept)."""
+    writes_stopped: bool = False
+    """The application's writes are stopped by the user: omsbench does not set MySQL read-only."""
+
+
 class ProjectSpec(_Strict):
     name: str
     source: Endpoint
     target: Endpoint
     objects: Objects = Objects()
     options: Options = Options()
+    switchover: Switchover = Switchover()
 
     @field_validator("name")
     @classmethod

@@ -95,7 +95,10 @@ def _set_read_only(session: Session, on: bool) -> None:
 
 
 def switchover(
-    project: Project, without: list[str] | None = None, writes_stopped: bool = False, suspend_triggers: bool = False
+    project: Project,
+    without: list[str] | None = None,
+    writes_stopped: bool | None = None,
+    suspend_triggers: bool | None = None,
 ) -> dict:
     """Stop writes on MySQL, drain and verify, stop the forward sync, capture on OceanBase, reverse sync.
 
@@ -103,9 +106,13 @@ def switchover(
     omsbench sets MySQL read-only (omsbench's own user must be able to write through it, which
     the phase checks) and leaves it so, guarding the old primary against stray writes.
     ``suspend_triggers`` drops the MySQL triggers on the synced tables for the fallback window;
-    their definitions are kept in the record and switch-back creates them again.
+    their definitions are kept in the record and switch-back creates them again. Each option
+    not given comes from the spec's ``switchover`` section.
     """
-    without = sorted(without or [])
+    settings = project.spec.switchover
+    without = sorted(set(settings.without) | set(without or []))
+    writes_stopped = settings.writes_stopped if writes_stopped is None else writes_stopped
+    suspend_triggers = settings.suspend_source_triggers if suspend_triggers is None else suspend_triggers
 
     def precheck(record: dict) -> None:
         status = project.sync_status()["state"]

@@ -29,7 +29,16 @@ _ICONS = {
     "resume": "forward",
     "stop": "stop",
     "verify": "search",
+    "switchover": "exchange",
+    "switchback": "undo",
 }
+_LABELS = {"switchover": "Switchover", "switchback": "Switch back"}
+_HINTS = {
+    "switchover": "stop MySQL writes, drain, verify, capture on OceanBase and start the reverse sync",
+    "switchback": "only once the application no longer writes to OceanBase: pressing it confirms that",
+}
+_LIVE = {"sync": "sync_status", "reverse": "reverse_status"}
+"""Steps whose state comes with a check that their process is alive."""
 
 
 class ControlPanel:
@@ -39,7 +48,7 @@ class ControlPanel:
         self.project = project
         self.interval = interval
         self.buttons = {
-            action: w.Button(description=action.capitalize(), icon=_ICONS[action], layout=w.Layout(width="110px"))
+            action: w.Button(description=_LABELS.get(action, action.capitalize()), icon=_ICONS[action])
             for action in lifecycle.ACTIONS
         }
         for action, button in self.buttons.items():
@@ -101,7 +110,7 @@ class ControlPanel:
         for action, refusal in lifecycle.allowed(self.project).items():
             button = self.buttons[action]
             button.disabled = busy or refusal is not None
-            button.tooltip = "another action is running" if busy else refusal or ""
+            button.tooltip = "another action is running" if busy else refusal or _HINTS.get(action, "")
         self.steps.value = self._steps()
         self.sync.value = self._sync()
         self._progress()
@@ -114,7 +123,8 @@ class ControlPanel:
         recorded = self.project.state.steps(self.project.name).set_index("step")
         rows = []
         for step in lifecycle.STEPS:
-            state = self.project.sync_status()["state"] if step == "sync" else _get(recorded, step, "state", "pending")
+            live = _LIVE.get(step)
+            state = getattr(self.project, live)()["state"] if live else _get(recorded, step, "state", "pending")
             colour = _COLOURS.get(state, "#57606a")
             rows.append(
                 f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
@@ -130,6 +140,13 @@ class ControlPanel:
             for k in keys
             if k in status
         )
+        reverse = self.project.reverse_status()
+        if reverse["state"] != "never started":
+            rows += "".join(
+                f"<tr><td>reverse {k.replace('_', ' ')}</td><td>{html.escape(str(reverse[k]))}</td></tr>"
+                for k in keys
+                if k in reverse
+            )
         return f"<b>Incremental sync</b><table>{rows}</table>"
 
     def _progress(self) -> None:
