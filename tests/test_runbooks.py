@@ -11,10 +11,11 @@ import nbformat
 import papermill
 import pytest
 import yaml
-from helpers import assert_same_tables
+from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
 from omsbench.engine import sampledb
+from omsbench.engine.project import Project
 from omsbench.engine.workload import Workload
 from omsbench.engine.workspace import Workspace
 from omsbench.workbench import runbooks
@@ -36,9 +37,9 @@ def _spec(tmp_path, name, source, target, database, **options) -> str:
     return str(path)
 
 
-def _same(source, target, database):
+def _same(source, target, database, tables=TABLES):
     with connect(source.dsn()) as src, connect(target.dsn()) as dst:
-        assert_same_tables(src, dst, [(database, t, database, t) for t in TABLES])
+        assert_same_tables(src, dst, [(database, t, database, t) for t in tables])
 
 
 def _offline(html_path) -> str:
@@ -157,3 +158,29 @@ def test_init_notebook_opens_the_panel_of_the_project(workspace, source, seekdb_
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) == 1  # the panel, shown by the notebook's last line
     assert "shopmove" in path.read_text()
+
+
+def test_switchover_runbook_there_and_back(workspace, source, seekdb_tcp, src, unique, request):
+    database = unique("switchbook")
+    sampledb.create(src, rows=1500, database=database)
+    spec = _spec(workspace.root, database, source, seekdb_tcp.endpoint(), database)
+    project = Project.load(spec, workspace)
+    project.migrate_schema()
+    project.full(progress=False)
+    project.start_sync()
+    for stop in (project.stop_sync, project.stop_reverse, lambda: make_writable(source)):
+        request.addfinalizer(stop)
+    there = runbooks.run(
+        workspace,
+        "switchover",
+        {"spec": spec, "without": [f"{database}.type_zoo"], "suspend_source_triggers": True},
+    )
+    assert there.outcome["reverse"] in ("starting", "running") and there.outcome["forward"] == "stopped"
+    assert there.outcome["triggers_suspended"] == [f"{database}.orders_note"]
+    assert "point the application at OceanBase" in _offline(there.html)
+    with connect(seekdb_tcp.endpoint().dsn()) as writer:
+        Workload(writer, database, seed=9, spatial=False).run(100)
+    project.wait_for_reverse(timeout=120)
+    back = runbooks.run(workspace, "switchover", {"spec": spec, "direction": "switch back"})
+    assert back.outcome["forward"] in ("starting", "running") and back.outcome["reverse"] == "stopped"
+    _same(source, seekdb_tcp.endpoint(), database, [t for t in TABLES if t != "type_zoo"])

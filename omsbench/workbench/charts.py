@@ -9,6 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from omsbench.engine.reverse import STEP as REVERSE_STEP
 from omsbench.engine.state import StateStore
 from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.verify import EXTRA, MISSING
@@ -37,20 +38,20 @@ def lag_frame(metrics: pd.DataFrame) -> pd.DataFrame:
     return wide.reindex(columns=["p50", "p99"]).reset_index().rename_axis(columns=None)
 
 
-def lag(metrics: pd.DataFrame) -> alt.Chart:
+def lag(metrics: pd.DataFrame, title: str = "Sync lag by stage (ms): p50 line, band up to p99") -> alt.Chart:
     """Sync lag over time by stage: p50 as a line inside a band that reaches up to p99."""
-    base = alt.Chart(lag_frame(metrics), title="Sync lag by stage (ms): p50 line, band up to p99").encode(
+    base = alt.Chart(lag_frame(metrics), title=title).encode(
         x=alt.X("ts:T", title=None), color=alt.Color("stage:N", title="stage")
     )
     band = base.mark_area(opacity=0.25).encode(y=alt.Y("p50:Q", title="ms"), y2="p99:Q")
     return band + base.mark_line(point=True).encode(y="p50:Q")
 
 
-def rates(metrics: pd.DataFrame) -> alt.Chart:
+def rates(metrics: pd.DataFrame, title: str = "Applied per second") -> alt.Chart:
     """Rows and transactions applied per second over time."""
     frame = metrics[metrics["name"].isin(["rows_per_s", "transactions_per_s"])]
     return (
-        alt.Chart(frame, title="Applied per second")
+        alt.Chart(frame, title=title)
         .mark_line(point=True)
         .encode(x=alt.X("ts:T", title=None), y=alt.Y("value:Q", title="per second"), color=alt.Color("name:N"))
     )
@@ -104,10 +105,13 @@ def for_project(state: StateStore, project: str) -> dict[str, alt.Chart]:
     if len(chunks):
         out["Full migration progress"] = progress(chunks)
     metrics = state.metrics(project)
-    metrics = metrics[metrics["stage"] == SYNC_STEP]
-    if len(metrics):
-        out["Lag"] = lag(metrics)
-        out["Rates"] = rates(metrics)
+    for stage, prefix in ((SYNC_STEP, ""), (REVERSE_STEP, "Reverse ")):
+        samples = metrics[metrics["stage"] == stage]
+        if len(samples):
+            out[f"{prefix}Lag".capitalize()] = lag(samples).properties(
+                title=f"{prefix}sync lag by stage (ms)".capitalize()
+            )
+            out[f"{prefix}Rates".capitalize()] = rates(samples)
     return out
 
 

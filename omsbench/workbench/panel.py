@@ -171,7 +171,8 @@ class ControlPanel:
             return
         self._drawn_samples = len(drawn)
         found = charts.for_project(self.project.state, self.project.name)
-        self.lag.value = "".join(charts.to_svg(found[name]) for name in ("Lag", "Rates") if name in found)
+        names = ("Lag", "Rates", "Reverse lag", "Reverse rates")
+        self.lag.value = "".join(charts.to_svg(found[name]) for name in names if name in found)
 
     def _errors(self) -> str:
         lines = [self.last_error] if self.last_error else []
