@@ -591,5 +591,19 @@ def bench_cdc(ctx, seconds, threads, rate, as_json) -> None:
     click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
 
 
+@bench.command("reverse")
+@click.option("--seconds", default=15, show_default=True, type=click.IntRange(2), help="Length of each sysbench run.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
+@click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+@click.pass_context
+def bench_reverse(ctx, seconds, threads, rate, as_json) -> None:
+    """After switchover: capture overhead on OceanBase writes, reverse rows/s into MySQL, and reverse lag."""
+    from omsbench.engine.bench import reverse
+
+    result = reverse.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json)
+    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+
+
 if __name__ == "__main__":
     main()

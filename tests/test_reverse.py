@@ -70,7 +70,12 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
     assert project.sync_status()["state"] == "stopped" and project.reverse_status()["state"] in ("starting", "running")
     with connect(source.dsn()) as mysql:
         assert mysql.scalar("SELECT @@read_only") == 1  # the old primary takes no stray writes
-    _write(seekdb_tcp.endpoint(), database, seed=2, transactions=200)
+    # two writers on OceanBase contend for the same rows: MySQL must get their changes in commit order
+    writers = [threading.Thread(target=_write, args=(seekdb_tcp.endpoint(), database, seed, 150)) for seed in (2, 8)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
     project.wait_for_reverse(timeout=120)
     _same(project, database)
     with connect(seekdb_tcp.endpoint().dsn()) as ob:

@@ -30,7 +30,8 @@ CHANGE_LOG_DDL = (
     "CREATE TABLE IF NOT EXISTS `omsbench`.`change_log` ("
     " seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, project VARCHAR(64) NOT NULL, trx BIGINT NOT NULL,"
     " schema_name VARCHAR(128) NOT NULL, table_name VARCHAR(128) NOT NULL, op CHAR(1) NOT NULL,"
-    " before_image LONGTEXT, after_image LONGTEXT, at DOUBLE NOT NULL, KEY project_seq (project, seq))"
+    " before_image LONGTEXT, after_image LONGTEXT, at DOUBLE NOT NULL, KEY project_seq (project, seq),"
+    " KEY project_trx (project, trx))"
 )
 POSITION_FILE = "change_log"
 """Reverse positions are ``change_log:<last seq>``: there is no binlog file on this side."""
@@ -135,26 +136,27 @@ def pending(session: Session, project: str) -> int:
 
 
 def read(session: Session, project: str, tables: dict[tuple[str, str], Table], limit: int) -> list[Transaction]:
-    """Whole committed transactions in capture order, at most about ``limit`` rows.
+    """Up to ``limit`` whole committed transactions, in commit order.
 
-    Only committed rows are visible, and a transaction's rows become visible together, so what
-    is read is whole; the last transaction is dropped when the limit may have cut it, unless it
-    is the only one (then it is read in full).
+    A transaction's rows become visible together when it commits, so asking for all rows of the
+    transactions seen is asking for whole ones. Their order is that of their last captured row:
+    a transaction that waited for another's row lock wrote that row, and so its last row, after
+    the other had committed, which is the order the applier must keep.
     """
-    rows = session.query(
-        "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at FROM `omsbench`.`change_log`"
-        " WHERE project = %s ORDER BY seq LIMIT %s",
+    found = session.query(
+        "SELECT trx FROM `omsbench`.`change_log` WHERE project = %s GROUP BY trx ORDER BY MAX(seq) LIMIT %s",
         (project, limit),
     )
-    if len(rows) == limit:
-        last = rows[-1][1]
-        kept = [r for r in rows if r[1] != last]
-        rows = kept or session.query(
-            "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at"
-            " FROM `omsbench`.`change_log` WHERE project = %s AND trx = %s ORDER BY seq",
-            (project, last),
-        )
-    return _transactions(rows, tables)
+    if not found:
+        return []
+    ids = [row[0] for row in found]
+    marks = ", ".join(["%s"] * len(ids))
+    rows = session.query(
+        "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at FROM `omsbench`.`change_log`"
+        f" WHERE project = %s AND trx IN ({marks}) ORDER BY seq",
+        (project, *ids),
+    )
+    return sorted(_transactions(rows, tables), key=lambda txn: txn.position.pos)
 
 
 def purge(session: Session, project: str, transactions: list[str]) -> None:
@@ -169,7 +171,7 @@ def purge(session: Session, project: str, transactions: list[str]) -> None:
 
 
 def _transactions(rows: list[tuple], tables: dict[tuple[str, str], Table]) -> list[Transaction]:
-    """Rows of several transactions, interleaved by seq, grouped into transactions in order of their first row."""
+    """Rows of several transactions, interleaved by seq, grouped by transaction; each ends at its last row."""
     by_trx: dict[int, Transaction] = {}
     read_at = datetime.now(timezone.utc).timestamp()
     for seq, trx, schema, name, op, before, after, at in rows:

@@ -36,6 +36,8 @@ CHECKPOINT_DDL = (
     " project VARCHAR(64) NOT NULL PRIMARY KEY, last_seq BIGINT NOT NULL, transactions LONGTEXT NOT NULL,"
     " source_ts DOUBLE, applied_at DOUBLE)"
 )
+TRANSACTIONS_PER_READ = 2000
+"""Transactions applied in one MySQL commit at most, when the change log holds a backlog."""
 _NO_SUCH_TABLE = 1146
 
 
@@ -107,7 +109,7 @@ class ReverseSync(Sync):
         while not self._stop_requested():
             if self._paused():
                 continue
-            group = capture.read(oceanbase, self.project, shapes, self.spec.options.group_rows)
+            group = capture.read(oceanbase, self.project, shapes, TRANSACTIONS_PER_READ)
             if not group:
                 self._maybe_sample()
                 self.stopping.wait(IDLE)
