@@ -202,3 +202,28 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     _write(seekdb_tcp.endpoint(), database, seed=7, transactions=100)
     project.wait_for_reverse(timeout=120)
     _same(project, database)
+
+
+def test_reverse_applies_transactions_in_commit_order(migrated, source, seekdb_tcp):
+    """B starts first but waits for A's row lock, so it commits after A: MySQL must end with B's value."""
+    project, database = migrated
+    switchover.switchover(project, without=[f"{database}.type_zoo"], suspend_triggers=True)
+    project.state.request(project.name, "reverse", "pause")  # both transactions land in one read
+    runner.wait_for(project.workspace, project.name, {"paused"}, step="reverse")
+    table = f"`{database}`.customers"
+    with connect(seekdb_tcp.endpoint().dsn()) as a, connect(seekdb_tcp.endpoint().dsn()) as b:
+        b.conn.begin()
+        b.execute(f"UPDATE {table} SET name = 'b first' WHERE id = 6")
+        a.conn.begin()
+        a.execute(f"UPDATE {table} SET balance = 1 WHERE id = 5")
+        waiting = threading.Thread(target=b.execute, args=(f"UPDATE {table} SET balance = 2 WHERE id = 5",))
+        waiting.start()
+        time.sleep(0.5)  # B now waits for A's lock on row 5
+        a.conn.commit()
+        waiting.join()
+        b.conn.commit()
+    project.state.request(project.name, "reverse", "resume")
+    project.wait_for_reverse(timeout=60)
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar(f"SELECT balance FROM {table} WHERE id = 5") == 2
+    _same(project, database)
