@@ -12,7 +12,6 @@ Finally the tables are checked with checksums inside both databases.
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 import time
@@ -35,7 +34,6 @@ from omsbench.engine.workspace import Workspace
 
 DATABASE = "sbcdc"
 ROWS = 40_000
-_TPS = re.compile(r"transactions:\s+(\d+)\s+\(([\d.]+) per sec")
 
 
 def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0, progress: bool = True) -> dict:
@@ -97,7 +95,7 @@ def _sysbench(server: MariaDB, seconds: int, threads: int, *options: str) -> flo
             "run",
         )
     )
-    return float(_TPS.search(out).group(2))
+    return sysbench.transactions_per_second(out)
 
 
 def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: int) -> dict:

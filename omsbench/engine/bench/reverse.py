@@ -13,7 +13,6 @@ Finally both sides are compared with checksums computed inside each.
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
@@ -29,7 +28,6 @@ from omsbench.engine.workspace import Workspace
 
 DATABASE = "sbreverse"
 ROWS = 20_000
-_TPS = re.compile(r"transactions:\s+(\d+)\s+\(([\d.]+) per sec")
 
 
 def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0, progress: bool = True) -> dict:
@@ -125,7 +123,7 @@ def _sysbench(dsn: Dsn, seconds: int, threads: int, *options: str, database: str
         *options,
         "run",
     ]
-    return float(_TPS.search(sysbench.run_tool(command)).group(2))
+    return sysbench.transactions_per_second(sysbench.run_tool(command))
 
 
 def _throughput(project: Project, reverse, ob: Dsn, seconds: int, threads: int) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from omsbench.exceptions import OmsError
 
 DATABASE = "sbbench"
 TABLES = 4
+_TPS = re.compile(r"transactions:\s+(\d+)\s+\(([\d.]+) per sec")
 
 
 def prepare(server: MariaDB, rows: int, database: str = DATABASE) -> None:
@@ -49,3 +51,8 @@ def run_tool(cmd: list[str]) -> str:
             fix="run the command by hand to see why",
         )
     return done.stdout
+
+
+def transactions_per_second(output: str) -> float:
+    """The rate a ``sysbench ... run`` printed."""
+    return float(_TPS.search(output).group(2))
