@@ -54,19 +54,22 @@ def jupyterlab(tmp_path):
     with open(tmp_path / "jupyterlab.log", "wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail(f"JupyterLab did not start: {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}")
+    _wait_for_http(f"{url}/api/status?token={token}", server, tmp_path / "jupyterlab.log")
     yield url, token
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(30)
+
+
+def _wait_for_http(url: str, server: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    pytest.fail(f"{url} did not answer: {log.read_text()[-2000:]}")
 
 
 def test_panel_in_jupyterlab_runs_the_migration_and_draws_the_lag(
@@ -96,6 +99,8 @@ def test_panel_in_jupyterlab_runs_the_migration_and_draws_the_lag(
             page.wait_for_function(ALL_TABLES_COPIED % 7, timeout=300_000)
             with connect(source.dsn()) as writer:  # some traffic, so the lag chart has samples to draw
                 Workload(writer, database, seed=31).run(200)
+            page.get_by_text("lag p99 ms").first.wait_for(timeout=120_000)  # heartbeats measured the lag
+            page.wait_for_timeout(2500)  # the next refresh draws the chart from those samples
             page.locator(".widget-html svg").first.wait_for(timeout=120_000)
             news = page.get_by_role("button", name="No", exact=True)  # JupyterLab asks about its news once
             if news.is_visible():
@@ -110,3 +115,42 @@ def test_panel_in_jupyterlab_runs_the_migration_and_draws_the_lag(
             browser.close()
     assert project.sync_status()["state"] == "running"
     assert project.state.step(project.name, "full")["state"] == "done"
+
+
+@pytest.fixture
+def voila(tmp_path):
+    """Voila serving tmp_path on a free loopback port; yields the URL that renders tmp_path/panel.ipynb."""
+    port = free_port()
+    command = [sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1"]
+    command.append(str(tmp_path))
+    with open(tmp_path / "voila.log", "wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    _wait_for_http(url, server, tmp_path / "voila.log")
+    yield f"{url}voila/render/panel.ipynb"
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(30)
+
+
+def test_panel_in_voila_runs_a_precheck(voila, workspace, source, seekdb_tcp, src, unique, tmp_path):
+    database = unique("voila")
+    sampledb.create(src, rows=300, database=database)
+    project = make_project(
+        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    )
+    runbooks.panel_notebook(project.name, workspace, tmp_path / "panel.ipynb")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        try:
+            page.goto(voila, timeout=120_000)
+            page.locator("button.jupyter-button", has_text="Precheck").click(timeout=120_000)
+            page.locator(".omsbench-steps", has_text="done").wait_for(timeout=120_000)  # the timer refreshed it
+            page.screenshot(path=str(ARTIFACTS / "panel-voila.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "panel-voila-failed.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+    assert project.state.step(project.name, "precheck")["state"] == "done"

@@ -105,13 +105,11 @@ def for_project(state: StateStore, project: str) -> dict[str, alt.Chart]:
     if len(chunks):
         out["Full migration progress"] = progress(chunks)
     metrics = state.metrics(project)
-    for stage, prefix in ((SYNC_STEP, ""), (REVERSE_STEP, "Reverse ")):
+    for stage, lag_name, rates_name in ((SYNC_STEP, "Lag", "Rates"), (REVERSE_STEP, "Reverse lag", "Reverse rates")):
         samples = metrics[metrics["stage"] == stage]
         if len(samples):
-            out[f"{prefix}Lag".capitalize()] = lag(samples).properties(
-                title=f"{prefix}sync lag by stage (ms)".capitalize()
-            )
-            out[f"{prefix}Rates".capitalize()] = rates(samples)
+            out[lag_name] = lag(samples, f"{lag_name} by stage (ms): p50 line, band up to p99")
+            out[rates_name] = rates(samples, f"{rates_name}: applied per second")
     return out
 
 
