@@ -18,6 +18,7 @@ from omsbench.engine import precheck as prechecks
 from omsbench.engine import runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
+from omsbench.engine.reverse import STEP as REVERSE_STEP
 from omsbench.engine.servers import MariaDB, SeekdbServer
 from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.sync import StartAt
@@ -508,6 +509,16 @@ def reverse_stop(ctx, project) -> None:
     loaded = _project(ctx, project)
     loaded.stop_reverse()
     click.echo(f"the reverse sync of {loaded.name} stopped")
+
+
+@reverse.command("resume")
+@click.argument("project")
+@click.pass_context
+def reverse_resume(ctx, project) -> None:
+    """Continue a reverse sync that paused (after DDL on OceanBase, or on request)."""
+    loaded = _project(ctx, project)
+    ctx.obj.state.request(loaded.name, REVERSE_STEP, "resume")
+    click.echo(f"asked the reverse sync of {loaded.name} to resume")
 
 
 @reverse.command("status")

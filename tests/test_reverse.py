@@ -227,3 +227,28 @@ def test_reverse_applies_transactions_in_commit_order(migrated, source, seekdb_t
     with connect(source.dsn()) as mysql:
         assert mysql.scalar(f"SELECT balance FROM {table} WHERE id = 5") == 2
     _same(project, database)
+
+
+def test_ddl_on_oceanbase_after_switchover_pauses_until_mysql_follows(migrated, source, seekdb_tcp):
+    project, database = migrated
+    switchover.switchover(project, without=[f"{database}.type_zoo"], suspend_triggers=True)
+    runner.wait_for(project.workspace, project.name, {"running"}, step="reverse")
+    table = f"`{database}`.customers"
+    with connect(seekdb_tcp.endpoint().dsn()) as ob:
+        ob.execute(f"ALTER TABLE {table} ADD COLUMN nick VARCHAR(20) NULL")
+        paused = runner.wait_for(project.workspace, project.name, {"paused"}, timeout=30, step="reverse")
+        assert "customers" in paused["message"] and "MySQL does not yet" in paused["message"]
+        ob.execute(f"UPDATE {table} SET nick = 'ace' WHERE id = 7")  # captured with the new column
+        ob.execute(f"INSERT INTO {table} (id, email, name, nick) VALUES (99999, 'n@x', 'N', 'newbie')")
+    project.state.request(project.name, "reverse", "resume")  # MySQL still lacks the column: pauses again
+    runner.wait_for(project.workspace, project.name, {"paused"}, timeout=30, step="reverse")
+    with connect(source.dsn()) as mysql:
+        mysql.execute(f"ALTER TABLE {table} ADD COLUMN nick VARCHAR(20) NULL")
+    subprocess.run(
+        [sys.executable, "-m", "omsbench", "-w", str(project.workspace.root), "reverse", "resume", project.name],
+        check=True,
+    )
+    project.wait_for_reverse(timeout=60)
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar(f"SELECT nick FROM {table} WHERE id = 7") == "ace"
+    _same(project, database)

@@ -30,7 +30,8 @@ CHANGE_LOG_DDL = (
     "CREATE TABLE IF NOT EXISTS `omsbench`.`change_log` ("
     " seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, project VARCHAR(64) NOT NULL, trx BIGINT NOT NULL,"
     " schema_name VARCHAR(128) NOT NULL, table_name VARCHAR(128) NOT NULL, op CHAR(1) NOT NULL,"
-    " before_image LONGTEXT, after_image LONGTEXT, at DOUBLE NOT NULL, KEY project_seq (project, seq),"
+    " before_image LONGTEXT, after_image LONGTEXT, at DOUBLE NOT NULL, version INT NOT NULL DEFAULT 1,"
+    " KEY project_seq (project, seq),"
     " KEY project_trx (project, trx))"
 )
 POSITION_FILE = "change_log"
@@ -53,9 +54,12 @@ def uncapturable(tables: list[Table]) -> dict[str, str]:
     return found
 
 
-def trigger_name(project: str, table: Table, op: str) -> str:
-    tag = zlib.crc32(f"{project}\0{table.schema}\0{table.name}".encode())
-    return f"omsbench_{tag:08x}_{op.lower()}"
+def _prefix(project: str, table: Table) -> str:
+    return f"omsbench_{zlib.crc32(f'{project}{chr(0)}{table.schema}{chr(0)}{table.name}'.encode()):08x}_"
+
+
+def trigger_name(project: str, table: Table, op: str, version: int) -> str:
+    return f"{_prefix(project, table)}{op.lower()}_v{version}"
 
 
 def _value(column: Column, row: str) -> str:
@@ -79,7 +83,7 @@ def _image(table: Table, row: str | None) -> str:
     return f"JSON_OBJECT({pairs})"
 
 
-def trigger_sql(project: str, table: Table, op: str) -> str:
+def trigger_sql(project: str, table: Table, op: str, version: int) -> str:
     _, before, after = _OPS[op]
     values = ", ".join(
         [
@@ -91,43 +95,53 @@ def trigger_sql(project: str, table: Table, op: str) -> str:
             _image(table, before),
             _image(table, after),
             "UNIX_TIMESTAMP(NOW(6))",
+            str(version),
         ]
     )
     return (
-        f"CREATE TRIGGER {quote(trigger_name(project, table, op))} AFTER {_EVENTS[op]} ON"
+        f"CREATE TRIGGER {quote(trigger_name(project, table, op, version))} AFTER {_EVENTS[op]} ON"
         f" {quote(table.schema)}.{quote(table.name)} FOR EACH ROW BEGIN IF {_MARK_VARIABLE} IS NULL THEN"
         " INSERT INTO `omsbench`.`change_log`"
-        " (project, trx, schema_name, table_name, op, before_image, after_image, at)"
+        " (project, trx, schema_name, table_name, op, before_image, after_image, at, version)"
         f" VALUES ({values}); END IF; END"
     )
 
 
+def _versions(session: Session, project: str, table: Table) -> list[tuple[str, int]]:
+    """The capture triggers a table has now: (name, version)."""
+    rows = session.query(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s",
+        (table.schema, table.name),
+    )
+    prefix = _prefix(project, table)
+    return [(r[0], int(r[0].rsplit("_v", 1)[1])) for r in rows if r[0].startswith(prefix) and "_v" in r[0]]
+
+
 def install(session: Session, project: str, tables: list[Table]) -> list[str]:
-    """(Re)create the three triggers of every table; return their names."""
+    """Give every table capture triggers for its current columns; return their names.
+
+    Triggers cannot be replaced atomically on seekdb, so a new version is created beside the
+    old one before the old one is dropped. A transaction in between is captured by both; the
+    reader keeps only the newest version's rows of each transaction, so nothing is lost or doubled.
+    """
     ensure_own_table(session, CHANGE_LOG_DDL)
     names = []
     for table in tables:
         session.execute(f"USE {quote(table.schema)}")  # seekdb creates triggers in the current database only
+        old = _versions(session, project, table)
+        version = max((v for _, v in old), default=0) + 1
         for op in _OPS:
-            name = trigger_name(project, table, op)
+            session.execute(trigger_sql(project, table, op, version))
+            names.append(f"{table.schema}.{trigger_name(project, table, op, version)}")
+        for name, _ in old:
             session.execute(f"DROP TRIGGER IF EXISTS {quote(table.schema)}.{quote(name)}")
-            session.execute(trigger_sql(project, table, op))
-            names.append(f"{table.schema}.{name}")
     return names
 
 
 def remove(session: Session, project: str, tables: list[Table]) -> None:
     for table in tables:
-        for op in _OPS:
-            session.execute(f"DROP TRIGGER IF EXISTS {quote(table.schema)}.{quote(trigger_name(project, table, op))}")
-
-
-def installed(session: Session, project: str, tables: list[Table]) -> bool:
-    expected = {(t.schema, trigger_name(project, t, op)) for t in tables for op in _OPS}
-    rows = session.query(
-        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_NAME LIKE 'omsbench\\_%%'"
-    )
-    return expected <= {tuple(r) for r in rows}
+        for name, _ in _versions(session, project, table):
+            session.execute(f"DROP TRIGGER IF EXISTS {quote(table.schema)}.{quote(name)}")
 
 
 def pending(session: Session, project: str) -> int:
@@ -152,8 +166,8 @@ def read(session: Session, project: str, tables: dict[tuple[str, str], Table], l
     ids = [row[0] for row in found]
     marks = ", ".join(["%s"] * len(ids))
     rows = session.query(
-        "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at FROM `omsbench`.`change_log`"
-        f" WHERE project = %s AND trx IN ({marks}) ORDER BY seq",
+        "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at, version"
+        f" FROM `omsbench`.`change_log` WHERE project = %s AND trx IN ({marks}) ORDER BY seq",
         (project, *ids),
     )
     return sorted(_transactions(rows, tables), key=lambda txn: txn.position.pos)
@@ -171,18 +185,25 @@ def purge(session: Session, project: str, transactions: list[str]) -> None:
 
 
 def _transactions(rows: list[tuple], tables: dict[tuple[str, str], Table]) -> list[Transaction]:
-    """Rows of several transactions, interleaved by seq, grouped by transaction; each ends at its last row."""
+    """Rows of several transactions, interleaved by seq, grouped by transaction; each ends at its last row.
+
+    A transaction that ran while a table's triggers were being replaced was captured by both
+    versions: only the newest version's rows of that table count.
+    """
+    newest: dict[tuple, int] = {}
+    for _, trx, schema, name, *_rest, version in rows:
+        newest[(trx, schema, name)] = max(version, newest.get((trx, schema, name), 0))
     by_trx: dict[int, Transaction] = {}
     read_at = datetime.now(timezone.utc).timestamp()
-    for seq, trx, schema, name, op, before, after, at in rows:
+    for seq, trx, schema, name, op, before, after, at, version in rows:
         txn = by_trx.get(trx)
         if txn is None:
             txn = by_trx[trx] = Transaction(BinlogPosition(POSITION_FILE, seq), float(at), read_at, str(trx))
         txn.position = BinlogPosition(POSITION_FILE, max(seq, txn.position.pos))
         txn.commit_ts = max(txn.commit_ts, float(at))
         table = tables.get((schema, name))
-        if table is None:
-            continue  # a table left out of reverse sync after its triggers were installed
+        if table is None or version != newest[(trx, schema, name)]:
+            continue  # a table left out of reverse sync, or a copy from triggers being replaced
         kind, _, _ = _OPS[op]
         before_row, after_row = _decode(before, table), _decode(after, table)
         key = tuple((after_row or before_row)[c] for c in table.key) if table.key else None
@@ -193,9 +214,9 @@ def _transactions(rows: list[tuple], tables: dict[tuple[str, str], Table]) -> li
 def _decode(image: str | None, table: Table) -> dict | None:
     if image is None:
         return None
-    kinds = {c.name: c.data_type for c in table.columns}
     values = json.loads(image, parse_float=Decimal)
-    return {name: _typed(value, kinds.get(name, "")) for name, value in values.items()}
+    # a column the table gained after this change was captured has no value in it: NULL
+    return {c.name: _typed(values.get(c.name), c.data_type) for c in table.columns if not c.generated}
 
 
 def _typed(value, kind: str):

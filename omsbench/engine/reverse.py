@@ -16,7 +16,7 @@ import time
 import pymysql
 
 from omsbench.endpoints import catalog
-from omsbench.endpoints.catalog import Catalog
+from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
 from omsbench.engine import capture
 from omsbench.engine.apply import Applier
@@ -26,7 +26,7 @@ from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import Sync
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import SyncError
+from omsbench.exceptions import DdlPaused, SyncError
 
 STEP = "reverse"
 IDLE = 0.02
@@ -36,6 +36,8 @@ CHECKPOINT_DDL = (
     " project VARCHAR(64) NOT NULL PRIMARY KEY, last_seq BIGINT NOT NULL, transactions LONGTEXT NOT NULL,"
     " source_ts DOUBLE, applied_at DOUBLE)"
 )
+SCHEMA_POLL = 2.0
+"""Seconds between looks at OceanBase's catalog for DDL on the captured tables."""
 TRANSACTIONS_PER_READ = 2000
 """Transactions applied in one MySQL commit at most, when the change log holds a backlog."""
 _NO_SUCH_TABLE = 1146
@@ -94,21 +96,36 @@ class ReverseSync(Sync):
         self.without = set(without or [])
 
     def _session(self) -> None:
+        try:
+            self._connected()
+        except DdlPaused:
+            # wait for a new resume: the one that led here must not retry at once, again and again
+            self.state.request(self.project, self.step, "pause")
+            self._want = (0.0, None)
+            raise
+
+    def _connected(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
             forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
-            selection = reversed_tables(forward, catalog.read(oceanbase, {tm.schema for tm in forward}))
+            schemas = {tm.schema for tm in forward}
+            selection = reversed_tables(forward, catalog.read(oceanbase, schemas))
+            _require_same_columns(forward, selection)
             tracker = Tracker(selection)
             tracker.start(mysql)
             applier = ReverseApplier(mysql, self.project, tracker)
             capture.purge(oceanbase, self.project, applied_transactions(mysql, self.project))
             shapes = {(tm.source.schema, tm.source.name): tm.source for tm in selection.tables}
             self._set("running", "applying OceanBase's changes to MySQL")
-            self._loop(oceanbase, applier, shapes)
+            self._loop(oceanbase, applier, shapes, schemas)
 
-    def _loop(self, oceanbase: Session, applier: Applier, shapes: dict) -> None:  # type: ignore[override]
+    def _loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:  # type: ignore[override]
+        looked = time.monotonic()
         while not self._stop_requested():
             if self._paused():
                 continue
+            if time.monotonic() - looked > SCHEMA_POLL:
+                _follow_ddl(oceanbase, self.project, shapes, schemas)
+                looked = time.monotonic()
             group = capture.read(oceanbase, self.project, shapes, TRANSACTIONS_PER_READ)
             if not group:
                 self._maybe_sample()
@@ -121,6 +138,44 @@ class ReverseSync(Sync):
             self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
             self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
             self._maybe_sample()
+
+
+def _columns(table: Table, names: dict[str, str] | None = None) -> list[str]:
+    """Stored column names, in OceanBase's names when ``names`` maps MySQL's to them."""
+    return sorted((names or {}).get(c.name, c.name) for c in table.columns if not c.generated)
+
+
+def _follow_ddl(oceanbase: Session, project: str, shapes: dict[tuple[str, str], Table], schemas: set) -> None:
+    """After DDL on a captured table: capture its new columns at once, then pause until MySQL has them."""
+    now = catalog.read(oceanbase, schemas).tables
+    changed = [now[key] for key, table in shapes.items() if key in now and _signature(now[key]) != _signature(table)]
+    if not changed:
+        return
+    capture.install(oceanbase, project, changed)
+    names = ", ".join(f"{t.qualified} ({', '.join(_columns(t))})" for t in changed)
+    raise DdlPaused(
+        f"DDL on OceanBase changed {names}; the capture follows the new columns, MySQL does not yet",
+        fix=f"apply the same change to the MySQL table(s), then `omsbench reverse resume {project}`",
+        statement=names,
+    )
+
+
+def _signature(table: Table) -> list[tuple]:
+    return [(c.name, c.column_type, c.nullable) for c in table.columns]
+
+
+def _require_same_columns(forward: list[TableMap], reverse: Selection) -> None:
+    """Refuse to apply while a table has other columns on OceanBase than on MySQL (DDL not followed)."""
+    on_mysql = {(tm.schema, tm.name): _columns(tm.source, tm.columns) for tm in forward}
+    for tm in reverse.tables:
+        ob = tm.source
+        if _columns(ob) != on_mysql[(ob.schema, ob.name)]:
+            raise DdlPaused(
+                f"{ob.qualified} has columns {_columns(ob)} on OceanBase but {on_mysql[(ob.schema, ob.name)]}"
+                f" on MySQL ({tm.schema}.{tm.name})",
+                fix="apply OceanBase's change to MySQL, then `omsbench reverse resume`",
+                statement=ob.qualified,
+            )
 
 
 def wait_caught_up(oceanbase: Session, project: str, timeout: float = 120) -> None:
