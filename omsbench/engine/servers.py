@@ -93,11 +93,9 @@ class PrivateServer:
     def pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
-            _reap(pid)  # a child of ours that was killed stays a zombie, which kill(0) still finds
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if _alive(pid) else None
 
     def running(self) -> bool:
         return self.pid() is not None and self._ping()
@@ -138,11 +136,8 @@ class PrivateServer:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
+            if not _alive(pid):
                 break
-            _reap(pid)
             time.sleep(0.1)
         else:
             os.kill(pid, signal.SIGKILL)
@@ -171,6 +166,21 @@ def _reap(pid: int) -> None:
     """Collect our own child so that it does not linger as a zombie that still answers kill(0)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not merely a zombie: the exited child of another process (a notebook kernel that
+    started the sync, say) answers kill(0) until that process collects it, which may be never."""
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class MariaDB(PrivateServer):
