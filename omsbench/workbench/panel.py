@@ -105,26 +105,27 @@ class ControlPanel:
 
     # display --------------------------------------------------------------------------------
     def refresh(self) -> None:
-        """Read the state store once and bring every widget up to date."""
+        """Read the state store and bring every widget up to date; each status is read once per refresh."""
         busy = self.job is not None and not self.job.done()
         for action, refusal in lifecycle.allowed(self.project).items():
             button = self.buttons[action]
             button.disabled = busy or refusal is not None
             button.tooltip = "another action is running" if busy else refusal or _HINTS.get(action, "")
-        self.steps.value = self._steps()
-        self.sync.value = self._sync()
+        live = {step: getattr(self.project, status)() for step, status in _LIVE.items()}
+        recorded = self.project.state.steps(self.project.name)
+        self.steps.value = self._steps(recorded, live)
+        self.sync.value = self._sync(live)
         self._progress()
         self._charts()
-        self.errors.value = self._errors()
+        self.errors.value = self._errors(recorded, live["sync"])
         ddl = self.project.state.ddl(self.project.name)
         self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
 
-    def _steps(self) -> str:
-        recorded = self.project.state.steps(self.project.name).set_index("step")
+    def _steps(self, steps: pd.DataFrame, live: dict[str, dict]) -> str:
+        recorded = steps.set_index("step")
         rows = []
         for step in lifecycle.STEPS:
-            live = _LIVE.get(step)
-            state = getattr(self.project, live)()["state"] if live else _get(recorded, step, "state", "pending")
+            state = live[step]["state"] if step in live else _get(recorded, step, "state", "pending")
             colour = _COLOURS.get(state, "#57606a")
             rows.append(
                 f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
@@ -132,15 +133,14 @@ class ControlPanel:
             )
         return "<b>Steps</b><table class='omsbench-steps'>" + "".join(rows) + "</table>"
 
-    def _sync(self) -> str:
-        status = self.project.sync_status()
+    def _sync(self, live: dict[str, dict]) -> str:
+        status, reverse = live["sync"], live["reverse"]
         keys = ("state", "position", "lag_p50_ms", "lag_p99_ms", "rows_per_s", "transactions_per_s")
         rows = "".join(
             f"<tr><td>{k.replace('_', ' ')}</td><td>{html.escape(str(status[k]))}</td></tr>"
             for k in keys
             if k in status
         )
-        reverse = self.project.reverse_status()
         if reverse["state"] != "never started":
             rows += "".join(
                 f"<tr><td>reverse {k.replace('_', ' ')}</td><td>{html.escape(str(reverse[k]))}</td></tr>"
@@ -174,13 +174,11 @@ class ControlPanel:
         names = ("Lag", "Rates", "Reverse lag", "Reverse rates")
         self.lag.value = "".join(charts.to_svg(found[name]) for name in names if name in found)
 
-    def _errors(self) -> str:
+    def _errors(self, steps: pd.DataFrame, status: dict) -> str:
         lines = [self.last_error] if self.last_error else []
-        steps = self.project.state.steps(self.project.name)
         lines += [
             f"{r.step} {r.state}: {html.escape(str(r.message))}" for r in steps.itertuples() if r.state == "failed"
         ]
-        status = self.project.sync_status()
         if status["state"] in ("died", "failed", "paused", "retrying"):
             lines.append(f"sync {status['state']}: {html.escape(str(status['message']))}")
         body = "".join(f"<li>{line}</li>" for line in lines)
