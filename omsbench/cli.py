@@ -19,7 +19,7 @@ from omsbench.engine import runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
 from omsbench.engine.reverse import STEP as REVERSE_STEP
-from omsbench.engine.servers import MariaDB, SeekdbServer
+from omsbench.engine.servers import KafkaBroker, MariaDB, SeekdbServer
 from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.sync import StartAt
 from omsbench.engine.workspace import Workspace
@@ -532,20 +532,26 @@ def reverse_status(ctx, project) -> None:
 
 @main.group()
 def servers() -> None:
-    """The private MariaDB source and seekdb TCP target of this workspace."""
+    """The private MariaDB source, seekdb TCP target and Kafka broker of this workspace."""
 
 
 def _servers(ctx: click.Context) -> list:
     workspace: Workspace = ctx.obj
-    return [MariaDB(workspace.folder("servers", "mariadb")), SeekdbServer(workspace.folder("servers", "seekdb"))]
+    return [
+        MariaDB(workspace.folder("servers", "mariadb")),
+        SeekdbServer(workspace.folder("servers", "seekdb")),
+        KafkaBroker(workspace.folder("servers", "kafka")),
+    ]
 
 
 @servers.command("start")
 @click.option("--target", "with_target", is_flag=True, help="Also start seekdb as a TCP server.")
+@click.option("--kafka", "with_kafka", is_flag=True, help="Also start a Kafka-protocol broker (Tansu, in memory).")
 @click.pass_context
-def servers_start(ctx, with_target) -> None:
+def servers_start(ctx, with_target, with_kafka) -> None:
     """Start (or reuse) the private servers."""
-    chosen = _servers(ctx) if with_target else _servers(ctx)[:1]
+    mariadb, seekdb, broker = _servers(ctx)
+    chosen = [mariadb] + [seekdb] * with_target + [broker] * with_kafka
     _show(pd.DataFrame([s.start().__dict__ for s in chosen]))
 
 

@@ -17,9 +17,12 @@ import yaml
 
 from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import Session, connect
+from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.engine import changed, checksum, full, precheck, runner, schema, verify
 from omsbench.engine import spec as specs
+from omsbench.engine.consume import KafkaSourceSync
 from omsbench.engine.mapping import Selection, select
+from omsbench.engine.publish import QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
@@ -261,6 +264,10 @@ class Project:
 
     def sync(self, start: StartAt | None = None) -> Sync:
         """The incremental sync: ``run()`` blocks; ``runner.run_thread`` or ``omsbench sync start`` run it aside."""
+        if isinstance(self.spec.target, KafkaEndpoint):
+            return QueueSync(self.spec, self.state, self.selection, start)
+        if isinstance(self.spec.source, KafkaEndpoint):
+            return KafkaSourceSync(self.spec, self.state, self.selection)
         return Sync(self.spec, self.state, self.selection, start)
 
     def start_sync(self, args: list[str] | None = None) -> int:

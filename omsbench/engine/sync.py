@@ -135,39 +135,51 @@ class Sync:
             tracker.start(target)
             applier = Applier(target, self.project, tracker)
             ddl = DdlApplier(target, self.spec, tracker)
-            position, skip_before = self._start(source, target)
+            start = self._start(source, read_checkpoint(target, self.project))
             full.ensure_checkpoint_table(target)
             loaded = full.done_chunks(target, self.project)
-            floors = _keyless_floors(loaded, tracker)
             _require_loaded_tables(loaded, tracker)
-            args = ReaderArgs(
-                self.spec.source.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
-            )
-            heartbeat.install(source)
-            beat = heartbeat.Heartbeat(self.spec.source.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
-            reader = ReaderProcess(args, tracker)
-            beat.start()
-            self._set("running", f"replaying from {label(position)}")
-            try:
-                self._loop(reader, applier, ddl, floors)
-            finally:
-                beat.stop()
-                reader.stop()
+            self._replay(source, target, start, applier, ddl, _keyless_floors(loaded, tracker))
 
-    def _start(self, source: Session, target: Session) -> tuple[BinlogPosition, float | None]:
-        found = read_checkpoint(target, self.project)
+    def _replay(self, source: Session, judge: Session, start: tuple, applier, ddl, floors: dict) -> None:
+        """Read the binlog from ``start`` and hand each transaction to ``applier`` until stopped.
+
+        ``judge`` is the session that evaluates row filters; ``applier`` and ``ddl`` are the sink:
+        the target database, or a message queue.
+        """
+        position, skip_before = start
+        args = ReaderArgs(
+            self.spec.source.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
+        )
+        heartbeat.install(source)
+        beat = heartbeat.Heartbeat(self.spec.source.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
+        reader = ReaderProcess(args, applier.tracker)
+        beat.start()
+        self._set("running", f"replaying from {label(position)}")
+        try:
+            self._loop(reader, judge, applier, ddl, floors)
+        finally:
+            beat.stop()
+            reader.stop()
+
+    def _handover(self, source: Session) -> BinlogPosition:
+        """Where the full load's snapshot ends: the sync's first position."""
+        handover = (self.state.step(self.project, full.STEP) or {}).get("detail") or {}
+        if not handover.get("start_position"):
+            raise SyncError(
+                f"project {self.project} has no place to start the sync from",
+                fix="run the full migration first (`omsbench full`), or pass --position FILE:POS or --timestamp",
+            )
+        return BinlogPosition(**handover["start_position"])
+
+    def _start(self, source: Session, found: tuple | None) -> tuple[BinlogPosition, float | None]:
+        """The first position and the skip-before time: the checkpoint ``found``, a user's start, or the hand-over."""
         if found:
             position = found[0]
         elif self.start_at and (self.start_at.position or self.start_at.timestamp):
             position = self.start_at.position or earliest(source)
         else:
-            handover = (self.state.step(self.project, full.STEP) or {}).get("detail") or {}
-            if not handover.get("start_position"):
-                raise SyncError(
-                    f"project {self.project} has no place to start the sync from",
-                    fix="run the full migration first (`omsbench full`), or pass --position FILE:POS or --timestamp",
-                )
-            position = BinlogPosition(**handover["start_position"])
+            position = self._handover(source)
         if position.file and position.gtid and source.flavor is Flavor.MARIADB:
             position = _by_gtid_if_file_is_gone(source, position)
         if position.file:
@@ -176,7 +188,7 @@ class Sync:
         skip_before = self.start_at.timestamp if self.start_at and not found else None
         return position, skip_before
 
-    def _loop(self, reader: ReaderProcess, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
+    def _loop(self, reader: ReaderProcess, judge: Session, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
         pending: Transaction | None = None
         while not self._stop_requested():
             if self._paused():
@@ -195,7 +207,7 @@ class Sync:
                 if floors:
                     t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
             started = time.monotonic()
-            filters.apply(applier.target, applier.tracker, group)
+            filters.apply(judge, applier.tracker, group)
             committed = applier.apply(group)
             self.position = group[-1].position
             self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
