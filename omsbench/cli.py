@@ -594,32 +594,26 @@ _benchmark("full", "omsbench full load vs mysqldump|mysql vs mydumper|myloader, 
 _benchmark("verify", "omsbench verify vs reladiff vs a pandas merge, on ten rows changed in a copied database.")
 
 
-@bench.command("cdc")
-@click.option("--seconds", default=20, show_default=True, type=click.IntRange(2), help="Length of each sysbench run.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
-@click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
-@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
-@click.pass_context
-def bench_cdc(ctx, seconds, threads, rate, as_json) -> None:
-    """Sync throughput vs python-mysql-replication's raw decode rate, and lag at a fixed rate."""
-    from omsbench.engine.bench import cdc
+def _load_benchmark(name: str, summary: str) -> None:
+    """A benchmark that drives a sysbench write load for some seconds against a running sync."""
 
-    result = cdc.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json)
-    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+    @bench.command(name, help=summary)
+    @click.option("--seconds", default=15, show_default=True, type=click.IntRange(2), help="Length of each run.")
+    @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
+    @click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
+    @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+    @click.pass_context
+    def command(ctx, seconds, threads, rate, as_json) -> None:
+        module = importlib.import_module(f"omsbench.engine.bench.{name}")
+        result = module.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json)
+        click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
 
 
-@bench.command("reverse")
-@click.option("--seconds", default=15, show_default=True, type=click.IntRange(2), help="Length of each sysbench run.")
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
-@click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
-@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
-@click.pass_context
-def bench_reverse(ctx, seconds, threads, rate, as_json) -> None:
-    """After switchover: capture overhead on OceanBase writes, reverse rows/s into MySQL, and reverse lag."""
-    from omsbench.engine.bench import reverse
-
-    result = reverse.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json)
-    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+_load_benchmark("cdc", "Sync throughput vs python-mysql-replication's raw decode rate, and lag at a fixed rate.")
+_load_benchmark(
+    "reverse", "After switchover: capture overhead on OceanBase writes, reverse rows/s into MySQL, and reverse lag."
+)
+_load_benchmark("kafka", "Kafka sink events/s vs python-mysql-replication's raw decode rate, and commit-to-ack lag.")
 
 
 if __name__ == "__main__":

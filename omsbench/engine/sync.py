@@ -313,7 +313,7 @@ def _by_gtid_if_file_is_gone(source: Session, position: BinlogPosition) -> Binlo
     return BinlogPosition("", 4, position.gtid)
 
 
-def _reached(position: BinlogPosition, goal: BinlogPosition) -> bool:
+def reached(position: BinlogPosition, goal: BinlogPosition) -> bool:
     """Positions compare only within one series of binlog files (``binlog.000007`` < ``binlog.000010``)."""
     same_series = position.file.rpartition(".")[0] == goal.file.rpartition(".")[0]
     return same_series and key(position) >= key(goal)
@@ -328,7 +328,7 @@ def wait_caught_up(source: Session, target: Session, project: str, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = read_checkpoint(target, project)
-        if found and _reached(found[0], goal):
+        if found and reached(found[0], goal):
             return found[0]
         time.sleep(0.05)
     raise SyncError(

@@ -49,7 +49,7 @@ def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0
         try:
             runner.wait_for(workspace, project.name, {"running"})
             throughput = _throughput(project, sync, server, seconds, threads)
-            rate = rate or _half_of_applied(throughput)
+            rate = rate or half_of_applied(throughput)
             latency = _latency(project, sync, server, seconds, threads, rate)
         finally:
             sync.stop()
@@ -61,10 +61,10 @@ def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0
     return {"seconds": seconds, "sysbench_threads": threads, **throughput, **latency, "equal": equal}
 
 
-def _half_of_applied(throughput: dict) -> int:
-    """Half the sync's measured throughput, in sysbench transactions per second."""
+def half_of_applied(throughput: dict, rate: str = "applied_rows_per_s") -> int:
+    """Half the measured throughput ``throughput[rate]`` (rows/s), in sysbench transactions per second."""
     rows_per_transaction = throughput["backlog_rows"] / max(throughput["source_transactions"], 1)
-    return max(1, int(throughput["applied_rows_per_s"] / rows_per_transaction / 2))
+    return max(1, int(throughput[rate] / rows_per_transaction / 2))
 
 
 def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress: bool) -> Project:
@@ -80,7 +80,7 @@ def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress:
     return project
 
 
-def _sysbench(server: MariaDB, seconds: int, threads: int, *options: str) -> float:
+def write_only(server: MariaDB, seconds: int, threads: int, *options: str) -> float:
     """Run oltp_write_only; return the transactions per second sysbench reports."""
     out = sysbench.run_tool(
         sysbench.command(
@@ -104,9 +104,9 @@ def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: 
     runner.wait_for(project.workspace, project.name, {"paused"})
     with connect(server.endpoint().dsn()) as source:
         start = master_status(source)
-        tps = _sysbench(server, seconds, threads)
+        tps = write_only(server, seconds, threads)
         end = master_status(source)
-    decoded_rows, decode_seconds = _decode(server, start, end)
+    decoded_rows, decode_seconds = library_decode(server, start, end)
     applied_before, busy_before = sync.meter.total_rows, sync.meter.apply_seconds
     began = time.monotonic()
     project.state.request(project.name, STEP, "resume")
@@ -129,7 +129,7 @@ def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: 
     }
 
 
-def _decode(server: MariaDB, start: BinlogPosition, end: BinlogPosition) -> tuple[int, float]:
+def library_decode(server: MariaDB, start: BinlogPosition, end: BinlogPosition) -> tuple[int, float]:
     """The plain library over the same range, at its fastest settings: every row decoded, nothing else."""
     dsn = server.endpoint().dsn()
     stream = BinLogStreamReader(
@@ -159,7 +159,7 @@ def _decode(server: MariaDB, start: BinlogPosition, end: BinlogPosition) -> tupl
 def _latency(project: Project, sync, server: MariaDB, seconds: int, threads: int, rate: int) -> dict:
     project.wait_for_sync()
     mark = len(sync.meter.history)
-    _sysbench(server, seconds, threads, f"--rate={rate}")
+    write_only(server, seconds, threads, f"--rate={rate}")
     began = time.monotonic()
     project.wait_for_sync()
     catch_up = time.monotonic() - began

@@ -1,0 +1,114 @@
+"""``omsbench bench kafka``: the Kafka sink's events/s against the raw binlog decode rate, and its lag.
+
+1. Throughput: with the sink paused, ``sysbench oltp_write_only`` writes for S seconds; the sink
+   then publishes that backlog (Canal JSON, exactly-once transactions) as fast as it can. Beside
+   it, python-mysql-replication decodes the same binlog range with nothing else to do.
+   ``published_vs_decode`` is the ratio of the two rates.
+2. Lag: sysbench at a fixed rate (half the measured throughput by default) with the sink running;
+   the heartbeats give the lag from the source commit to the broker's acknowledgement of the
+   Kafka transaction that carried it.
+The broker is the workspace's private one (Tansu, in memory) unless ``KAFKA_BOOTSTRAP`` names a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from omsbench.endpoints.connection import connect
+from omsbench.endpoints.kafka import KafkaEndpoint
+from omsbench.endpoints.mysql import master_status
+from omsbench.engine import runner
+from omsbench.engine import spec as specs
+from omsbench.engine.bench import cdc, sysbench
+from omsbench.engine.project import Project
+from omsbench.engine.servers import KafkaBroker, MariaDB, ensure_programs
+from omsbench.engine.sync import STEP, reached
+from omsbench.engine.workspace import Workspace
+
+
+def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0, progress: bool = True) -> dict:
+    ensure_programs({"sysbench": "sysbench"})
+    server = MariaDB(workspace.folder("servers", "mariadb"))
+    server.start()
+    sysbench.prepare(server, cdc.ROWS, cdc.DATABASE)
+    broker = _broker(workspace)
+    spec = specs.ProjectSpec(
+        name=f"bench-kafka-{int(time.time())}",
+        source=server.endpoint(),
+        target=broker.model_copy(update={"format": "canal"}),
+        objects=specs.Objects(include=[f"{cdc.DATABASE}.*"]),
+    )
+    project = Project(spec, workspace)
+    project.save()
+    sync = project.sync()
+    thread = runner.run_thread(sync, runner.SyncProcess(workspace, project.name))
+    try:
+        runner.wait_for(workspace, project.name, {"running"})
+        throughput = _throughput(project, sync, server, seconds, threads)
+        rate = rate or cdc.half_of_applied(throughput, "published_events_per_s")
+        latency = _latency(sync, server, seconds, threads, rate)
+    finally:
+        sync.stop()
+        thread.join(60)
+    return {"seconds": seconds, "sysbench_threads": threads, "broker": broker.kafka, **throughput, **latency}
+
+
+def _broker(workspace: Workspace) -> KafkaEndpoint:
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        return KafkaEndpoint(kafka=os.environ["KAFKA_BOOTSTRAP"])
+    server = KafkaBroker(workspace.folder("servers", "kafka"))
+    server.start()
+    return server.endpoint()
+
+
+def _published(sync, server: MariaDB, timeout: float = 600) -> None:
+    """Wait until the sink's checkpoint reaches where the source's binlog ends now."""
+    with connect(server.endpoint().dsn()) as source:
+        goal = master_status(source)
+    deadline = time.monotonic() + timeout
+    while not (sync.position and reached(sync.position, goal)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the Kafka sink did not reach {goal} within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: int) -> dict:
+    _published(sync, server)
+    project.state.request(project.name, STEP, "pause")
+    runner.wait_for(project.workspace, project.name, {"paused"})
+    with connect(server.endpoint().dsn()) as source:
+        start = master_status(source)
+        tps = cdc.write_only(server, seconds, threads)
+        end = master_status(source)
+    decoded_rows, decode_seconds = cdc.library_decode(server, start, end)
+    before = sync.meter.total_rows
+    began = time.monotonic()
+    project.state.request(project.name, STEP, "resume")
+    _published(sync, server)
+    took = time.monotonic() - began
+    published = sync.meter.total_rows - before
+    decode_rate = decoded_rows / decode_seconds
+    return {
+        "source_transactions_per_s": round(tps),
+        "source_transactions": round(tps * seconds),
+        "backlog_rows": decoded_rows,
+        "published_events": published,
+        "published_events_per_s": round(published / took),
+        "decode_rows_per_s": round(decode_rate),
+        "published_vs_decode": round(published / took / decode_rate, 3),
+    }
+
+
+def _latency(sync, server: MariaDB, seconds: int, threads: int, rate: int) -> dict:
+    _published(sync, server)
+    mark = len(sync.meter.history)
+    cdc.write_only(server, seconds, threads, f"--rate={rate}")
+    _published(sync, server)
+    lags = np.array([sample[0] for sample in sync.meter.history[mark:]])
+    result = {"fixed_rate_transactions_per_s": rate, "heartbeats": len(lags)}
+    for p in (50, 99):
+        result[f"lag_p{p}_ms"] = round(float(np.percentile(lags, p)), 2) if len(lags) else None
+    return result
