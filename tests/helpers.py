@@ -1,8 +1,15 @@
-"""Plain row-by-row comparison, independent of omsbench's own checksums."""
+"""Plain row-by-row comparison, independent of omsbench's own checksums, and kill -9 while writing."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+
 from omsbench.endpoints.connection import Endpoint, Session, connect
+from omsbench.engine import runner
 
 
 def exact_rows(session: Session, schema: str, table: str, order: str | None = None) -> list[tuple]:
@@ -43,3 +50,46 @@ def make_writable(endpoint: Endpoint) -> None:
     """Undo a switchover's read-only source, so a failed test does not break the ones after it."""
     with connect(endpoint.dsn()) as session:
         session.execute("SET GLOBAL read_only = OFF")
+
+
+def kill_while_writing(process, project, write: Callable[[], None], kills: int = 3, every: float = 1.0) -> None:
+    """Run ``write`` in a thread; meanwhile kill -9 the sync process ``kills`` times, starting it again
+    each time as a user would. After each kill the status must say the process died, not "running"."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write()
+        except BaseException as err:  # surfaced below: a writer error must fail the test
+            failures.append(err)
+
+    writer = threading.Thread(target=run, daemon=True)
+    writer.start()
+    for _ in range(kills):
+        time.sleep(every)
+        os.kill(process.pid(), signal.SIGKILL)
+        time.sleep(0.3)
+        assert project.sync_status()["state"] == "died"
+        process.launch()
+    writer.join(300)
+    assert not writer.is_alive() and not failures, failures
+
+
+def launched(workspace, project, request):
+    """The project's sync as a background process, as `omsbench sync start` runs it; stopped after the test."""
+    process = runner.SyncProcess(workspace, project.name)
+    process.launch()
+    request.addfinalizer(process.stop)
+    return process
+
+
+def writer(endpoint: Endpoint, statements: Iterable[str], pause: float = 0.005) -> Callable[[], None]:
+    """A write function for ``kill_while_writing``: each statement in its own transaction, a pause between."""
+
+    def write() -> None:
+        with connect(endpoint.dsn()) as session:
+            for statement in statements:
+                session.execute(statement)
+                time.sleep(pause)
+
+    return write

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from contextlib import contextmanager
 
 import pytest
 from conftest import make_project
-from helpers import assert_same_tables, exact_rows
+from helpers import assert_same_tables, exact_rows, kill_while_writing
 
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
@@ -204,21 +202,12 @@ def test_kill_9_during_a_workload_then_restart_loses_and_repeats_nothing(
     process = runner.SyncProcess(workspace, project.name)
     process.launch()
     request.addfinalizer(process.stop)
-    writer_done = threading.Event()
 
     def write():
         with connect(source.dsn()) as writer:
             Workload(writer, database, seed=5).run(600)
-        writer_done.set()
 
-    threading.Thread(target=write, daemon=True).start()
-    for _ in range(3):  # kill the sync process three times while the workload runs
-        time.sleep(1.0)
-        os.kill(process.pid(), signal.SIGKILL)
-        time.sleep(0.3)
-        assert project.sync_status()["state"] == "died"  # not "running": nothing runs
-        process.launch()
-    writer_done.wait(300)
+    kill_while_writing(process, project, write)
     project.wait_for_sync(timeout=300)
     process.stop()
     with connect(seekdb_tcp.endpoint().dsn()) as dst:

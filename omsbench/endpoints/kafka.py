@@ -8,42 +8,33 @@ themselves live in ``engine.formats``: this module only moves bytes.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from typing import Literal
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.exceptions import ConnectError
 
-FORMATS = ("canal", "debezium", "debezium-schema", "json")
 _READ_IDLE = 1.0
 """Seconds without a new record after which a topic counts as read to its end. End offsets are not
 asked for: some Kafka-protocol brokers report them wrong, and what counts is what a consumer gets."""
 
 
-class KafkaEndpoint(BaseModel):
-    """A Kafka cluster and how changes are laid out on it.
-
-    ``topic`` and ``ddl_topic`` are patterns over ``{prefix}`` (the project name, Debezium's
-    ``topic.prefix``), ``{database}`` and ``{table}``; a pattern without placeholders sends
-    everything to one topic.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class KafkaEndpoint(QueueEndpoint):
+    """A Kafka cluster and how changes are laid out on it (see ``QueueEndpoint`` for the topic patterns)."""
 
     kafka: str = Field(description="bootstrap servers, host:port[,host:port]")
-    format: Literal["canal", "debezium", "debezium-schema", "json"] = "canal"
-    topic: str = "{prefix}.{database}.{table}"
-    ddl_topic: str = "{prefix}"
     partitions: int = Field(3, ge=1, le=10_000)
     replication_factor: int = Field(1, ge=1, le=16)
     delivery: Literal["exactly-once", "at-least-once"] = "exactly-once"
     """exactly-once: the changes and the sink's checkpoint commit in one Kafka transaction."""
     offsets_topic: str = "omsbench-offsets"
-    topics: list[str] = []
+    topics: list[str] = Field(default_factory=list)
     """As a source: the topics (or regular expressions, ``re:...``) the consumer group reads."""
     group: str | None = None
     """As a source: the consumer group id; the project name when not given."""
@@ -64,15 +55,6 @@ class KafkaEndpoint(BaseModel):
     @property
     def url(self) -> str:
         return f"kafka://{self.kafka}"
-
-    def __str__(self) -> str:
-        return self.url
-
-    def topic_for(self, prefix: str, database: str | None, table: str | None) -> str:
-        return self.topic.format(prefix=prefix, database=database or "", table=table or "")
-
-    def ddl_topic_for(self, prefix: str, database: str | None, table: str | None) -> str:
-        return self.ddl_topic.format(prefix=prefix, database=database or "", table=table or "")
 
 
 def _unreachable(endpoint: KafkaEndpoint, err: Exception) -> ConnectError:
@@ -138,19 +120,45 @@ def ensure_topics(endpoint: KafkaEndpoint, names: set[str], compacted: bool = Fa
 
 
 def read_all(endpoint: KafkaEndpoint, topic: str, idle: float = _READ_IDLE) -> list:
-    """Every committed record of a topic, from the beginning until it stays quiet for ``idle`` seconds."""
+    """Every committed record of a topic written before this call, from the beginning.
+
+    A partition is read when it shows a record written after the call began (a busy topic never
+    goes quiet) or when it stays quiet for ``idle`` seconds.
+    """
+    began = int(time.time() * 1000)
     reader = consumer(endpoint)
     try:
-        partitions = reader.partitions_for_topic(topic) or set()
-        reader.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        partitions = {TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or set()}
+        reader.assign(sorted(partitions))
         reader.seek_to_beginning()
-        records, quiet_since = [], time.monotonic()
-        while time.monotonic() - quiet_since < idle:
+        records, reached, quiet_since = [], set(), time.monotonic()
+        while reached != partitions and time.monotonic() - quiet_since < idle:
             batch = reader.poll(timeout_ms=200)
-            for part in batch.values():
-                records.extend(part)
+            for part, found in batch.items():
+                records.extend(r for r in found if r.timestamp < began)
+                if found[-1].timestamp >= began:
+                    reached.add(part)
+                    reader.pause(part)
             if batch:
                 quiet_since = time.monotonic()
         return records
     finally:
         reader.close()
+
+
+def topics(endpoint: KafkaEndpoint) -> set[str]:
+    """The names of the cluster's topics."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=endpoint.servers)
+    except KafkaTimeoutError as err:
+        raise _unreachable(endpoint, err) from err
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def matching(wanted: list[str], existing: set[str]) -> set[str]:
+    """Topics named in ``wanted`` (a name, or ``re:`` and a regular expression matching whole names)."""
+    patterns = [re.compile(w[3:]) for w in wanted if w.startswith("re:")]
+    return {t for t in existing if t in wanted or any(p.fullmatch(t) for p in patterns)}

@@ -18,7 +18,6 @@ person. The sync pauses until the target has the new shape (``omsbench sync resu
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 from kafka import ConsumerRebalanceListener, TopicPartition
@@ -122,7 +121,7 @@ class KafkaSourceSync(Sync):
     def _wait_for_topics(self, consumer) -> set[str]:
         """The topics the spec names that exist; none yet (a producer that has not written) is waited for."""
         while not self._stop_requested():
-            found = _matching(self.spec.source.topics, consumer.topics())
+            found = kafka.matching(self.spec.source.topics, consumer.topics())
             if found:
                 return found
             self._set("running", f"waiting for topics {', '.join(self.spec.source.topics)} to exist")
@@ -136,7 +135,7 @@ class KafkaSourceSync(Sync):
         looked = time.monotonic()
         while not self._stop_requested():
             if time.monotonic() - looked > TOPIC_POLL:
-                if _matching(self.spec.source.topics, consumer.topics()) != topics:
+                if kafka.matching(self.spec.source.topics, consumer.topics()) != topics:
                     return
                 looked = time.monotonic()
             if self._paused():
@@ -187,12 +186,6 @@ class KafkaSourceSync(Sync):
             statement=decoded.ddl.statement,
             position=where,
         )
-
-
-def _matching(wanted: list[str], existing: set[str]) -> set[str]:
-    """Topics named in ``wanted`` (a name, or ``re:`` and a regular expression matching whole names)."""
-    patterns = [re.compile(w[3:]) for w in wanted if w.startswith("re:")]
-    return {t for t in existing if t in wanted or any(p.fullmatch(t) for p in patterns)}
 
 
 def _consumer(endpoint, project: str):

@@ -85,6 +85,15 @@ def _parse(ddl: Ddl) -> _Plan | None:
     return _Plan(kind, names if kind not in ("create", "alter", "truncate") else names[:1], renames, tree)
 
 
+def tables_touched(ddl: Ddl) -> list[tuple[str, str]] | None:
+    """The (schema, table) names a DDL statement changes, new names of renames included; None when
+    the statement cannot be parsed, [] when it is no table DDL."""
+    plan = _parse(ddl)
+    if plan is None:
+        return None
+    return plan.names + [new for _, new in plan.renames]
+
+
 def _unparsed(ddl: Ddl, tree: exp.Expression | None) -> _Plan | None:
     """Table DDL that sqlglot keeps as text: the table name still says whether it is ours."""
     match = _TABLE_STATEMENT.match(ddl.statement)

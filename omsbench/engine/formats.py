@@ -30,8 +30,8 @@ from decimal import Context, Decimal
 
 from omsbench import __version__
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table
-from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.engine.changes import Ddl, Op, RowChange, Transaction
 from omsbench.exceptions import SyncError
 
@@ -61,9 +61,12 @@ class Message:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    database: str | None = None
+    table: str | None = None
+    """What the message is about (the table of a row change, the database of a DDL), for tags."""
 
 
-def messages(txn: Transaction, tables: dict[tuple[str, str], Table], endpoint: KafkaEndpoint, prefix: str):
+def messages(txn: Transaction, tables: dict[tuple[str, str], Table], endpoint: QueueEndpoint, prefix: str):
     """The messages of one source transaction, in its order."""
     now = int(time.time() * 1000)
     position = f"{txn.position.file}:{txn.position.pos}".encode()
@@ -79,7 +82,7 @@ def messages(txn: Transaction, tables: dict[tuple[str, str], Table], endpoint: K
             headers = [(POSITION_HEADER, position), (INDEX_HEADER, str(index).encode())]
             key, value = _ENCODERS[endpoint.format](part, table, txn, index, now, prefix)
             topic = endpoint.topic_for(prefix, change.schema, change.table)
-            yield Message(topic, _json(key), _json(value), headers)
+            yield Message(topic, _json(key), _json(value), headers, change.schema, change.table)
             index += 1
 
 
@@ -332,7 +335,7 @@ _ENCODERS = {
 
 
 # DDL ----------------------------------------------------------------------------------------------
-def _ddl_message(txn: Transaction, endpoint: KafkaEndpoint, prefix: str, now: int, position: bytes) -> Message:
+def _ddl_message(txn: Transaction, endpoint: QueueEndpoint, prefix: str, now: int, position: bytes) -> Message:
     ddl: Ddl = txn.ddl
     verb = ddl.statement.split(None, 1)[0].upper() if ddl.statement.strip() else "QUERY"
     headers = [(POSITION_HEADER, position), (INDEX_HEADER, b"0")]
@@ -351,7 +354,7 @@ def _ddl_message(txn: Transaction, endpoint: KafkaEndpoint, prefix: str, now: in
         value = {"op": "ddl", "database": ddl.schema, "statement": ddl.statement,
                  "position": {"file": txn.position.file, "pos": txn.position.pos, "gtid": txn.gtid},
                  "commit_ts": txn.commit_ts}  # fmt: skip
-    return Message(topic, _json({"database": ddl.schema or ""}), _json(value), headers)
+    return Message(topic, _json({"database": ddl.schema or ""}), _json(value), headers, ddl.schema)
 
 
 # decoding: messages -> the change model -----------------------------------------------------------

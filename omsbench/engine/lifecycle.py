@@ -32,6 +32,7 @@ def allowed(project: Project) -> dict[str, str | None]:
     syncing = sync in ACTIVE
     loaded = _state(project, full.STEP) == "done"
     record = (project.state.step(project.name, switchover.STEP) or {}).get("detail") or {}
+    databases = "Kafka is on one side of this project" if project.spec.queue else None
     switched = record.get("direction") == "switchover" and record.get("finished")
     returning = record.get("direction") == "switch back" and not record.get("finished")
     return {
@@ -40,11 +41,14 @@ def allowed(project: Project) -> dict[str, str | None]:
         "pause": None if sync in ("running", "retrying") else f"the sync is {sync}, not running",
         "resume": None if sync == "paused" else f"the sync is {sync}, not paused",
         "stop": None if syncing else f"the sync is {sync}",
-        "verify": None if loaded else "the full migration has not finished",
-        "switchover": None
-        if sync in ("running", "retrying") or (record.get("direction") == "switchover" and not switched)
-        else f"the forward sync is {sync}: switchover drains a running sync",
-        "switchback": None if switched or returning else "the project has not switched over",
+        "verify": databases or (None if loaded else "the full migration has not finished"),
+        "switchover": databases
+        or (
+            None
+            if sync in ("running", "retrying") or (record.get("direction") == "switchover" and not switched)
+            else f"the forward sync is {sync}: switchover drains a running sync"
+        ),
+        "switchback": databases or (None if switched or returning else "the project has not switched over"),
     }
 
 
@@ -54,6 +58,9 @@ def start(project: Project, progress: bool = False) -> int:
     Steps already done are not repeated, so Start after a crash or a failed step goes on
     from where the project stands. Returns the sync process id.
     """
+    if project.spec.queue:  # Kafka on one side: nothing to create or copy, only the stream
+        project.require_precheck()
+        return project.start_sync()
     if _state(project, "schema") != "done":
         project.require_precheck()
         project.migrate_schema()

@@ -8,9 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import pandas as pd
+from kafka.errors import KafkaError
 
-from omsbench.endpoints import mysql
+from omsbench.endpoints import kafka, mysql, rocketmq
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect
+from omsbench.endpoints.queue import QueueEndpoint
+from omsbench.endpoints.rocketmq import RocketMQEndpoint
 from omsbench.engine import full, schema
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import CARRIED_TYPES, TYPE_REPLACEMENTS
@@ -250,3 +253,42 @@ def _existing_rows(session: Session, tm: TableMap, spec: ProjectSpec, copied: bo
             )
         ]
     return [Finding("target rows", tm.qualified, WARN, f"the target table holds rows; on_existing_rows is {policy}")]
+
+
+def queue_checks(name: str, endpoint: QueueEndpoint, project: str) -> list[Finding]:
+    """The broker answers; for Kafka, it takes transactions where exactly-once delivery needs them."""
+    if isinstance(endpoint, RocketMQEndpoint):
+        return [_rocketmq_check(endpoint, project)]
+    try:
+        topics = kafka.topics(endpoint)
+    except OmsError as err:
+        return [Finding("connect", name, FAIL, err.message, err.fix or "")]
+    findings = [Finding("connect", name, OK, f"Kafka at {endpoint.kafka}, {len(topics)} topics")]
+    if name == "target" and endpoint.delivery == "exactly-once":
+        try:
+            kafka.producer(endpoint, f"omsbench-precheck-{project}").close(timeout=5)
+            findings.append(Finding("transactions", name, OK, "the broker takes transactional producers"))
+        except (OmsError, KafkaError) as err:
+            findings.append(
+                Finding("transactions", name, FAIL, f"a transactional producer failed: {err}",
+                        "give the user the right to use transactional ids omsbench-*, or set delivery: at-least-once")
+            )  # fmt: skip
+    if name == "source":
+        found = kafka.matching(endpoint.topics, topics)
+        detail = f"{len(found)} topic(s) match {endpoint.topics}" if found else f"no topic matches {endpoint.topics}"
+        fix = "" if found else "the consumer waits for them; check the names if a producer already writes"
+        findings.append(Finding("topics", name, OK if found else WARN, detail, fix))
+    return findings
+
+
+def _rocketmq_check(endpoint: RocketMQEndpoint, project: str) -> Finding:
+    """A producer starts: the proxy answers and routes the project's topic (omsbench cannot create it)."""
+    topic = endpoint.topic_for(project, "", "")
+    try:
+        missing = rocketmq.missing_routes(endpoint, [topic])
+    except OmsError as err:
+        return Finding("connect", "target", FAIL, err.message, err.fix or "")
+    if missing:
+        return Finding("connect", "target", FAIL, f"the proxy does not route topic {topic}: {missing[topic]}",
+                       "create the topic (a FIFO topic when fifo is on) or fix target.topic")  # fmt: skip
+    return Finding("connect", "target", OK, f"RocketMQ at {endpoint.rocketmq}, topic {topic}")

@@ -16,19 +16,24 @@ import pandas as pd
 import yaml
 
 from omsbench.endpoints import catalog
-from omsbench.endpoints.connection import Session, connect
+from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
-from omsbench.engine import changed, checksum, full, precheck, runner, schema, verify
+from omsbench.endpoints.queue import QueueEndpoint
+from omsbench.engine import changed, checksum, full, precheck, publish, runner, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.consume import KafkaSourceSync
 from omsbench.engine.mapping import Selection, select
-from omsbench.engine.publish import QueueSync
+from omsbench.engine.publish import CaptureQueueSync, QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
 from omsbench.engine.workspace import Workspace
-from omsbench.exceptions import PrecheckFailed, SchemaError, SyncError
+from omsbench.exceptions import PrecheckFailed, SchemaError, StateError, SyncError
 
+_NO_TARGET_TABLES = precheck.Finding(
+    "tables", "target", precheck.FAIL, "no table on the target matches objects.include",
+    "create the tables first, with a schema migration from the original database",
+)  # fmt: skip
 ACTIVE = {"starting", "running", "retrying", "paused"}
 """Sync states in which a runner process or thread must be alive."""
 
@@ -62,8 +67,18 @@ class Project:
         path.write_text(text)
         return path
 
+    def require_databases(self, what: str) -> None:
+        """Steps that read and write tables on both sides refuse a project with Kafka on one side."""
+        if self.spec.queue:
+            raise StateError(
+                f"project {self.name} has Kafka as its {'target' if self.spec.target is self.spec.queue else 'source'}:"
+                f" {what} needs a database on both sides",
+                fix=f"run its precheck and `omsbench sync start {self.name}`; migrate schemas in a database project",
+            )
+
     @contextmanager
     def sessions(self):
+        self.require_databases("this step")
         with connect(self.spec.source.dsn()) as source, connect(self.spec.target.dsn()) as target:
             yield source, target
 
@@ -74,6 +89,8 @@ class Project:
 
     # steps ----------------------------------------------------------------------------------
     def precheck(self) -> pd.DataFrame:
+        if self.spec.queue:
+            return self._record_precheck(self._queue_precheck())
         source, src_finding = precheck.reach("source", self.spec.source)
         target, dst_finding = precheck.reach("target", self.spec.target)
         findings = [src_finding, dst_finding]
@@ -88,6 +105,27 @@ class Project:
             for session in (source, target):
                 if session:
                     session.close()
+        return self._record_precheck(findings)
+
+    def _queue_precheck(self) -> list[precheck.Finding]:
+        """Kafka on one side: the broker's checks, and the database side's own."""
+        side = "target" if isinstance(self.spec.target, QueueEndpoint) else "source"
+        findings = precheck.queue_checks(side, self.spec.queue, self.name)
+        database = self.spec.source if side == "target" else self.spec.target
+        session, finding = precheck.reach("target" if side == "source" else "source", database)
+        findings.append(finding)
+        if session:
+            with session:
+                selection = self.selection(session)
+                if side == "target":
+                    findings += precheck.source_settings(session)
+                    findings += precheck.source_privileges(session, selection)
+                    findings += precheck.source_tables(selection)
+                elif not selection.tables:
+                    findings.append(_NO_TARGET_TABLES)
+        return findings
+
+    def _record_precheck(self, findings: list[precheck.Finding]) -> pd.DataFrame:
         result = precheck.frame(findings)
         state = "failed" if precheck.failed(result) else "done"
         self.state.set_step(
@@ -264,11 +302,20 @@ class Project:
 
     def sync(self, start: StartAt | None = None) -> Sync:
         """The incremental sync: ``run()`` blocks; ``runner.run_thread`` or ``omsbench sync start`` run it aside."""
-        if isinstance(self.spec.target, KafkaEndpoint):
+        if isinstance(self.spec.target, QueueEndpoint):
+            if self._source_is_oceanbase():
+                return CaptureQueueSync(self.spec, self.state, self.selection)
             return QueueSync(self.spec, self.state, self.selection, start)
         if isinstance(self.spec.source, KafkaEndpoint):
             return KafkaSourceSync(self.spec, self.state, self.selection)
         return Sync(self.spec, self.state, self.selection, start)
+
+    def _source_is_oceanbase(self) -> bool:
+        """OceanBase has no binlog: its changes come from the capture triggers."""
+        if self.spec.source.embedded:
+            return True
+        with connect(self.spec.source.dsn()) as source:
+            return source.flavor is Flavor.OCEANBASE
 
     def start_sync(self, args: list[str] | None = None) -> int:
         """Run the sync as a background process (it outlives a notebook kernel); return its pid.
@@ -290,6 +337,10 @@ class Project:
 
     def wait_for_sync(self, timeout: float = 120) -> None:
         """Return once the target has every change the source had committed when this was called."""
+        if isinstance(self.spec.target, QueueEndpoint):
+            with connect(self.spec.source.dsn()) as source:
+                publish.wait_caught_up(source, self.spec, self.state, timeout)
+            return
         with self.sessions() as (source, target):
             try:
                 wait_caught_up(source, target, self.name, timeout)

@@ -18,58 +18,117 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 from kafka.errors import KafkaError, ProducerFencedError
 
-from omsbench.endpoints import kafka
+from omsbench.endpoints import kafka, rocketmq
+from omsbench.endpoints.catalog import SYSTEM_SCHEMAS
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition, master_status
-from omsbench.engine import formats
+from omsbench.endpoints.queue import QueueEndpoint
+from omsbench.endpoints.rocketmq import RocketMQEndpoint
+from omsbench.engine import capture, formats
 from omsbench.engine.changes import Ddl, Transaction
-from omsbench.engine.ddl import Decision
-from omsbench.engine.mapping import Selection
-from omsbench.engine.sync import Sync, label
+from omsbench.engine.ddl import Decision, tables_touched
+from omsbench.engine.mapping import chooses
+from omsbench.engine.reverse import ReverseSync, recapture
+from omsbench.engine.sync import STEP as SYNC_STEP
+from omsbench.engine.sync import Sync, label, reached
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import SyncError
 
 log = logging.getLogger(__name__)
+_MARK = "rocketmq"
 
 
-class KafkaSink:
-    """Publishes groups of whole source transactions; the sync loop's applier for a Kafka target."""
+def read_mark(endpoint: KafkaEndpoint, project: str) -> dict | None:
+    """The project's last committed record in the offsets topic."""
+    last = None
+    for record in kafka.read_all(endpoint, endpoint.offsets_topic):
+        if record.key == project.encode():
+            last = json.loads(record.value)
+    return last
 
-    def __init__(self, endpoint: KafkaEndpoint, project: str, tracker: Tracker) -> None:
+
+def committed_mark(spec, state) -> dict | None:
+    """The project's last committed mark, wherever its target keeps it."""
+    if isinstance(spec.target, RocketMQEndpoint):
+        return state.mark(spec.name, _MARK)
+    return read_mark(spec.target, spec.name)
+
+
+def wait_caught_up(source: Session, spec, state, timeout: float = 120) -> BinlogPosition:
+    """Block until the sink's committed mark reaches where the source's binlog ends now."""
+    goal = master_status(source)
+    project = spec.name
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = committed_mark(spec, state)
+        if found and reached(BinlogPosition(found["file"], int(found["pos"])), goal):
+            return BinlogPosition(found["file"], int(found["pos"]), found.get("gtid"))
+        time.sleep(0.1)
+    raise SyncError(
+        f"the Kafka sink of {project} did not reach {label(goal)} within {timeout:.0f} s",
+        fix=f"see `omsbench sync status {project}`: it may be paused, failing or far behind",
+    )
+
+
+class QueueSink:
+    """Publishes groups of whole source transactions; the sync loop's applier for a message-queue target.
+
+    Subclasses send a batch of messages and the mark after it (where the stream continues) as
+    their broker allows: in one Kafka transaction, or acknowledged messages first.
+    """
+
+    def __init__(self, endpoint: QueueEndpoint, project: str, tracker: Tracker, name_transactions: bool) -> None:
         self.endpoint, self.project, self.tracker = endpoint, project, tracker
-        self.transactional = endpoint.delivery == "exactly-once"
-        kafka.ensure_topics(endpoint, {endpoint.offsets_topic}, compacted=True)
-        self.producer = kafka.producer(endpoint, f"omsbench-{project}" if self.transactional else None)
-        self._topics: set[str] = {endpoint.offsets_topic}
+        self.name_transactions = name_transactions
+        """Also list the group's transaction ids in the mark (OceanBase's capture purges by them)."""
+        self.publishes: Callable[[Ddl], bool] = lambda ddl: True
+        """Which DDL events to send; the sync sets it to what concerns the project."""
         self._tables: tuple[int, dict] = (-1, {})
 
+    def mark(self) -> dict | None:
+        """The last committed mark: position, commit time and, with name_transactions, the transactions."""
+        raise NotImplementedError
+
     def checkpoint(self) -> tuple[BinlogPosition, float | None] | None:
-        """The last committed checkpoint. Read after the producer fenced any earlier one, so nothing moves it."""
-        last = None
-        for record in kafka.read_all(self.endpoint, self.endpoint.offsets_topic):
-            if record.key == self.project.encode():
-                last = json.loads(record.value)
+        last = self.mark()
         if last is None:
             return None
         return BinlogPosition(last["file"], int(last["pos"]), last.get("gtid")), last.get("source_ts")
 
     def apply(self, group: list[Transaction]) -> float:
-        """Publish whole transactions and the checkpoint after them; return the time the broker took them."""
+        """Publish whole transactions and the mark after them; return the time the broker took them."""
         tables = self._tracked()
         batch = [m for txn in group for m in formats.messages(txn, tables, self.endpoint, self.project)]
-        self._publish(batch, group[-1])
+        self._publish(batch, self._mark(group))
         return time.time()
 
     def checkpoint_only(self, txn: Transaction) -> None:
-        """A DDL: its event and the checkpoint after it, together."""
-        self._publish(list(formats.messages(txn, self._tracked(), self.endpoint, self.project)), txn)
+        """A DDL: its event, when it concerns the project, and the mark after it."""
+        publish = txn.ddl is not None and self.publishes(txn.ddl)
+        batch = list(formats.messages(txn, self._tracked(), self.endpoint, self.project)) if publish else []
+        self._publish(batch, self._mark([txn]))
 
     def close(self) -> None:
-        self.producer.close(timeout=5)
+        raise NotImplementedError
+
+    def _publish(self, batch: list[formats.Message], mark: dict) -> None:
+        raise NotImplementedError
+
+    def _mark(self, group: list[Transaction]) -> dict:
+        last = group[-1]
+        mark = {
+            "file": last.position.file, "pos": last.position.pos, "gtid": last.gtid or last.position.gtid,
+            "source_ts": last.commit_ts, "published_at": time.time(),
+        }  # fmt: skip
+        if self.name_transactions:
+            mark["transactions"] = [t.gtid for t in group]
+        return mark
 
     def _tracked(self) -> dict:
         version, tables = self._tables
@@ -78,18 +137,32 @@ class KafkaSink:
             self._tables = (self.tracker.version, tables)
         return tables
 
-    def _publish(self, batch: list[formats.Message], last: Transaction) -> None:
+
+class KafkaSink(QueueSink):
+    """Messages and the mark (a record keyed by the project in the offsets topic) in one Kafka transaction."""
+
+    def __init__(self, endpoint: KafkaEndpoint, project: str, tracker: Tracker, name_transactions: bool = False):
+        super().__init__(endpoint, project, tracker, name_transactions)
+        self.transactional = endpoint.delivery == "exactly-once"
+        kafka.ensure_topics(endpoint, {endpoint.offsets_topic}, compacted=True)
+        self.producer = kafka.producer(endpoint, f"omsbench-{project}" if self.transactional else None)
+        self._topics: set[str] = {endpoint.offsets_topic}
+
+    def mark(self) -> dict | None:
+        """Read after the producer fenced any earlier one, so nothing moves it meanwhile."""
+        return read_mark(self.endpoint, self.project)
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)
+
+    def _publish(self, batch: list[formats.Message], mark: dict) -> None:
         self._ensure_topics({m.topic for m in batch})
-        mark = {
-            "file": last.position.file, "pos": last.position.pos, "gtid": last.gtid or last.position.gtid,
-            "source_ts": last.commit_ts, "published_at": time.time(),
-        }  # fmt: skip
         try:
             if self.transactional:
                 self.producer.begin_transaction()
             sent = [self.producer.send(m.topic, key=m.key, value=m.value, headers=m.headers) for m in batch]
             if not self.transactional:
-                self._acknowledged(sent)  # the checkpoint may only follow changes the broker has
+                self._acknowledged(sent)  # the mark may only follow changes the broker has
             checkpoint = self.producer.send(
                 self.endpoint.offsets_topic, key=self.project.encode(), value=json.dumps(mark).encode()
             )
@@ -125,22 +198,134 @@ class KafkaSink:
             self._topics |= missing
 
 
+class RocketMQSink(QueueSink):
+    """At least once: every message of a group is acknowledged by the proxy before the mark, kept in the
+    state store, moves past the group. A crash in between sends the group again; the messages' position
+    properties let consumers drop the repeats. Messages of one key are sent in order, one after another,
+    as FIFO ordering requires."""
+
+    def __init__(self, endpoint: RocketMQEndpoint, project: str, tracker: Tracker, state, name_transactions=False):
+        super().__init__(endpoint, project, tracker, name_transactions)
+        self.state = state
+        topics = {endpoint.topic_for(project, s, t) for s, t in tracker.tables} | {
+            endpoint.ddl_topic_for(project, s, None) for s, _ in tracker.tables
+        }
+        self.producer = rocketmq.producer(endpoint, sorted(topics))
+
+    def mark(self) -> dict | None:
+        return self.state.mark(self.project, _MARK)
+
+    def close(self) -> None:
+        self.producer.shutdown()
+
+    def _publish(self, batch: list[formats.Message], mark: dict) -> None:
+        endpoint: RocketMQEndpoint = self.endpoint
+        for m in batch:
+            key = m.key.decode()
+            group = (key if m.table else m.database or "ddl") if endpoint.fifo else None
+            properties = {name: value.decode() for name, value in m.headers}
+            tag = endpoint.tag_for(m.database, m.table) if m.table else "ddl"
+            self.producer.send(rocketmq.message(m.topic, m.value, tag, key, group, properties))
+        self.state.save_mark(self.project, _MARK, mark)
+
+
+def sink(spec, state, tracker: Tracker, name_transactions: bool = False) -> QueueSink:
+    """The sink for the project's message-queue target."""
+    if isinstance(spec.target, RocketMQEndpoint):
+        return RocketMQSink(spec.target, spec.name, tracker, state, name_transactions)
+    return KafkaSink(spec.target, spec.name, tracker, name_transactions)
+
+
 class SourceSchema:
-    """The sync loop's DDL handler for a queue: the DDL is published as is, the tracked tables re-read."""
+    """The sync loop's DDL handler for a queue: the DDL is published as is, its tables re-read.
 
-    def __init__(self, source: Session, selection, tracker: Tracker) -> None:
-        self.source, self.selection, self.tracker = source, selection, tracker
-        self.read()
+    A queue has no catalog that shows the schema at the stream's position, and the source's
+    catalog shows the schema of now. So only the tables a DDL names are read again (when the
+    sync lags behind several DDL on one table, it may see a later shape early), and the tracked
+    tables are saved in the state store at the start position and after each DDL: a restart
+    takes the ones saved at or before its checkpoint, so rows written before a DDL decode with
+    the columns they had.
+    """
 
-    def read(self) -> None:
-        chosen: Selection = self.selection(self.source)
-        self.tracker.selection = chosen
-        self.tracker.tables = {(tm.source.schema, tm.source.name): tm for tm in chosen.tables}
-        self.tracker.version += 1
+    def __init__(self, source: Session, spec, selection, tracker: Tracker, state) -> None:
+        self.source, self.spec, self.selection, self.tracker, self.state = source, spec, selection, tracker, state
+
+    def start_at(self, position: BinlogPosition) -> None:
+        saved = self.state.schema_at(self.spec.name, position.file, position.pos)
+        if saved is not None:
+            self.tracker.tables = saved
+            self.tracker.version += 1
+        self._save(position)
+
+    def concerns(self, ddl: Ddl) -> bool:
+        """Whether a DDL is about the project's tables; omsbench's own and other databases' DDL is not published."""
+        touched = tables_touched(ddl)
+        if touched is None:  # unparsed: publish it when it names a tracked table, to be safe
+            return any(tm.source.name.lower() in ddl.statement.lower() for tm in self.tracker.tables.values())
+        return any(
+            schema.lower() not in SYSTEM_SCHEMAS and chooses(self.spec, schema, name) for schema, name in touched
+        )
 
     def apply(self, ddl: Ddl, position: str, replacement: str | None = None) -> Decision:
-        self.read()
-        return Decision(ddl.statement, "published", "sent to the DDL topic as is; the tracked tables were read again")
+        if not self.concerns(ddl):
+            return Decision(ddl.statement, "ignored", "touches no table of this project; not published")
+        touched = tables_touched(ddl) or list(self.tracker.tables)
+        now = {(tm.source.schema, tm.source.name): tm for tm in self.selection(self.source).tables}
+        for name in touched:
+            if name in now:
+                self.tracker.tables[name] = now[name]
+            else:
+                self.tracker.tables.pop(name, None)
+        self.tracker.version += 1
+        file, _, pos = position.rpartition(":")
+        self._save(BinlogPosition(file, int(pos)))
+        return Decision(ddl.statement, "published", "sent to the DDL topic as is; its tables were read again")
+
+    def _save(self, position: BinlogPosition) -> None:
+        self.state.save_schema(self.spec.name, position.file, position.pos, self.tracker.tables)
+
+
+class CaptureQueueSync(ReverseSync):
+    """OceanBase (no binlog) to Kafka: the capture triggers' change log, published in commit order.
+
+    The checkpoint names the OceanBase transactions of the last group; after a crash they are
+    purged from the change log instead of being published again. Triggers are installed when the
+    sync starts, so changes from then on are published. A DDL that changes a table's columns is
+    followed: its triggers are rebuilt and later rows carry the new columns.
+    """
+
+    step = SYNC_STEP
+
+    def _connected(self) -> None:
+        with connect(self.spec.source.dsn()) as oceanbase:
+            selection = self.selection(oceanbase)
+            tables = [tm.source for tm in selection.tables]
+            refused = capture.uncapturable(tables)
+            if refused:
+                raise SyncError(
+                    "OceanBase cannot capture " + "; ".join(f"{t}: {why}" for t, why in refused.items()),
+                    fix="exclude these tables in objects.exclude",
+                )
+            capture.install(oceanbase, self.project, tables)
+            self._tracker = Tracker(selection)
+            self._tracker.tables = {(t.schema, t.name): tm for t, tm in zip(tables, selection.tables, strict=True)}
+            published_to = sink(self.spec, self.state, self._tracker, name_transactions=True)
+            try:
+                published = (published_to.mark() or {}).get("transactions", [])
+                capture.purge(oceanbase, self.project, published)  # committed to Kafka before a crash
+                shapes = {(t.schema, t.name): t for t in tables}
+                self._set("running", "publishing OceanBase's captured changes")
+                self._loop(oceanbase, published_to, shapes, {t.schema for t in tables})
+            finally:
+                published_to.close()
+
+    def _follow_ddl(self, oceanbase: Session, shapes: dict, schemas: set) -> None:
+        """A queue has no columns to agree with: follow the new shape and go on."""
+        for table in recapture(oceanbase, self.project, shapes, schemas):
+            shapes[(table.schema, table.name)] = table
+            tm = self._tracker.tables[(table.schema, table.name)]
+            self._tracker.tables[(table.schema, table.name)] = replace(tm, source=table)
+            self._tracker.version += 1
 
 
 class QueueSync(Sync):
@@ -148,14 +333,17 @@ class QueueSync(Sync):
 
     def _session(self) -> None:
         with connect(self.spec.source.dsn()) as source:
-            tracker = Tracker(Selection())
-            schema = SourceSchema(source, self.selection, tracker)
-            sink = KafkaSink(self.spec.target, self.project, tracker)
+            tracker = Tracker(self.selection(source))
+            tracker.tables = {(tm.source.schema, tm.source.name): tm for tm in tracker.selection.tables}
+            schema = SourceSchema(source, self.spec, self.selection, tracker, self.state)
+            publisher = sink(self.spec, self.state, tracker)
+            publisher.publishes = schema.concerns
             try:
-                start = self._start(source, sink.checkpoint())
-                self._replay(source, source, start, sink, schema, {})
+                start = self._start(source, publisher.checkpoint())
+                schema.start_at(start[0])
+                self._replay(source, source, start, publisher, schema, {})
             finally:
-                sink.close()
+                publisher.close()
 
     def _handover(self, source: Session) -> BinlogPosition:
         """After a full load, where its snapshot ends; without one, the source's binlog as it is now."""

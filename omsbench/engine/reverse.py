@@ -118,13 +118,25 @@ class ReverseSync(Sync):
             self._set("running", "applying OceanBase's changes to MySQL")
             self._loop(oceanbase, applier, shapes, schemas)
 
+    def _follow_ddl(self, oceanbase: Session, shapes: dict, schemas: set) -> None:
+        """After DDL on a captured table: capture its new columns at once, then pause until MySQL has them."""
+        changed = recapture(oceanbase, self.project, shapes, schemas)
+        if not changed:
+            return
+        names = ", ".join(f"{t.qualified} ({', '.join(_columns(t))})" for t in changed)
+        raise DdlPaused(
+            f"DDL on OceanBase changed {names}; the capture follows the new columns, MySQL does not yet",
+            fix=f"apply the same change to the MySQL table(s), then `omsbench reverse resume {self.project}`",
+            statement=names,
+        )
+
     def _loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:  # type: ignore[override]
         looked = time.monotonic()
         while not self._stop_requested():
             if self._paused():
                 continue
             if time.monotonic() - looked > SCHEMA_POLL:
-                _follow_ddl(oceanbase, self.project, shapes, schemas)
+                self._follow_ddl(oceanbase, shapes, schemas)
                 looked = time.monotonic()
             group = capture.read(oceanbase, self.project, shapes, TRANSACTIONS_PER_READ)
             if not group:
@@ -145,19 +157,13 @@ def _columns(table: Table, names: dict[str, str] | None = None) -> list[str]:
     return sorted((names or {}).get(c.name, c.name) for c in table.columns if not c.generated)
 
 
-def _follow_ddl(oceanbase: Session, project: str, shapes: dict[tuple[str, str], Table], schemas: set) -> None:
-    """After DDL on a captured table: capture its new columns at once, then pause until MySQL has them."""
+def recapture(oceanbase: Session, project: str, shapes: dict[tuple[str, str], Table], schemas: set) -> list[Table]:
+    """Tables whose columns changed on OceanBase since ``shapes``, now captured with their new columns."""
     now = catalog.read(oceanbase, schemas).tables
     changed = [now[key] for key, table in shapes.items() if key in now and _signature(now[key]) != _signature(table)]
-    if not changed:
-        return
-    capture.install(oceanbase, project, changed)
-    names = ", ".join(f"{t.qualified} ({', '.join(_columns(t))})" for t in changed)
-    raise DdlPaused(
-        f"DDL on OceanBase changed {names}; the capture follows the new columns, MySQL does not yet",
-        fix=f"apply the same change to the MySQL table(s), then `omsbench reverse resume {project}`",
-        statement=names,
-    )
+    if changed:
+        capture.install(oceanbase, project, changed)
+    return changed
 
 
 def _signature(table: Table) -> list[tuple]:

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from omsbench.endpoints.connection import Endpoint, mask
 from omsbench.endpoints.kafka import KafkaEndpoint
+from omsbench.endpoints.queue import QueueEndpoint
+from omsbench.endpoints.rocketmq import RocketMQEndpoint
 from omsbench.exceptions import SpecError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -65,17 +67,23 @@ class Switchover(_Strict):
     """The application's writes are stopped by the user: omsbench does not set MySQL read-only."""
 
 
+_TAGS = {"database": Endpoint, "kafka": KafkaEndpoint, "rocketmq": RocketMQEndpoint}
+
+
 def _kind(value: object) -> str:
-    """A database is reached by ``url``, a Kafka cluster by ``kafka``: the key tells which model to check."""
-    if isinstance(value, KafkaEndpoint) or (isinstance(value, dict) and "kafka" in value):
-        return "kafka"
+    """A database is reached by ``url``, Kafka by ``kafka``, RocketMQ by ``rocketmq``: the key tells the model."""
+    for tag, model in _TAGS.items():
+        if isinstance(value, model) or (isinstance(value, dict) and tag in value):
+            return tag
     return "database"
 
 
 AnyEndpoint = Annotated[
-    Annotated[Endpoint, Tag("database")] | Annotated[KafkaEndpoint, Tag("kafka")], Discriminator(_kind)
+    Annotated[Endpoint, Tag("database")]
+    | Annotated[KafkaEndpoint, Tag("kafka")]
+    | Annotated[RocketMQEndpoint, Tag("rocketmq")],
+    Discriminator(_kind),
 ]
-_TAGS = {"database": Endpoint, "kafka": KafkaEndpoint}
 
 
 def _untagged(loc: tuple) -> tuple:
@@ -102,18 +110,20 @@ class ProjectSpec(_Strict):
 
     @model_validator(mode="after")
     def _check_queue(self) -> ProjectSpec:
-        if isinstance(self.source, KafkaEndpoint) and isinstance(self.target, KafkaEndpoint):
-            raise ValueError("source and target are both Kafka; one of them must be a database")
+        if isinstance(self.source, QueueEndpoint) and isinstance(self.target, QueueEndpoint):
+            raise ValueError("source and target are both message queues; one of them must be a database")
+        if isinstance(self.source, RocketMQEndpoint):
+            raise ValueError("RocketMQ can be a target only; a Kafka source can be applied to a database")
         renames = self.objects.rename
         if self.queue and (renames.databases or renames.tables or renames.columns):
             raise ValueError("objects.rename does not apply with Kafka: messages carry the database's own names")
         return self
 
     @property
-    def queue(self) -> KafkaEndpoint | None:
-        """The Kafka side of a project that publishes to or consumes from Kafka."""
+    def queue(self) -> QueueEndpoint | None:
+        """The message-queue side of a project that publishes to or consumes from one."""
         for end in (self.target, self.source):
-            if isinstance(end, KafkaEndpoint):
+            if isinstance(end, QueueEndpoint):
                 return end
         return None
 

@@ -7,6 +7,7 @@ loses at most its open transaction.
 
 from __future__ import annotations
 
+import pickle
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -117,6 +119,24 @@ runs = Table(
     Column("outcome", JSON),
 )
 """The audit record of executed runbooks: what ran, with which parameters, what came out."""
+marks = Table(
+    "marks",
+    metadata,
+    Column("project", String, primary_key=True),
+    Column("name", String, primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+"""Where a stream stands when its target cannot hold a checkpoint itself (a RocketMQ topic)."""
+schemas = Table(
+    "schemas",
+    metadata,
+    Column("project", String, primary_key=True),
+    Column("file", String, primary_key=True),
+    Column("pos", BigInteger, primary_key=True),
+    Column("tables", LargeBinary, nullable=False),
+)
+"""The tracked tables of a queue sync as of a binlog position: a queue has no catalog to read them back from."""
 
 
 def now() -> datetime:
@@ -339,6 +359,40 @@ class StateStore:
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
+
+    def save_mark(self, project: str, name: str, value: dict) -> None:
+        values = {"value": value, "at": now()}
+        stmt = sqlite_insert(marks).values(project=project, name=name, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["project", "name"], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def mark(self, project: str, name: str) -> dict | None:
+        query = select(marks.c.value).where(marks.c.project == project, marks.c.name == name)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def save_schema(self, project: str, file: str, pos: int, tables: object) -> None:
+        values = {"tables": pickle.dumps(tables)}
+        stmt = sqlite_insert(schemas).values(project=project, file=file, pos=pos, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["project", "file", "pos"], set_=values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def schema_at(self, project: str, file: str, pos: int) -> object | None:
+        """The tables saved at the latest position at or before ``file:pos`` (positions of one binlog series)."""
+        query = (
+            select(schemas.c.tables)
+            .where(
+                schemas.c.project == project,
+                (schemas.c.file < file) | ((schemas.c.file == file) & (schemas.c.pos <= pos)),
+            )
+            .order_by(schemas.c.file.desc(), schemas.c.pos.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        return pickle.loads(found) if found is not None else None
 
     # runbook runs ------------------------------------------------------------------------------
     def start_run(self, notebook: str, folder: str, parameters: dict) -> int:
