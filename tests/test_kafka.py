@@ -28,6 +28,7 @@ from omsbench.engine.servers import KafkaBroker
 from omsbench.engine.sync import StartAt
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import ConnectError, PrecheckFailed, StateError
+from omsbench.workbench.panel import ControlPanel
 
 CANAL_EXAMPLE = {  # a flat message as Canal's Kafka producer writes it
     "data": [{"id": "1", "name": "a"}], "database": "test", "es": 1589373515000, "id": 3, "isDdl": False,
@@ -431,3 +432,24 @@ def test_oceanbase_changes_reach_kafka_through_the_capture(workspace, seekdb_tcp
     )
     decoded = formats.decode(first.value, first.headers, tables).change.after
     assert (decoded["v"], decoded["d"], decoded["b"]) == ("v1", Decimal("1.25"), b"\x00\xff")
+
+
+def test_the_panel_runs_and_draws_a_kafka_project(workspace, source, src, broker, unique, request):
+    database = unique("kpanel")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v INT)")
+    project = _publisher(workspace, source, broker, database)
+    request.addfinalizer(project.stop_sync)
+    panel = ControlPanel(project)
+    assert panel.buttons["verify"].disabled and "Kafka" in panel.buttons["verify"].tooltip
+    panel.buttons["start"].click()  # precheck, then the sync to Kafka as a background process
+    panel.wait(120)
+    assert panel.last_error is None
+    runner.wait_for(workspace, project.name, {"running"}, timeout=60)
+    rows = (f"INSERT INTO `{database}`.t VALUES ({i}, {i})" for i in range(200))
+    writer(source, rows, 0.01)()
+    project.wait_for_sync(timeout=60)
+    time.sleep(1.5)  # a metrics sample is written every second
+    panel.refresh()
+    assert "<svg" in panel.lag.value  # rates and lag drawn like for any target
+    assert panel.buttons["start"].disabled and not panel.buttons["pause"].disabled
