@@ -4,9 +4,9 @@ No RocketMQ broker could be installed here. This server answers the calls that
 ``rocketmq-python-client`` makes for a producer and a simple consumer (route, settings over
 telemetry, heartbeat, send, receive, ack, change invisible duration, termination) and keeps
 the messages in memory, one list per queue. It checks what a proxy checks for these paths (the
-topic exists, a FIFO message goes to a FIFO topic) and nothing more: no persistence, no
-retries, no consumer groups beyond one cursor per group and queue. When ``ROCKETMQ_ENDPOINTS``
-is set, the tests use that real proxy instead.
+topic exists, a FIFO message goes to a FIFO topic), leases each received message until it is
+acknowledged or its invisible duration ends, and nothing more: no persistence, no dead letters.
+When ``ROCKETMQ_ENDPOINTS`` is set, the tests use that real proxy instead.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class RocketMQDouble(service_pb2_grpc.MessagingServiceServicer):
         """``topics``: name -> message type (``d.MessageType.NORMAL`` or ``d.MessageType.FIFO``)."""
         self.topics = dict(topics)
         self.queues: dict[tuple[str, int], list[d.Message]] = {}
-        self.cursors: dict[tuple[str, str, int], int] = {}
+        self.leases: dict[tuple[str, str, int], dict[int, float]] = {}
+        """Per consumer group and queue: message index -> until when it is invisible (inf once acked)."""
         self.lock = threading.Lock()
         self.ids = itertools.count(1)
         self.server: grpc.Server | None = None
@@ -115,14 +116,13 @@ class RocketMQDouble(service_pb2_grpc.MessagingServiceServicer):
         return s.SendMessageResponse(status=_ok(), entries=entries)
 
     def ReceiveMessage(self, request, context):
+        """Messages neither acknowledged nor leased, each leased for the request's invisible duration:
+        a message its consumer never acknowledges is delivered again, as a proxy does."""
         topic, queue, group = request.message_queue.topic.name, request.message_queue.id, request.group.name
-        deadline = time.monotonic() + min(request.long_polling_timeout.seconds or 1, 2)
+        deadline = time.monotonic() + 0.3  # a short long-poll: the client asks queue after queue
+        invisible = request.invisible_duration.seconds or 30
         while True:
-            with self.lock:
-                found = self.queues.get((topic, queue), [])
-                start = self.cursors.get((group, topic, queue), 0)
-                batch = found[start : start + (request.batch_size or 32)]
-                self.cursors[(group, topic, queue)] = start + len(batch)
+            batch = self._lease(group, topic, queue, request.batch_size or 32, invisible)
             if batch or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -130,16 +130,31 @@ class RocketMQDouble(service_pb2_grpc.MessagingServiceServicer):
             yield s.ReceiveMessageResponse(status=d.Status(code=d.Code.MESSAGE_NOT_FOUND, message="no new message"))
             return
         yield s.ReceiveMessageResponse(status=_ok())
-        for message in batch:
+        for index, message in batch:
             delivered = d.Message()
             delivered.CopyFrom(message)
-            delivered.system_properties.receipt_handle = f"{topic}/{queue}/{next(self.ids)}"
+            delivered.system_properties.receipt_handle = f"{group}|{topic}|{queue}|{index}|{next(self.ids)}"
             delivered.system_properties.delivery_attempt = 1
             yield s.ReceiveMessageResponse(message=delivered)
 
+    def _lease(self, group: str, topic: str, queue: int, size: int, seconds: float) -> list[tuple[int, d.Message]]:
+        now = time.monotonic()
+        with self.lock:
+            leases = self.leases.setdefault((group, topic, queue), {})
+            found = [(i, m) for i, m in enumerate(self.queues.get((topic, queue), [])) if leases.get(i, 0) < now]
+            for i, _ in found[:size]:
+                leases[i] = now + seconds
+            return found[:size]
+
     def AckMessage(self, request, context):
-        entries = [s.AckMessageResultEntry(message_id=e.message_id, receipt_handle=e.receipt_handle, status=_ok())
-                   for e in request.entries]  # fmt: skip
+        with self.lock:
+            for entry in request.entries:
+                group, topic, queue, index, _ = entry.receipt_handle.split("|")
+                self.leases[(group, topic, int(queue))][int(index)] = float("inf")
+        entries = [
+            s.AckMessageResultEntry(message_id=e.message_id, receipt_handle=e.receipt_handle, status=_ok())
+            for e in request.entries
+        ]
         return s.AckMessageResponse(status=_ok(), entries=entries)
 
     def ChangeInvisibleDuration(self, request, context):
