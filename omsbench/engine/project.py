@@ -339,14 +339,23 @@ class Project:
         """Return once the target has every change the source had committed when this was called."""
         if isinstance(self.spec.target, QueueEndpoint):
             with connect(self.spec.source.dsn()) as source:
-                publish.wait_caught_up(source, self.spec, self.state, timeout)
+                publish.wait_caught_up(source, self.spec, self.state, timeout, self._stalled)
             return
         with self.sessions() as (source, target):
             try:
-                wait_caught_up(source, target, self.name, timeout)
+                wait_caught_up(source, target, self.name, timeout, self._stalled)
             except SyncError as err:
                 status = self.sync_status()
                 raise SyncError(f"{err.message}; the sync is {status['state']}: {status['message']}", err.fix) from err
+
+    def _stalled(self) -> str | None:
+        """Why the sync cannot catch up by itself, if it cannot: it failed, died, stopped or is paused."""
+        status = self.sync_status()
+        if status["state"] not in ("failed", "died", "stopped", "paused"):
+            return None
+        if status["state"] == "paused" and (self.state.requested(self.name, STEP) or {}).get("want") != "pause":
+            return None  # a resume or a DDL resolution is on its way to the running loop
+        return f"it is {status['state']}: {status['message']}"
 
     def sync_status(self) -> dict:
         """State, position, last rates and lag of the sync, from the state store only (no connection).

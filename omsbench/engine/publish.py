@@ -36,7 +36,7 @@ from omsbench.engine.ddl import Decision, tables_touched
 from omsbench.engine.mapping import chooses
 from omsbench.engine.reverse import ReverseSync, recapture
 from omsbench.engine.sync import STEP as SYNC_STEP
-from omsbench.engine.sync import Sync, label, reached
+from omsbench.engine.sync import Sync, give_up, label, reached
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import SyncError
 
@@ -60,7 +60,7 @@ def committed_mark(spec, state) -> dict | None:
     return read_mark(spec.target, spec.name)
 
 
-def wait_caught_up(source: Session, spec, state, timeout: float = 120) -> BinlogPosition:
+def wait_caught_up(source: Session, spec, state, timeout: float = 120, stalled=None) -> BinlogPosition:
     """Block until the sink's committed mark reaches where the source's binlog ends now."""
     goal = master_status(source)
     project = spec.name
@@ -69,6 +69,7 @@ def wait_caught_up(source: Session, spec, state, timeout: float = 120) -> Binlog
         found = committed_mark(spec, state)
         if found and reached(BinlogPosition(found["file"], int(found["pos"])), goal):
             return BinlogPosition(found["file"], int(found["pos"]), found.get("gtid"))
+        give_up(stalled, project, goal)
         time.sleep(0.1)
     raise SyncError(
         f"the Kafka sink of {project} did not reach {label(goal)} within {timeout:.0f} s",

@@ -319,10 +319,17 @@ def reached(position: BinlogPosition, goal: BinlogPosition) -> bool:
     return same_series and key(position) >= key(goal)
 
 
-def wait_caught_up(source: Session, target: Session, project: str, timeout: float = 120) -> BinlogPosition:
+def wait_caught_up(
+    source: Session,
+    target: Session,
+    project: str,
+    timeout: float = 120,
+    stalled: Callable[[], str | None] | None = None,
+) -> BinlogPosition:
     """Block until the target's checkpoint reaches where the source's binlog ends now.
 
     Heartbeats keep the checkpoint moving even when the last transactions touch no synced table.
+    ``stalled`` says why waiting is pointless (the sync failed, died or waits for the user).
     """
     goal = master_status(source)
     deadline = time.monotonic() + timeout
@@ -330,8 +337,18 @@ def wait_caught_up(source: Session, target: Session, project: str, timeout: floa
         found = read_checkpoint(target, project)
         if found and reached(found[0], goal):
             return found[0]
+        give_up(stalled, project, goal)
         time.sleep(0.05)
     raise SyncError(
         f"the sync of {project} did not reach {label(goal)} within {timeout:.0f} s",
         fix=f"see `omsbench sync status {project}`: it may be paused, failing or far behind",
     )
+
+
+def give_up(stalled: Callable[[], str | None] | None, project: str, goal: BinlogPosition) -> None:
+    why = stalled() if stalled else None
+    if why:
+        raise SyncError(
+            f"the sync of {project} will not reach {label(goal)}: {why}",
+            fix=f"see `omsbench sync status {project}`; resume or restart it, then wait again",
+        )
