@@ -88,5 +88,5 @@ atexit.register(close_embedded)
 
 def orphaned_transactions(session) -> list[int]:
     """Transactions holding locks without a session: left over from a crash (see ``apply._locked``)."""
-    rows = session.query("SELECT DISTINCT TRANS_ID FROM oceanbase.V$OB_LOCKS WHERE SESSION_ID = 0 AND TYPE = 'TX'")
+    rows = session.query("SELECT DISTINCT TRANS_ID FROM oceanbase.V$OB_LOCKS WHERE SESSION_ID = 0")
     return sorted(int(r[0]) for r in rows)

@@ -353,7 +353,10 @@ class Project:
         status = self.sync_status()
         if status["state"] not in ("failed", "died", "stopped", "paused"):
             return None
-        if status["state"] == "paused" and (self.state.requested(self.name, STEP) or {}).get("want") != "pause":
+        if status["state"] == "paused" and (self.state.requested(self.name, STEP) or {}).get("want") in (
+            "resume",
+            "resolve",
+        ):
             return None  # a resume or a DDL resolution is on its way to the running loop
         return f"it is {status['state']}: {status['message']}"
 
