@@ -63,6 +63,7 @@ class ControlPanel:
         self.job: Future | None = None
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"omsbench-panel-{project.name}")
         self._drawn_samples = -1
+        self._drawing = threading.Lock()
         self._stopping = threading.Event()
         self._timer: threading.Thread | None = None
         self.widget = w.VBox(
@@ -165,14 +166,19 @@ class ControlPanel:
         self.progress.children = tuple(rows.values())
 
     def _charts(self) -> None:
-        """Redraw the lag and rate charts only when new samples arrived: SVG rendering costs."""
-        drawn = self.project.state.metrics(self.project.name)
-        if len(drawn) == self._drawn_samples:
-            return
-        self._drawn_samples = len(drawn)
-        found = charts.for_project(self.project.state, self.project.name)
-        names = ("Lag", "Rates", "Reverse lag", "Reverse rates")
-        self.lag.value = "".join(charts.to_svg(found[name]) for name in names if name in found)
+        """Redraw the lag and rate charts only when new samples arrived: SVG rendering costs.
+
+        The timer thread and a caller may refresh at once; the lock makes the second one wait for
+        the drawing the first started, rather than see the sample count and an empty chart.
+        """
+        with self._drawing:
+            drawn = self.project.state.metrics(self.project.name)
+            if len(drawn) == self._drawn_samples:
+                return
+            found = charts.for_project(self.project.state, self.project.name)
+            names = ("Lag", "Rates", "Reverse lag", "Reverse rates")
+            self.lag.value = "".join(charts.to_svg(found[name]) for name in names if name in found)
+            self._drawn_samples = len(drawn)
 
     def _errors(self, steps: pd.DataFrame, status: dict) -> str:
         lines = [self.last_error] if self.last_error else []
