@@ -103,7 +103,7 @@ class KafkaSourceSync(Sync):
         endpoint = self.spec.source
         with connect(self.spec.target.dsn(), autocommit=False) as target:
             tracker = Tracker(self.selection(target))
-            tracker.tables = {(tm.source.schema, tm.source.name): tm for tm in tracker.selection.tables}
+            tracker.track_selection()
             applier = OffsetsApplier(target, self.project, tracker)
             target.conn.commit()
             consumer = _consumer(endpoint, self.project)

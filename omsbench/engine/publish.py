@@ -309,7 +309,7 @@ class CaptureQueueSync(ReverseSync):
                 )
             capture.install(oceanbase, self.project, tables)
             self._tracker = Tracker(selection)
-            self._tracker.tables = {(t.schema, t.name): tm for t, tm in zip(tables, selection.tables, strict=True)}
+            self._tracker.track_selection()
             published_to = sink(self.spec, self.state, self._tracker, name_transactions=True)
             try:
                 published = (published_to.mark() or {}).get("transactions", [])
@@ -335,7 +335,7 @@ class QueueSync(Sync):
     def _session(self) -> None:
         with connect(self.spec.source.dsn()) as source:
             tracker = Tracker(self.selection(source))
-            tracker.tables = {(tm.source.schema, tm.source.name): tm for tm in tracker.selection.tables}
+            tracker.track_selection()
             schema = SourceSchema(source, self.spec, self.selection, tracker, self.state)
             publisher = sink(self.spec, self.state, tracker)
             publisher.publishes = schema.concerns

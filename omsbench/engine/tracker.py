@@ -43,6 +43,12 @@ class Tracker:
                 self.tables[(tm.source.schema, tm.source.name)] = _follow(tm, on_target)
         self.version += 1
 
+    def track_selection(self) -> None:
+        """Take the selection's tables as they are, where no target catalog can say their shape
+        (a message queue on one side): the selection was just read from the side that has one."""
+        self.tables = {(tm.source.schema, tm.source.name): tm for tm in self.selection.tables}
+        self.version += 1
+
     def get(self, schema: str, name: str) -> TableMap | None:
         return self.tables.get((schema, name))
 
