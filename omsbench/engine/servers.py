@@ -96,7 +96,7 @@ class PrivateServer:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _alive(pid) else None
+        return pid if alive(pid) else None
 
     def running(self) -> bool:
         return self.pid() is not None and self._ping()
@@ -137,7 +137,7 @@ class PrivateServer:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 break
             time.sleep(0.1)
         else:
@@ -169,7 +169,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Running, not merely a zombie: the exited child of another process (a notebook kernel that
     started the sync, say) answers kill(0) until that process collects it, which may be never."""
     _reap(pid)

@@ -7,6 +7,7 @@ loses at most its open transaction.
 
 from __future__ import annotations
 
+import os
 import pickle
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -36,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from omsbench.engine.servers import alive
 from omsbench.exceptions import StateError
 
 metadata = MetaData()
@@ -58,6 +60,8 @@ steps = Table(
     Column("ended_at", DateTime(timezone=True)),
     Column("message", Text),
     Column("detail", JSON),
+    Column("owner", Integer),
+    # the pid that wrote a live state: a reader can tell that state from one whose process died
 )
 chunks = Table(
     "chunks",
@@ -173,6 +177,22 @@ def decode_key(values: list | None) -> tuple | None:
     return tuple(out)
 
 
+LIVE = ("running", "retrying", "paused")
+"""Step states that hold only while the process that wrote them lives."""
+
+
+def _judged(row: dict) -> dict:
+    """A live state whose process is gone (kill -9, a crash, a lost container) reads as "died"."""
+    owner = row.get("owner")
+    if row["state"] in LIVE and owner and not alive(owner):
+        row["message"] = (
+            f"the process (pid {owner}) is gone while {row['state']}: {row['message']}; it was killed or"
+            " crashed. Run the same command again: it goes on from its checkpoint"
+        )
+        row["state"] = "died"
+    return row
+
+
 class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -180,6 +200,17 @@ class StateStore:
         self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 60})
         event.listen(self.engine, "connect", _pragmas)
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A workspace made by an older omsbench lacks newer columns; SQLite adds them in place."""
+        with self.engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                have = {row[1] for row in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
+                for column in table.columns:
+                    if column.name not in have:
+                        kind = column.type.compile(self.engine.dialect)
+                        conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
     # projects -------------------------------------------------------------------------------
     def save_project(self, name: str, spec_yaml: str) -> None:
@@ -209,7 +240,7 @@ class StateStore:
         self, project: str, step: str, state: str, message: str | None = None, detail: dict | None = None
     ) -> None:
         stamp = now()
-        values: dict[str, Any] = {"state": state, "message": message}
+        values: dict[str, Any] = {"state": state, "message": message, "owner": os.getpid() if state in LIVE else None}
         if detail is not None:
             values["detail"] = detail
         if state == "running" and (self.step(project, step) or {}).get("state") != "running":
@@ -224,12 +255,12 @@ class StateStore:
     def step(self, project: str, step: str) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(steps).where(steps.c.project == project, steps.c.step == step)).mappings().first()
-        return dict(row) if row else None
+        return _judged(dict(row)) if row else None
 
     def steps(self, project: str) -> pd.DataFrame:
         with self.engine.connect() as conn:
             rows = conn.execute(select(steps).where(steps.c.project == project)).mappings().all()
-        return pd.DataFrame(rows, columns=[c.name for c in steps.columns])
+        return pd.DataFrame([_judged(dict(row)) for row in rows], columns=[c.name for c in steps.columns])
 
     # chunks ---------------------------------------------------------------------------------
     def save_plan(self, project: str, table: str, bounds: list[tuple[tuple | None, tuple | None]]) -> None:
