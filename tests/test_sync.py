@@ -433,6 +433,39 @@ def test_foreign_key_actions_the_binlog_does_not_show_happen_on_the_target(works
     _same(src, dst, database, ["p", "c"])
 
 
+def test_replay_over_rows_a_full_load_copied_later_leaves_no_orphans_or_clashes(
+    workspace, source, target, src, dst, unique
+):
+    """The hand-over window (found by the chaos run): chunks read at different moments, then the
+    binlog replayed from before the first. A child chunk copied before its parent's delete and the
+    parent chunk copied after; rows copied after a key change, with or without their old key."""
+    database = unique("cdcwin")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"USE `{database}`")
+    src.execute("CREATE TABLE p (id INT PRIMARY KEY, v INT)")
+    src.execute("CREATE TABLE c (id INT PRIMARY KEY, pid INT, FOREIGN KEY (pid) REFERENCES p (id) ON DELETE CASCADE)")
+    src.execute("CREATE TABLE z (id INT PRIMARY KEY, v VARCHAR(10))")
+    src.execute("INSERT INTO p VALUES (1, 1), (2, 2)")
+    src.execute("INSERT INTO c VALUES (10, 1), (11, 1), (20, 2)")
+    src.execute("INSERT INTO z VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    with connect(target.dsn()) as copied_later:  # what chunks read after the changes below hold
+        copied_later.execute(f"USE `{database}`")
+        copied_later.execute("SET foreign_key_checks = 0")
+        copied_later.execute("DELETE FROM p WHERE id = 1")
+        copied_later.execute("UPDATE z SET id = 5 WHERE id = 1")
+        copied_later.execute("INSERT INTO z VALUES (6, 'two')")
+    with running(project):
+        src.execute("DELETE FROM p WHERE id = 1")  # c.10 and c.11 go with it, unlogged
+        src.execute("UPDATE z SET id = 5 WHERE id = 1")
+        src.execute("UPDATE z SET id = 6 WHERE id = 2")
+        project.wait_for_sync()
+        assert project.sync_status()["state"] == "running"
+    _same(src, dst, database, ["p", "c", "z"])
+
+
 def test_a_migrated_table_missing_on_the_target_stops_the_sync_with_its_name(shop, dst):
     project, database = shop
     dst.execute(f"DROP TABLE `{database}`.audit_log")

@@ -42,9 +42,10 @@ CHECKPOINT_DDL = (
 )
 APPLIER_MARK = "SET @omsbench_applier = 1"
 """Reverse capture triggers skip sessions that carry this mark, so applied changes never loop."""
-LOCK_WAIT_US = 10_000_000
-"""How long a change waits for a row lock on OceanBase before the group is retried. Only omsbench
-writes the target during a sync, so a long wait means something holds the row: see ``_locked``."""
+LOCK_WAIT_S = 10
+"""How long a change waits for a row lock on the target before the group is retried (MySQL's
+default is 50 s). Only omsbench writes the target during a sync, so a long wait means something
+holds the row: see ``_locked``."""
 _LOCK_WAIT_TIMEOUT = 1205
 _ROW_IS_REFERENCED = 1451
 _NO_SUCH_TABLE = 1146
@@ -59,8 +60,9 @@ class TableChanges:
     cascading: bool = False
     """Other tables' rows follow this table's deletes (ON DELETE CASCADE / SET NULL)."""
     final: dict[tuple, dict | None] = field(default_factory=dict)
-    deleted: set[tuple] = field(default_factory=set)
-    """Keys deleted at any point, kept only where the delete itself has effects: a cascading parent."""
+    deleted: dict[tuple, dict] = field(default_factory=dict)
+    """Before images of rows deleted at any point, kept only where the delete itself has effects:
+    a cascading parent."""
     keyless: list[RowChange] = field(default_factory=list)
 
     def add(self, change: RowChange, key_of) -> None:
@@ -71,14 +73,14 @@ class TableChanges:
             before = key_of(change.before)
             if change.op is Op.DELETE or before != change.key:
                 if self.cascading:
-                    self.deleted.add(before)
+                    self.deleted[before] = change.before
                 self.final[before] = None
         if change.op is not Op.DELETE:
             self.final[change.key] = change.after
 
     def deletes(self) -> list[tuple]:
         """A key deleted and written again needs no DELETE: REPLACE sets its final row."""
-        return sorted(self.deleted | {k for k, image in self.final.items() if image is None}, key=repr)
+        return sorted(self.deleted.keys() | {k for k, image in self.final.items() if image is None}, key=repr)
 
 
 def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, float | None] | None:
@@ -102,7 +104,9 @@ class Applier:
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
         if target.flavor is Flavor.OCEANBASE:
-            target.execute(f"SET SESSION ob_trx_lock_timeout = {LOCK_WAIT_US}")
+            target.execute(f"SET SESSION ob_trx_lock_timeout = {LOCK_WAIT_S * 10**6}")
+        else:
+            target.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
         ensure_own_table(target, CHECKPOINT_DDL)
         self._fk_version, self._fk_cache = -1, (set(), set())
         self._checks: bool | None = None
@@ -160,15 +164,17 @@ class Applier:
             segments[-1].append(change)
         return [segment for segment in segments if segment]
 
-    def _parents(self) -> tuple[set, set]:
+    def _parents(self) -> tuple[dict, set]:
+        """Cascading parents with their children's (table, foreign key), and every referenced table."""
         if self._fk_version != self.tracker.version:
-            cascading, referenced = set(), set()
+            cascading: dict[tuple[str, str], list] = defaultdict(list)
+            referenced = set()
             for tm in self.tracker.tables.values():
                 for fk in tm.source.foreign_keys:
                     referenced.add((fk.ref_schema, fk.ref_table))
                     if fk.on_delete.upper() in ("CASCADE", "SET NULL"):
-                        cascading.add((fk.ref_schema, fk.ref_table))
-            self._fk_cache, self._fk_version = (cascading, referenced), self.tracker.version
+                        cascading[(fk.ref_schema, fk.ref_table)].append((tm, fk))
+            self._fk_cache, self._fk_version = (dict(cascading), referenced), self.tracker.version
         return self._fk_cache
 
     def _apply_segment(self, changes: list[RowChange]) -> None:
@@ -184,16 +190,27 @@ class Applier:
         self._foreign_key_checks(False)
         for tc in merged.values():
             self._keyless(tc)
-            self._replace(tc)
+            self._replace(tc.tm, [image for image in tc.final.values() if image is not None])
 
     def _update(self, tm: TableMap, change: RowChange) -> None:
+        """A key change as a real UPDATE, so that the target's ON UPDATE CASCADE moves the children.
+
+        Replayed over rows a full load copied later (the hand-over window, a resumed load), the new
+        key may already hold that row's later state and the old key may be gone: the row at the
+        new key gives way (without cascading), and a missing old row is written whole.
+        """
         columns = tm.source.stored_columns
         sets = ", ".join(f"{quote(tm.columns[c.name])} = %s" for c in columns)
         where = " AND ".join(f"{quote(tm.columns[c])} = %s" for c in tm.source.key)
-        self.target.execute(
+        self._foreign_key_checks(False)
+        self.target.execute(f"DELETE FROM {tm.quoted} WHERE {where}", [change.after[c] for c in tm.source.key])
+        self._foreign_key_checks(True)
+        moved = self.target.execute(
             f"UPDATE {tm.quoted} SET {sets} WHERE {where}",
             [change.after[c.name] for c in columns] + [change.before[c] for c in tm.source.key],
         )
+        if not moved:
+            self._replace(tm, [change.after])
 
     def _merge(self, changes: list[RowChange]) -> dict[tuple[str, str], TableChanges]:
         merged: dict[tuple[str, str], TableChanges] = {}
@@ -214,6 +231,8 @@ class Applier:
         for tc in _children_first(list(merged.values())):
             keys = tc.deletes()
             self._foreign_key_checks(tc.cascading)
+            if tc.deleted:
+                self._cascade(tc)
             for start in range(0, len(keys), _BATCH):
                 sql = _delete_sql(self.target, tc.tm, keys[start : start + _BATCH])
                 try:
@@ -227,16 +246,38 @@ class Applier:
                     self.target.execute(sql)
                     self._foreign_key_checks(tc.cascading)
 
-    def _replace(self, tc: TableChanges) -> None:
-        rows = [image for image in tc.final.values() if image is not None]
+    def _cascade(self, parent: TableChanges) -> None:
+        """Do the ON DELETE actions of a parent's deletes on the child rows themselves.
+
+        The target's foreign keys do it too, but only where the parent row is there: in the
+        window a full load hands over, a child chunk copied before the parent was deleted and a
+        parent chunk copied after leave children that no delete would reach.
+        """
+        images = list(parent.deleted.values())
+        for child, fk in self._parents()[0].get((parent.tm.schema, parent.tm.name), []):
+            values = {tuple(image[c] for c in fk.ref_columns) for image in images}
+            values = sorted((v for v in values if None not in v), key=repr)
+            if not values:
+                continue
+            columns = [quote(child.columns[c]) for c in fk.columns]
+            literal = self.target.conn.escape
+            where = f"({', '.join(columns)}) IN ({', '.join('(' + ', '.join(map(literal, v)) + ')' for v in values)})"
+            if fk.on_delete.upper() == "CASCADE":
+                self.target.execute(f"DELETE FROM {child.quoted} WHERE {where}")
+            else:
+                self.target.execute(
+                    f"UPDATE {child.quoted} SET {', '.join(c + ' = NULL' for c in columns)} WHERE {where}"
+                )
+
+    def _replace(self, tm: TableMap, rows: list[dict]) -> None:
         if not rows:
             return
-        columns = [c for c in tc.tm.source.stored_columns]
-        names = ", ".join(quote(tc.tm.columns[c.name]) for c in columns)
+        columns = tm.source.stored_columns
+        names = ", ".join(quote(tm.columns[c.name]) for c in columns)
         marks = ", ".join(["%s"] * len(columns))
         with self.target.cursor() as cur:
             cur.executemany(
-                f"REPLACE INTO {tc.tm.quoted} ({names}) VALUES ({marks})",
+                f"REPLACE INTO {tm.quoted} ({names}) VALUES ({marks})",
                 [tuple(image[c.name] for c in columns) for image in rows],
             )
 
