@@ -157,6 +157,11 @@ class BinlogReader:
         gtid, changes, heartbeat, echo = None, [], None, False
         for event in stream:
             if isinstance(event, RotateEvent):
+                # Table ids live as long as a server run. A new file may follow a restart that gave
+                # old ids to other tables, and a shut-down server ends its file without the rotate
+                # that makes the library forget them: decoding with the old map fails or, worse, fits.
+                self._decoders.clear()
+                stream.table_map.clear()
                 continue
             if isinstance(event, MariadbGtidEvent):
                 gtid, changes, heartbeat, echo = event.gtid, [], None, False
