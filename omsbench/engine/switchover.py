@@ -30,9 +30,15 @@ def _record(project: Project) -> dict:
 
 
 def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dict], None]]], detail: dict) -> dict:
-    """Run the phases not yet recorded for ``direction``; return the record."""
+    """Run the phases not yet recorded for ``direction``; return the record.
+
+    Run again once finished, it changes nothing and returns the record: a user whose command was
+    killed while it printed, or who is unsure it ran, must not start a second switchover.
+    """
     record = _record(project)
-    if record.get("direction") != direction or record.get("finished"):
+    if record.get("direction") == direction and record.get("finished"):
+        return record
+    if record.get("direction") != direction:
         record = {"direction": direction, "phases": {}}
     record.update(detail)  # a run again after a refusal takes the options given now
     for name, phase in phases:
