@@ -609,6 +609,22 @@ def _load_benchmark(name: str, summary: str) -> None:
         click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
 
 
+@bench.command("chaos")
+@click.option("--points", default=8, show_default=True, type=click.IntRange(1, 200), help="Faults to inject.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Chooses the faults and their moments.")
+@click.option("--rows", default=20_000, show_default=True, type=click.IntRange(1000), help="Rows in the sample.")
+@click.option("--keep-servers", is_flag=True, help="Leave the run's two servers up, to look at them afterwards.")
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+@click.pass_context
+def bench_chaos(ctx, points, seed, rows, keep_servers, as_json) -> None:
+    """A migration through kill -9, server restarts, network cuts and timeouts; exit 1 unless nothing was lost."""
+    from omsbench.engine.bench import chaos
+
+    result = chaos.run(ctx.obj, points=points, seed=seed, rows=rows, keep=keep_servers)
+    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+    sys.exit(0 if result["equal"] and result["points_survived"] == result["points_planned"] else 1)
+
+
 _load_benchmark("cdc", "Sync throughput vs python-mysql-replication's raw decode rate, and lag at a fixed rate.")
 _load_benchmark(
     "reverse", "After switchover: capture overhead on OceanBase writes, reverse rows/s into MySQL, and reverse lag."

@@ -1,0 +1,127 @@
+"""Faults: network cuts and statement timeouts one by one, then the chaos run that mixes them all.
+
+Kill -9 and server restarts have their own tests beside the feature they hit (test_sync,
+test_reverse, test_resume_and_executors); the chaos run puts every kind through every phase.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_project
+from helpers import assert_same_tables, writer
+
+from omsbench.cli import main
+from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.engine import runner, sampledb
+from omsbench.engine.apply import LOCK_WAIT_S
+from omsbench.engine.bench import chaos
+from omsbench.engine.bench.proxy import Proxy
+from omsbench.engine.servers import MariaDB, SeekdbServer
+
+TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
+
+
+def _through(proxy: Proxy, endpoint: Endpoint) -> Endpoint:
+    """The same server, reached through the proxy."""
+    user = endpoint.url.split("://", 1)[1].split("@", 1)[0]
+    return endpoint.model_copy(update={"url": f"mysql+pymysql://{user}@127.0.0.1:{proxy.port}/"})
+
+
+@pytest.fixture
+def proxied(workspace, source, seekdb_tcp, src, unique, request):
+    """A migrated shop whose sync reaches both databases through proxies, syncing in a thread."""
+    database = unique("fault")
+    sampledb.create(src, rows=1500, database=database)
+    proxies = {"source": Proxy(source.dsn().port), "target": Proxy(seekdb_tcp.port)}
+    request.addfinalizer(lambda: [p.close() for p in proxies.values()])
+    project = make_project(
+        workspace,
+        _through(proxies["source"], source),
+        _through(proxies["target"], seekdb_tcp.endpoint()),
+        name=database,
+        objects={"include": [f"{database}.*"]},
+    )
+    project.migrate_schema()
+    project.full(progress=False)
+    sync = project.sync()
+    thread = runner.run_thread(sync, runner.SyncProcess(workspace, project.name))
+    runner.wait_for(workspace, project.name, {"running"})
+    request.addfinalizer(lambda: (sync.stop(), thread.join(60)))
+    return project, database, proxies
+
+
+def _said_while(project, action) -> list[str]:
+    """Every sync state and message seen while ``action`` runs and until the sync runs again after it."""
+    watcher = chaos.Watcher(project.sync_status)
+    action()
+    deadline = time.monotonic() + 60
+    seen = watcher.seen
+    while time.monotonic() < deadline and not (len(seen) > 1 and seen[-1].startswith("running")):
+        time.sleep(0.2)
+    return watcher.stop("sync").removeprefix("sync: ").split(" -> ")
+
+
+def _duplicates(database: str, n: int) -> list[str]:
+    """Identical rows into the table without a key: one applied twice would show as one more."""
+    return [f"INSERT INTO `{database}`.audit_log VALUES ('2024-01-01', 'fault', 'cut', NULL)"] * n
+
+
+@pytest.mark.parametrize("side", ["source", "target"])
+def test_a_network_cut_is_retried_and_loses_nothing(proxied, source, seekdb_tcp, side):
+    project, database, proxies = proxied
+    write = threading.Thread(target=writer(source, _duplicates(database, 300), pause=0.01))
+    write.start()
+    time.sleep(0.5)
+    said = _said_while(project, lambda: proxies[side].cut(refuse_for=1.0))
+    write.join(120)
+    assert any(s.startswith("retrying: OperationalError") for s in said), said
+    project.wait_for_sync(timeout=120)
+    with connect(source.dsn()) as src, connect(seekdb_tcp.endpoint().dsn()) as dst:
+        assert_same_tables(src, dst, [(database, t, database, t) for t in TABLES])
+
+
+def test_a_target_statement_timeout_is_retried_and_loses_nothing(proxied, source, seekdb_tcp):
+    project, database, _ = proxied
+
+    writer(source, _duplicates(database, 5))()
+    project.wait_for_sync()  # the checkpoint row exists: applying the next change must wait for it
+
+    def hold_checkpoint() -> None:
+        with connect(seekdb_tcp.endpoint().dsn(), autocommit=False) as blocker:
+            lock = "SELECT * FROM omsbench.sync_checkpoint WHERE project = %s FOR UPDATE"
+            assert blocker.query(lock, (project.name,))
+            writer(source, _duplicates(database, 20))()
+            time.sleep(LOCK_WAIT_S + 2)
+            blocker.conn.rollback()
+
+    said = _said_while(project, hold_checkpoint)
+    assert any("1205" in s and s.startswith("retrying") for s in said), said
+    project.wait_for_sync(timeout=120)
+    with connect(source.dsn()) as src, connect(seekdb_tcp.endpoint().dsn()) as dst:
+        assert_same_tables(src, dst, [(database, t, database, t) for t in TABLES])
+
+
+@pytest.mark.slow
+def test_chaos_run_survives_every_fault_and_both_sides_hold_the_same_rows(workspace, request):
+    servers = MariaDB(workspace.folder("chaos", "mariadb")), SeekdbServer(workspace.folder("chaos", "seekdb"))
+    request.addfinalizer(lambda: [server.stop() for server in servers])
+    out = CliRunner().invoke(
+        main,
+        f"--workspace {workspace.root} bench chaos --points 6 --seed 5 --rows 3000 --keep-servers --json".split(),
+    )
+    result = json.loads(out.output.strip().splitlines()[-1])
+    faults = result["faults"]
+    assert result["aborted"] is None, result
+    assert result["points_tried"] == result["points_survived"] == 6, faults
+    assert {f["phase"] for f in faults} == set(chaos.PHASES)
+    assert all(f["said"] for f in faults), faults
+    assert result["equal"] and out.exit_code == 0
+    # independently of omsbench's checksums: every row, and audit_log (no key) as a multiset, so a
+    # change applied twice would show as a duplicate
+    with connect(servers[0].endpoint().dsn()) as src, connect(servers[1].endpoint().dsn()) as dst:
+        assert_same_tables(src, dst, [(chaos.DATABASE, t, chaos.DATABASE, t) for t in TABLES])
