@@ -74,7 +74,7 @@ def open_stream(
     library's MariaDB mode always starts by GTID, so a file position uses the classic dump
     command, which MariaDB serves too (its GTID events still arrive).
     """
-    settings = {"user": dsn.user, "password": dsn.password(), "charset": "utf8mb4"}
+    settings = {"user": dsn.user, "password": dsn.password(), "charset": "utf8mb4", "ssl": dsn.ssl}
     if dsn.unix_socket:
         settings["unix_socket"] = dsn.unix_socket
     else:

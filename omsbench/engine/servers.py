@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pymysql
 
+from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.exceptions import ServerError
@@ -211,8 +212,15 @@ class MariaDB(PrivateServer):
             url=f"mysql+pymysql://{self.user}@127.0.0.1:{self.port}/", password_file=str(self.password_file)
         )
 
+    @property
+    def tls_ca(self) -> Path:
+        """The certificate that signed the server's: ``ssl: {ca: <this>}`` in an endpoint verifies it."""
+        return self.folder / "tls" / "ca.pem"
+
     def _prepare(self) -> None:
         ensure_programs({"mariadbd": "mariadb-server", "mariadb-install-db": "mariadb-server"})
+        if not self.tls_ca.exists():
+            tls.issue(self.tls_ca.parent, "127.0.0.1")
         if (self.datadir / "mysql").is_dir():
             return
         done = subprocess.run(
@@ -256,6 +264,9 @@ class MariaDB(PrivateServer):
             "--max-allowed-packet=256M",
             "--max-connections=500",
             "--log-warnings=1",
+            f"--ssl-ca={self.tls_ca}",
+            f"--ssl-cert={self.tls_ca.with_name('server.pem')}",
+            f"--ssl-key={self.tls_ca.with_name('server-key.pem')}",
         ]
 
     def _root(self) -> pymysql.connections.Connection:

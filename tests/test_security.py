@@ -1,0 +1,55 @@
+"""TLS to the source, verified against its CA, carrying a whole migration and sync."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from conftest import make_project
+from helpers import assert_same_tables
+from test_sync import running
+
+from omsbench.endpoints import tls
+from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.exceptions import ConnectError
+
+
+@pytest.fixture
+def tls_user(mariadb, unique, monkeypatch) -> Endpoint:
+    """A source account that may only connect over TLS; its password in the environment."""
+    user, password = unique("tls"), secrets.token_urlsafe(12)
+    root = mariadb.root()
+    with root.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s REQUIRE SSL", (password,))
+        cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1'")
+    root.close()
+    monkeypatch.setenv("OMS_TLS_PASSWORD", password)
+    return Endpoint(url=f"mysql+pymysql://{user}@127.0.0.1:{mariadb.port}/", password_env="OMS_TLS_PASSWORD")
+
+
+def test_tls_is_on_by_default_and_a_given_ca_is_enforced(tls_user, tmp_path):
+    # without ssl options pymysql still encrypts when the server offers TLS, but trusts any certificate
+    with connect(tls_user.dsn()) as session:
+        assert session.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")[0][1]
+    tls.issue(tmp_path / "other", "127.0.0.1")
+    foreign = tls_user.model_copy(update={"ssl": {"ca": str(tmp_path / "other" / "ca.pem")}})
+    with pytest.raises(ConnectError, match="certificate verify failed"):
+        connect(foreign.dsn())
+
+
+def test_migration_and_sync_over_tls(workspace, mariadb, tls_user, target, src, dst, unique):
+    secure = tls_user.model_copy(update={"ssl": {"ca": str(mariadb.tls_ca)}})
+    with connect(secure.dsn()) as session:
+        assert session.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")[0][1]  # encrypted, server verified
+    database = unique("tls")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    src.execute(f"INSERT INTO `{database}`.t VALUES (1, 'copied')")
+    project = make_project(workspace, secure, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    with running(project):  # the binlog stream too goes over TLS
+        src.execute(f"INSERT INTO `{database}`.t VALUES (2, 'replayed')")
+        project.wait_for_sync()
+    assert_same_tables(src, dst, [(database, "t", database, "t")])
+    assert dst.query(f"SELECT v FROM `{database}`.t ORDER BY id") == [("copied",), ("replayed",)]
