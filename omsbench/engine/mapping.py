@@ -165,22 +165,34 @@ def _apply_filters(spec: ProjectSpec, selection: Selection) -> None:
 
 
 def check_filter(condition: str, table: Table, where: str) -> str:
-    """Accept only a single condition over the table's own columns: never a second statement."""
-    sql = f"SELECT 1 FROM {quote(table.name)} WHERE {condition}"
+    """Accept only a single condition over the table's own columns: never a second statement.
+
+    It is judged as the loads use it, in parentheses after their own conditions, so a filter
+    cannot close them, add clauses (ORDER BY, LIMIT, INTO, FOR UPDATE) or comment out the rest.
+    """
+    sql = f"SELECT 1 FROM {quote(table.name)} WHERE ({condition})"
     try:
+        commented = any(token.comments for token in sqlglot.tokenize(condition, read="mysql"))
         statements = sqlglot.parse(sql, read="mysql")
-    except sqlglot.errors.ParseError as err:
+    except sqlglot.errors.SqlglotError as err:
+        detail = err.errors[0]["description"] if isinstance(err, sqlglot.errors.ParseError) else str(err)
         raise SpecError(
-            f"{where}: {condition!r} is not a valid condition: {err.errors[0]['description']}",
+            f"{where}: {condition!r} is not a valid condition: {detail}",
             fix="write a SQL condition such as: created_at >= '2024-01-01'",
         ) from err
-    if len(statements) != 1 or len(list(statements[0].find_all(exp.Select))) != 1:
+    select = statements[0] if len(statements) == 1 else None
+    clauses = (
+        [k for k, v in select.args.items() if v and k not in ("expressions", "from", "from_", "where")]
+        if select
+        else []
+    )
+    if commented or clauses or not isinstance(select, exp.Select) or len(list(select.find_all(exp.Select))) != 1:
         raise SpecError(
-            f"{where}: a row filter must be one condition on its table, without subqueries or ';'",
+            f"{where}: a row filter must be one condition on its table, without subqueries, clauses, comments or ';'",
             fix="reduce the filter to a condition on the table's own columns",
         )
     names = {c.name for c in table.columns}
-    unknown = sorted({col.name for col in statements[0].find_all(exp.Column)} - names)
+    unknown = sorted({col.name for col in select.find_all(exp.Column)} - names)
     if unknown:
         raise SpecError(
             f"{where}: the filter names unknown column(s) {', '.join(unknown)}",
