@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -248,8 +249,13 @@ def run_cmd(ctx, notebook, parameters) -> None:
 
     from omsbench.workbench import runbooks
 
-    values = {name: yaml.safe_load(value) for name, value in parameters}
-    done = runbooks.run(ctx.obj, notebook, values)
+    def read(value: str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value  # not YAML: the text itself
+
+    done = runbooks.run(ctx.obj, notebook, {name: read(value) for name, value in parameters})
     click.echo(f"run {done.id} done\nnotebook: {done.notebook}\nhtml: {done.html}")
     for key, value in done.outcome.items():
         click.echo(f"{key:>20}: {value}")
@@ -302,10 +308,21 @@ def _start_options(position: str | None, gtid: str | None, timestamp: str | None
             raise click.BadParameter(f"{position!r} is not FILE:POS", param_hint="--position")
         return StartAt(position=BinlogPosition(file, int(pos)))
     if gtid:
+        if not _GTID.fullmatch(gtid.replace(" ", "")):
+            raise click.BadParameter(
+                f"{gtid!r} is not a GTID set (MariaDB: 0-1-100,1-2-7; MySQL: uuid:1-100)", param_hint="--gtid"
+            )
         return StartAt(position=BinlogPosition("", 4, gtid))
     if timestamp:
-        return StartAt(timestamp=pd.Timestamp(timestamp, tz="UTC").timestamp())
+        try:
+            return StartAt(timestamp=pd.Timestamp(timestamp, tz="UTC").timestamp())
+        except ValueError as err:
+            raise click.BadParameter(f"{timestamp!r} is not a time: {err}", param_hint="--timestamp") from err
     return None
+
+
+_GTID = re.compile(r"(\d+-\d+-\d+|[0-9a-fA-F-]{36}(:\d+(-\d+)?)+)(,(\d+-\d+-\d+|[0-9a-fA-F-]{36}(:\d+(-\d+)?)+))*")
+"""A MariaDB GTID list (domain-server-sequence) or a MySQL GTID set (server uuid:intervals)."""
 
 
 _START = [
@@ -328,6 +345,9 @@ def _with_start(command):
 def sync_start(ctx, project, position, gtid, timestamp) -> None:
     """Run the sync of PROJECT as a background process (pid file and log in the workspace)."""
     loaded = _project(ctx, project)
+    start = _start_options(position, gtid, timestamp)  # refused here, not in a process that dies later
+    if start and start.position and start.position.file:
+        loaded.require_binlog(start.position)
     args = [f"--{k}={v}" for k, v in {"position": position, "gtid": gtid, "timestamp": timestamp}.items() if v]
     pid = loaded.start_sync(args)
     log = runner.SyncProcess(ctx.obj, loaded.name).log

@@ -16,8 +16,10 @@ import pandas as pd
 import yaml
 
 from omsbench.endpoints import catalog
+from omsbench.endpoints.binlog import require_available
 from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
+from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.engine import changed, checksum, full, precheck, publish, runner, schema, verify
 from omsbench.engine import spec as specs
@@ -323,6 +325,11 @@ class Project:
         ``args`` are ``omsbench sync run`` options such as ``--position=FILE:POS``.
         """
         return runner.SyncProcess(self.workspace, self.name, args).launch()
+
+    def require_binlog(self, position: BinlogPosition) -> None:
+        """Refuse a start position in a binlog file the source does not have, before a sync starts."""
+        with connect(self.spec.source.dsn()) as source:
+            require_available(source, position)
 
     def pause_sync(self) -> None:
         """Ask the running sync to stop applying; its checkpoint stays where it is."""

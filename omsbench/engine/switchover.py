@@ -59,7 +59,15 @@ def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dic
 def capturable(project: Project, without: list[str]) -> list:
     """The OceanBase tables reverse sync will capture, refusing any that triggers cannot capture."""
     with project.sessions() as (source, target):
-        tables = [tm for tm in project.selection(source).tables if tm.source.qualified not in without]
+        selected = project.selection(source).tables
+        unknown = sorted(set(without) - {tm.source.qualified for tm in selected})
+        if unknown:
+            raise StateError(
+                f"--without names table(s) the project does not migrate: {', '.join(map(repr, unknown))}",
+                fix="name source tables as db.table; the project migrates: "
+                + ", ".join(tm.source.qualified for tm in selected[:10]),
+            )
+        tables = [tm for tm in selected if tm.source.qualified not in without]
         found = catalog.read(target, {tm.schema for tm in tables})
     ob_tables = [found.tables[(tm.schema, tm.name)] for tm in tables if (tm.schema, tm.name) in found.tables]
     refused = capture.uncapturable(ob_tables)

@@ -50,9 +50,10 @@ def find(name: str | Path) -> Path:
     path = Path(name)
     if path.is_file():
         return path.resolve()
-    bundled = resources.folder("notebooks") / Path(name).with_suffix(".ipynb").name
-    if bundled.is_file():
-        return bundled
+    if path.name:  # "", "." and "/" name no notebook
+        bundled = resources.folder("notebooks") / path.with_suffix(".ipynb").name
+        if bundled.is_file():
+            return bundled
     known = ", ".join(sorted(p.stem for p in resources.folder("notebooks").glob("*.ipynb")))
     raise RunbookError(f"no notebook {str(name)!r}", fix=f"give a notebook path or one of the runbooks: {known}")
 
