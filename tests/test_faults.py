@@ -125,3 +125,13 @@ def test_chaos_run_survives_every_fault_and_both_sides_hold_the_same_rows(worksp
     # change applied twice would show as a duplicate
     with connect(servers[0].endpoint().dsn()) as src, connect(servers[1].endpoint().dsn()) as dst:
         assert_same_tables(src, dst, [(chaos.DATABASE, t, chaos.DATABASE, t) for t in TABLES])
+    # every artifact the run wrote (state store, spec, logs of every command and process) is free
+    # of the source password, which reached omsbench through a file named in the spec
+    password = servers[0].password_file.read_text().strip().encode()
+    written = [
+        path
+        for path in workspace.root.rglob("*")
+        if path.is_file() and not any(path.is_relative_to(server.folder) for server in servers)
+    ]
+    assert {"state.db", "sync.log", "reverse.log"} <= {path.name for path in written}
+    assert not [path for path in written if password in path.read_bytes()]
