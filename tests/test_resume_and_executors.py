@@ -71,6 +71,9 @@ def test_kill_9_during_full_load_then_resume(workspace, source, seekdb_tcp, src,
         recorded = dst.scalar("SELECT SUM(row_count) FROM omsbench.full_chunks WHERE project = 'kill'")
         present = dst.scalar(f"SELECT COUNT(*) FROM `{db}`.sbtest") + dst.scalar(f"SELECT COUNT(*) FROM `{db}`.nokey")
         assert present == recorded  # each chunk's rows committed with its checkpoint, never half of one
+    status = subprocess.run(_omsbench(workspace, "status", str(spec)), capture_output=True, text=True)
+    full_row = next(line for line in status.stdout.splitlines() if line.split()[1:2] == ["full"])
+    assert full_row.split()[2] == "died" and "it was killed or crashed" in full_row  # not "running"
 
     resumed = subprocess.run(_omsbench(workspace, "full", str(spec)), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
