@@ -7,8 +7,11 @@ test_reverse, test_resume_and_executors); the chaos run puts every kind through 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -21,7 +24,7 @@ from omsbench.engine import runner, sampledb
 from omsbench.engine.apply import LOCK_WAIT_S
 from omsbench.engine.bench import chaos
 from omsbench.engine.bench.proxy import Proxy
-from omsbench.engine.servers import MariaDB, SeekdbServer
+from omsbench.engine.servers import MariaDB, SeekdbServer, alive
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -104,6 +107,22 @@ def test_a_target_statement_timeout_is_retried_and_loses_nothing(proxied, source
     project.wait_for_sync(timeout=120)
     with connect(source.dsn()) as src, connect(seekdb_tcp.endpoint().dsn()) as dst:
         assert_same_tables(src, dst, [(database, t, database, t) for t in TABLES])
+
+
+def test_a_process_whose_first_thread_exited_still_counts_as_running():
+    """How seekdb stops under load: its leader thread ends first, so /proc shows a zombie while the
+    others still write. A restart then must wait, or the new server refuses to start."""
+    code = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(2,)).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(0.5)
+    assert Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert alive(process.pid)
+    process.wait(10)
+    assert not alive(process.pid)
 
 
 @pytest.mark.slow
