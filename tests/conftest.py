@@ -88,5 +88,18 @@ def make_project(workspace: Workspace, source: Endpoint, target: Endpoint, **sec
     return project
 
 
+def one_table_migrated(workspace: Workspace, source: Endpoint, target: Endpoint, src: Session, database: str,
+                       values: list[str]) -> Project:  # fmt: skip
+    """A database with one table ``t (id, v)`` holding ``values``, its schema and rows migrated."""
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    rows = ", ".join(f"({i}, {src.conn.escape(v)})" for i, v in enumerate(values, 1))
+    src.execute(f"INSERT INTO `{database}`.t VALUES {rows}")
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    return project
+
+
 def rows_of(session: Session, table: str, order: str) -> list[tuple]:
     return session.query(f"SELECT * FROM {table} ORDER BY {order}")

@@ -8,7 +8,7 @@ import contextlib
 import pytest
 import sqlglot
 from click.testing import CliRunner
-from conftest import make_project
+from conftest import one_table_migrated
 from helpers import exact_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -102,13 +102,7 @@ def _everything(session, databases: list[str]) -> dict:
 @pytest.fixture
 def migrated(workspace, source, target, src, unique):
     database = unique("fuzz")
-    src.execute(f"CREATE DATABASE `{database}`")
-    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, name VARCHAR(20))")
-    src.execute(f"INSERT INTO `{database}`.t VALUES (1, 'a'), (2, 'b')")
-    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
-    project.migrate_schema()
-    project.full(progress=False)
-    return project, database
+    return one_table_migrated(workspace, source, target, src, database, ["a", "b"]), database
 
 
 junk = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)

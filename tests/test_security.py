@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from conftest import make_project
+from conftest import one_table_migrated
 from helpers import assert_same_tables
 from test_sync import running
 
@@ -42,12 +42,7 @@ def test_migration_and_sync_over_tls(workspace, mariadb, tls_user, target, src, 
     with connect(secure.dsn()) as session:
         assert session.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")[0][1]  # encrypted, server verified
     database = unique("tls")
-    src.execute(f"CREATE DATABASE `{database}`")
-    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
-    src.execute(f"INSERT INTO `{database}`.t VALUES (1, 'copied')")
-    project = make_project(workspace, secure, target, name=database, objects={"include": [f"{database}.*"]})
-    project.migrate_schema()
-    project.full(progress=False)
+    project = one_table_migrated(workspace, secure, target, src, database, ["copied"])
     with running(project):  # the binlog stream too goes over TLS
         src.execute(f"INSERT INTO `{database}`.t VALUES (2, 'replayed')")
         project.wait_for_sync()
