@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from conftest import one_table_migrated
+from conftest import make_project, one_table_migrated
 from helpers import assert_same_tables
 from test_sync import running
 
@@ -48,3 +48,36 @@ def test_migration_and_sync_over_tls(workspace, mariadb, tls_user, target, src, 
         project.wait_for_sync()
     assert_same_tables(src, dst, [(database, "t", database, "t")])
     assert dst.query(f"SELECT v FROM `{database}`.t ORDER BY id") == [("copied",), ("replayed",)]
+
+
+def test_a_least_privileged_source_account_is_told_what_is_missing_then_migrates_and_syncs(
+    workspace, mariadb, target, src, dst, unique, monkeypatch
+):
+    database, user, password = unique("least"), unique("least"), secrets.token_urlsafe(12)
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v VARCHAR(20))")
+    src.execute(f"INSERT INTO `{database}`.t VALUES (1, 'copied')")
+    root = mariadb.root()
+    with root.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
+        cur.execute(f"GRANT SELECT ON `{database}`.* TO '{user}'@'127.0.0.1'")
+        cur.execute(f"GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'127.0.0.1'")
+    monkeypatch.setenv("OMS_LEAST_PASSWORD", password)
+    account = Endpoint(url=f"mysql+pymysql://{user}@127.0.0.1:{mariadb.port}/", password_env="OMS_LEAST_PASSWORD")
+    project = make_project(workspace, account, target, name=database, objects={"include": [f"{database}.*"]})
+    findings = project.precheck()
+    missing = findings[findings.status == "fail"]
+    assert set(missing.check) == {"privilege CREATE", "privilege INSERT", "privilege DELETE"}, missing
+    assert all("`omsbench`.*" in fix for fix in missing.fix)
+
+    with root.cursor() as cur:  # what README's Privileges section lists for the source, and no more
+        cur.execute(f"GRANT CREATE, INSERT, DELETE ON `omsbench`.* TO '{user}'@'127.0.0.1'")
+    root.close()
+    findings = project.precheck()
+    assert not len(findings[findings.status == "fail"]), findings
+    project.migrate_schema()
+    project.full(progress=False)
+    with running(project):
+        src.execute(f"INSERT INTO `{database}`.t VALUES (2, 'replayed')")
+        project.wait_for_sync()
+    assert_same_tables(src, dst, [(database, "t", database, "t")])

@@ -149,6 +149,16 @@ def source_privileges(session: Session, selection: Selection) -> list[Finding]:
             alternative="BINLOG MONITOR",
         )
     )
+    findings += [
+        _privilege(
+            grants,
+            privilege,
+            "omsbench",
+            "GRANT CREATE, INSERT, DELETE ON `omsbench`.* TO the migration user (the sync's heartbeat row)",
+            "omsbench",
+        )
+        for privilege in ("CREATE", "INSERT", "DELETE")
+    ]
     if session.flavor is Flavor.MYSQL:
         findings.append(
             _privilege(
