@@ -143,6 +143,7 @@ class PrivateServer:
             time.sleep(0.1)
         else:
             os.kill(pid, signal.SIGKILL)
+        _reap(pid)  # started by this process, it would stay a zombie
         self.pid_file.unlink(missing_ok=True)
 
     def status(self) -> ServerStatus:
@@ -172,8 +173,11 @@ def _reap(pid: int) -> None:
 
 def alive(pid: int) -> bool:
     """Running, not merely a zombie: the exited child of another process (a notebook kernel that
-    started the sync, say) answers kill(0) until that process collects it, which may be never."""
-    _reap(pid)
+    started the sync, say) answers kill(0) until that process collects it, which may be never.
+
+    It never collects the process itself: the state store asks about any pid, and collecting a
+    child that a ``Popen`` of this process waits for would rob it of its exit code.
+    """
     try:
         os.kill(pid, 0)
     except OSError:

@@ -257,9 +257,10 @@ class Chaos:
         for _ in range(_ATTEMPTS):
             if command.wait(900) == 0:
                 return command
-            fault.recovery.append(f"omsbench {' '.join(args)} exited {command.returncode}: {_told(command)}")
-            if args[0] == "switchover" and not self._switched():
-                self._keep_running("sync", fault)  # its error says: start the forward sync first
+            told = _told(command)
+            fault.recovery.append(f"omsbench {' '.join(args)} exited {command.returncode}: {told}")
+            if "omsbench sync start" in told:  # its fix says: start the forward sync first
+                self._keep_running("sync", fault)
             time.sleep(1.0)
             fault.recovery.append(f"omsbench {' '.join(args)} again")
             command = self._omsbench(*args, wait=False)
