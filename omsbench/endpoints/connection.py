@@ -181,6 +181,19 @@ class Session:
         self.close()
 
 
+LOCK_WAIT_S = 10
+"""How long a write of omsbench waits for a row lock (MySQL's default is 50 s). Only omsbench
+writes the target during a load or a sync, so a long wait means something holds the row."""
+
+
+def limit_lock_waits(session: Session) -> None:
+    """Bound row-lock waits the same way on every engine, so a held row becomes an error to explain."""
+    if session.flavor is Flavor.OCEANBASE:
+        session.execute(f"SET SESSION ob_trx_lock_timeout = {LOCK_WAIT_S * 10**6}")
+    else:
+        session.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
+
+
 _ERROR_FIXES = {
     1045: "check the user name and the password in the environment variable or file the spec names",
     1049: "create the database or fix the database name in the URL",

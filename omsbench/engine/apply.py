@@ -27,7 +27,7 @@ import pymysql
 
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
-from omsbench.endpoints.connection import Flavor, Session
+from omsbench.endpoints.connection import Session, limit_lock_waits
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap
@@ -42,11 +42,6 @@ CHECKPOINT_DDL = (
 )
 APPLIER_MARK = "SET @omsbench_applier = 1"
 """Reverse capture triggers skip sessions that carry this mark, so applied changes never loop."""
-LOCK_WAIT_S = 10
-"""How long a change waits for a row lock on the target before the group is retried (MySQL's
-default is 50 s). Only omsbench writes the target during a sync, so a long wait means something
-holds the row: see ``_locked``."""
-_LOCK_WAIT_TIMEOUT = 1205
 _ROW_IS_REFERENCED = 1451
 _NO_SUCH_TABLE = 1146
 _BATCH = 1000
@@ -103,10 +98,7 @@ class Applier:
         self.target, self.project, self.tracker = target, project, tracker
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
-        if target.flavor is Flavor.OCEANBASE:
-            target.execute(f"SET SESSION ob_trx_lock_timeout = {LOCK_WAIT_S * 10**6}")
-        else:
-            target.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
+        limit_lock_waits(target)
         ensure_own_table(target, CHECKPOINT_DDL)
         self._fk_version, self._fk_cache = -1, (set(), set())
         self._checks: bool | None = None
@@ -127,8 +119,9 @@ class Applier:
             self.target.conn.commit()
         except pymysql.err.OperationalError as err:
             self.rollback()
-            if err.args[0] == _LOCK_WAIT_TIMEOUT and self.target.flavor is Flavor.OCEANBASE:
-                _locked(self.target, err)
+            found = oceanbase.orphans(self.target, err)
+            if found:
+                raise SyncError(*found) from err
             raise
         except BaseException:
             self.rollback()
@@ -309,23 +302,6 @@ class Applier:
             " VALUES (%s, %s, %s, %s, %s, %s)",
             (self.project, position.file, position.pos, position.gtid, txn.commit_ts, time.time()),
         )
-
-
-def _locked(target: Session, err: Exception) -> None:
-    """Fail with the cause when the rows are held by transactions no session owns.
-
-    seekdb does not roll back a transaction that a crash or a stop interrupted after its redo
-    reached the disk: after the restart it keeps the transaction's row locks, and every later
-    DDL waits for it, across further restarts (seen with seekdb 1.4). Retrying cannot help.
-    """
-    held = oceanbase.orphaned_transactions(target)
-    if held:
-        raise SyncError(
-            f"OceanBase keeps row locks of transaction(s) {', '.join(map(str, held))} from before its restart;"
-            " no session owns them and the server does not roll them back, so the sync cannot write those rows",
-            fix="this is a defect of the target server: restore the target from a backup or migrate into a new"
-            " one (`omsbench full --restart` on a fresh server), and report it to the OceanBase/seekdb project",
-        ) from err
 
 
 def _key_changed(tm: TableMap, change: RowChange) -> bool:

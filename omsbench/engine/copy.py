@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import pymysql
 
-from omsbench.endpoints.connection import Dsn, Session, connect
+from omsbench.endpoints import oceanbase
+from omsbench.endpoints.connection import Dsn, Session, connect, limit_lock_waits
 from omsbench.endpoints.mysql import start_snapshot
 from omsbench.exceptions import CopyError
 
@@ -60,6 +61,8 @@ def _session(dsn: Dsn, autocommit: bool) -> Session:
     session = cache.get(key)
     if session is None or not session.conn.open:
         session = cache[key] = connect(dsn, autocommit=autocommit)
+        if not autocommit:  # the target's: a chunk that waits on a row someone holds must end in an error
+            limit_lock_waits(session)
     return session
 
 
@@ -121,6 +124,12 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
             ),
         )
         target.conn.commit()
+    except pymysql.err.OperationalError as err:
+        _rollback(target)
+        found = oceanbase.orphans(target, err)
+        if found:
+            raise CopyError(*found) from err
+        raise
     except BaseException:
         _rollback(target)
         raise

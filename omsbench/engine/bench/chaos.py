@@ -30,10 +30,9 @@ from dataclasses import asdict, dataclass, field
 
 import pymysql
 
-from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect
 from omsbench.engine import runner, sampledb
 from omsbench.engine import spec as specs
-from omsbench.engine.apply import LOCK_WAIT_S
 from omsbench.engine.bench.proxy import Proxy
 from omsbench.engine.project import Project
 from omsbench.engine.servers import MariaDB, SeekdbServer
@@ -240,7 +239,8 @@ class Chaos:
         command = "reverse" if step == "reverse" else "sync"
         deadline = time.monotonic() + _HEALTHY_WITHIN
         while time.monotonic() < deadline:
-            state = self._status(step)["state"]
+            status = self._status(step)
+            state = status["state"]
             if state == "running":
                 return
             if state in ("died", "failed", "stopped"):
@@ -250,7 +250,9 @@ class Chaos:
                 fault.recovery.append(f"omsbench {command} resume")
                 self._omsbench(command, "resume", PROJECT)
             time.sleep(1.0)
-        raise TimeoutError(f"the {step} was not running {_HEALTHY_WITHIN:.0f} s after the fault")
+        raise TimeoutError(
+            f"the {step} was not running {_HEALTHY_WITHIN:.0f} s after the fault; it said: {status['message']}"
+        )
 
     def _finish(self, command: subprocess.Popen, args: tuple[str, ...], fault: Fault) -> subprocess.Popen:
         """Run a one-shot command again until it succeeds, as a user would after reading its error."""
