@@ -73,7 +73,8 @@ def test_any_yaml_text_is_a_spec_or_a_spec_error(tmp_path_factory, text):
 TABLE = Table("db", "t", [Column("id", 1, "int", "int", False), Column("name", 2, "varchar", "varchar(20)", True)])
 fragments = st.sampled_from(
     ["id", "name", "=", "1", "'x'", ";", "DROP TABLE t", "OR", "AND", "(", ")", "SELECT 1", "--", "/*", "*/", "`",
-     "UNION SELECT", "SLEEP(1)", "IN", ",", "NOT", "NULL", "IS", "other", "db.t.id", "@@version", "INTO OUTFILE '/x'"]
+     "UNION SELECT", "SLEEP(1)", "IN", ",", "NOT", "NULL", "IS", "other", "db.t.id", "@@version", "INTO OUTFILE '/x'",
+     ") OR (", "1) OR (1"]
 )  # fmt: skip
 
 
@@ -88,6 +89,8 @@ def test_a_row_filter_is_one_condition_on_its_table_or_refused(condition):
     # placed as a load places it, it cannot add a statement, drop the clauses after it or read elsewhere
     used = sqlglot.parse(f"SELECT id FROM t WHERE (id >= 1) AND ({accepted}) ORDER BY id LIMIT 5", read="mysql")
     assert len(used) == 1 and used[0].args.get("order") and used[0].args.get("limit"), accepted
+    assert isinstance(used[0].args["where"].this, exp.And), accepted  # the load's own range still applies
+    assert isinstance(used[0].args["where"].this.expression, exp.Paren), accepted
     assert len(list(used[0].find_all(exp.Select))) == 1 and len(list(used[0].find_all(exp.Table))) == 1, accepted
 
 

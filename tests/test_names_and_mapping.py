@@ -83,6 +83,7 @@ def test_renames_and_row_filter(workspace, source, target, src, dst, weird, uniq
         ({"include": ["{db}.*"], "filters": {"{db}.missing": "1=1"}}, "not a selected source table"),
         ({"include": ["{db}.*"], "filters": {"{db}.`select`": "1=1; DROP TABLE x"}}, "one condition"),
         ({"include": ["{db}.*"], "filters": {"{db}.`select`": "`order` IN (SELECT 1)"}}, "one condition"),
+        ({"include": ["{db}.*"], "filters": {"{db}.`select`": "1) OR (1"}}, "one condition"),  # escapes its ()
         ({"include": ["{db}.*"], "filters": {"{db}.`select`": "nope > 1"}}, "unknown column"),
         ({"include": ["{db}.*"], "rename": {"tables": {"{db}.`select`": WEIRD_TABLE}}}, "would both become"),
         ({"include": ["{db}.*"], "rename": {"columns": {"{db}.`select`.order": "key"}}}, "same name"),

@@ -170,27 +170,30 @@ def check_filter(condition: str, table: Table, where: str) -> str:
     It is judged as the loads use it, in parentheses after their own conditions, so a filter
     cannot close them, add clauses (ORDER BY, LIMIT, INTO, FOR UPDATE) or comment out the rest.
     """
-    sql = f"SELECT 1 FROM {quote(table.name)} WHERE ({condition})"
+    not_one = SpecError(
+        f"{where}: a row filter must be one condition on its table, without subqueries, clauses, comments or ';'",
+        fix="reduce the filter to a condition on the table's own columns",
+    )
     try:
-        commented = any(token.comments for token in sqlglot.tokenize(condition, read="mysql"))
-        statements = sqlglot.parse(sql, read="mysql")
+        tokens = sqlglot.tokenize(condition, read="mysql")
+        statements = sqlglot.parse(f"SELECT 1 FROM {quote(table.name)} WHERE ({condition})", read="mysql")
     except sqlglot.errors.SqlglotError as err:
+        if _parses(f"SELECT 1 FROM {quote(table.name)} WHERE {condition}"):
+            raise not_one from err  # it is valid SQL only with more than a condition
         detail = err.errors[0]["description"] if isinstance(err, sqlglot.errors.ParseError) else str(err)
         raise SpecError(
             f"{where}: {condition!r} is not a valid condition: {detail}",
             fix="write a SQL condition such as: created_at >= '2024-01-01'",
         ) from err
     select = statements[0] if len(statements) == 1 else None
-    clauses = (
-        [k for k, v in select.args.items() if v and k not in ("expressions", "from", "from_", "where")]
-        if select
-        else []
-    )
-    if commented or clauses or not isinstance(select, exp.Select) or len(list(select.find_all(exp.Select))) != 1:
-        raise SpecError(
-            f"{where}: a row filter must be one condition on its table, without subqueries, clauses, comments or ';'",
-            fix="reduce the filter to a condition on the table's own columns",
-        )
+    if (
+        any(token.comments for token in tokens)
+        or not isinstance(select, exp.Select)
+        or not isinstance(select.args["where"].this, exp.Paren)  # "1) OR (1" escapes its parentheses
+        or any(v for k, v in select.args.items() if k not in ("expressions", "from", "from_", "where"))
+        or len(list(select.find_all(exp.Select))) != 1
+    ):
+        raise not_one
     names = {c.name for c in table.columns}
     unknown = sorted({col.name for col in select.find_all(exp.Column)} - names)
     if unknown:
@@ -199,6 +202,14 @@ def check_filter(condition: str, table: Table, where: str) -> str:
             fix=f"columns of {table.qualified}: {', '.join(sorted(names))}",
         )
     return condition
+
+
+def _parses(sql: str) -> bool:
+    try:
+        sqlglot.parse(sql, read="mysql")
+    except sqlglot.errors.SqlglotError:
+        return False
+    return True
 
 
 def _check_collisions(selection: Selection) -> None:
