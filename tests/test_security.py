@@ -1,4 +1,5 @@
-"""TLS to the source, verified against its CA, carrying a whole migration and sync."""
+"""TLS to the source and to OceanBase, verified against their CAs, carrying a whole migration and sync;
+and a least-privileged source account."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from test_sync import running
 
 from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.engine.servers import SeekdbServer
 from omsbench.exceptions import ConnectError
 
 
@@ -81,3 +83,21 @@ def test_a_least_privileged_source_account_is_told_what_is_missing_then_migrates
         src.execute(f"INSERT INTO `{database}`.t VALUES (2, 'replayed')")
         project.wait_for_sync()
     assert_same_tables(src, dst, [(database, "t", database, "t")])
+
+
+def test_migration_and_sync_into_oceanbase_over_tls(workspace, source, src, unique, tmp_path, request):
+    oceanbase = SeekdbServer(tmp_path / "seekdb-tls", tls=True)
+    request.addfinalizer(oceanbase.stop)
+    oceanbase.start()
+    secure = oceanbase.endpoint().model_copy(update={"ssl": {"ca": str(oceanbase.tls_ca)}})
+    tls.issue(tmp_path / "other", "127.0.0.1")
+    foreign = secure.model_copy(update={"ssl": {"ca": str(tmp_path / "other" / "ca.pem")}})
+    with pytest.raises(ConnectError, match="certificate verify failed"):
+        connect(foreign.dsn())
+    database = unique("obtls")
+    project = one_table_migrated(workspace, source, secure, src, database, ["copied"])
+    with running(project):
+        src.execute(f"INSERT INTO `{database}`.t VALUES (2, 'replayed')")
+        project.wait_for_sync()
+    with connect(secure.dsn()) as dst:
+        assert_same_tables(src, dst, [(database, "t", database, "t")])

@@ -19,7 +19,8 @@ _VALID = datetime.timedelta(days=3650)
 
 
 def issue(folder: Path, address: str) -> None:
-    """Write ``ca.pem`` and a server certificate for ``address`` signed by it (``server.pem``, ``server-key.pem``)."""
+    """Write ``ca.pem`` and a server certificate for ``address`` signed by it (``server-cert.pem``,
+    ``server-key.pem``: the names OceanBase looks for in its wallet, and MariaDB is told)."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "omsbench private CA")])
@@ -35,7 +36,7 @@ def issue(folder: Path, address: str) -> None:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     (folder / "server-key.pem").chmod(0o600)
-    (folder / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    (folder / "server-cert.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
     (folder / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
 
 

@@ -226,7 +226,7 @@ class MariaDB(PrivateServer):
 
     def _prepare(self) -> None:
         ensure_programs({"mariadbd": "mariadb-server", "mariadb-install-db": "mariadb-server"})
-        if not self.tls_ca.exists():
+        if not self.tls_ca.with_name("server-cert.pem").exists():
             tls.issue(self.tls_ca.parent, "127.0.0.1")
         if (self.datadir / "mysql").is_dir():
             return
@@ -272,7 +272,7 @@ class MariaDB(PrivateServer):
             "--max-connections=500",
             "--log-warnings=1",
             f"--ssl-ca={self.tls_ca}",
-            f"--ssl-cert={self.tls_ca.with_name('server.pem')}",
+            f"--ssl-cert={self.tls_ca.with_name('server-cert.pem')}",
             f"--ssl-key={self.tls_ca.with_name('server-key.pem')}",
         ]
 
@@ -301,15 +301,45 @@ class MariaDB(PrivateServer):
 
 
 class SeekdbServer(PrivateServer):
-    """seekdb's bundled binary as a TCP server: a target several processes can reach at once."""
+    """seekdb's bundled binary as a TCP server: a target several processes can reach at once.
+
+    With ``tls`` it serves TLS with a certificate of its own CA (``tls_ca``), as an OceanBase
+    does with certificates in its wallet and ``ssl_client_authentication`` on.
+    """
 
     name = "seekdb"
+
+    def __init__(self, folder: Path, tls: bool = False) -> None:
+        super().__init__(folder)
+        self.tls = tls
+
+    @property
+    def tls_ca(self) -> Path:
+        return self.folder / "base" / "wallet" / "ca.pem"
 
     def endpoint(self) -> Endpoint:
         return Endpoint(url=f"mysql+pymysql://root@127.0.0.1:{self.port}/")
 
     def _prepare(self) -> None:
         (self.folder / "base").mkdir(parents=True, exist_ok=True)
+        if self.tls and not self.tls_ca.with_name("server-cert.pem").exists():
+            tls.issue(self.tls_ca.parent, "127.0.0.1")
+
+    def _after_start(self) -> None:
+        """Switch TLS on once; seekdb's listener takes it up only at the next start."""
+        if not self.tls:
+            return
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", ssl_disabled=True)
+        with conn.cursor() as cur:
+            cur.execute("SHOW PARAMETERS LIKE 'ssl_client_authentication'")
+            columns = [d[0].lower() for d in cur.description]
+            on = str(dict(zip(columns, cur.fetchone(), strict=True))["value"]).lower() == "true"
+            if not on:
+                cur.execute("ALTER SYSTEM SET ssl_client_authentication = 'TRUE'")
+        conn.close()
+        if not on:
+            self.stop()
+            self.start()
 
     def _command(self) -> list[str]:
         import pylibseekdb
