@@ -261,3 +261,16 @@ def test_ddl_on_oceanbase_after_switchover_pauses_until_mysql_follows(migrated, 
     with connect(source.dsn()) as mysql:
         assert mysql.scalar(f"SELECT nick FROM {table} WHERE id = 7") == "ace"
     _same(project, database)
+
+
+def test_a_restarted_mysql_is_made_read_only_again_and_reverse_sync_goes_on(migrated, mariadb, seekdb_tcp):
+    """MySQL forgets read_only when it restarts; the old primary must not take the application's writes."""
+    project, database = migrated
+    switchover.switchover(project, without=[f"{database}.type_zoo"], suspend_triggers=True)
+    mariadb.stop()
+    mariadb.start()
+    _write(seekdb_tcp.endpoint(), database, seed=4, transactions=60)
+    project.wait_for_reverse(timeout=120)  # the reverse sync reconnected by itself
+    with connect(mariadb.endpoint().dsn()) as mysql:
+        assert mysql.scalar("SELECT @@GLOBAL.read_only") == 1
+    _same(project, database)

@@ -11,6 +11,7 @@ directions can run at once without a change going round in circles.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pymysql
@@ -28,6 +29,7 @@ from omsbench.engine.sync import Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, SyncError
 
+log = logging.getLogger(__name__)
 STEP = "reverse"
 IDLE = 0.02
 """Seconds between polls of an empty change log: the floor of the reverse lag."""
@@ -106,6 +108,7 @@ class ReverseSync(Sync):
 
     def _connected(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
+            self._keep_read_only(mysql)
             forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
             schemas = {tm.schema for tm in forward}
             selection = reversed_tables(forward, catalog.read(oceanbase, schemas))
@@ -117,6 +120,18 @@ class ReverseSync(Sync):
             shapes = {(tm.source.schema, tm.source.name): tm.source for tm in selection.tables}
             self._set("running", "applying OceanBase's changes to MySQL")
             self._loop(oceanbase, applier, shapes, schemas)
+
+    def _keep_read_only(self, mysql: Session) -> None:
+        """A restarted MySQL comes back writable: put back the read-only the switchover set, so the
+        application cannot write to the old primary while OceanBase is the primary."""
+        record = (self.state.step(self.project, "switchover") or {}).get("detail") or {}
+        if (
+            record.get("direction") == "switchover"
+            and record.get("read_only_set")
+            and not mysql.scalar("SELECT @@GLOBAL.read_only")
+        ):
+            mysql.execute("SET GLOBAL read_only = ON")
+            log.warning("MySQL came back writable (restarted?); read_only is set again for %s", self.project)
 
     def _follow_ddl(self, oceanbase: Session, shapes: dict, schemas: set) -> None:
         """After DDL on a captured table: capture its new columns at once, then pause until MySQL has them."""
