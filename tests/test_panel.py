@@ -24,9 +24,9 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
         objects={"include": [f"{database}.*"]},
         switchover={"without": [f"{database}.type_zoo"], "suspend_source_triggers": True},
     )
+    request.addfinalizer(lambda: make_writable(source))  # last: a running reverse sync sets read-only again
     request.addfinalizer(project.stop_sync)
     request.addfinalizer(project.stop_reverse)
-    request.addfinalizer(lambda: make_writable(source))
     panel = ControlPanel(project)
     assert panel.buttons["switchover"].disabled and panel.buttons["switchback"].disabled
     assert not panel.buttons["start"].disabled

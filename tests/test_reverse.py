@@ -32,9 +32,9 @@ def migrated(workspace, source, seekdb_tcp, src, unique, request):
     project.migrate_schema()
     project.full(progress=False)
     project.start_sync()
+    request.addfinalizer(lambda: make_writable(source))  # last: a running reverse sync sets read-only again
     request.addfinalizer(project.stop_sync)
     request.addfinalizer(project.stop_reverse)
-    request.addfinalizer(lambda: make_writable(source))
     return project, database
 
 

@@ -168,8 +168,8 @@ def test_switchover_runbook_there_and_back(workspace, source, seekdb_tcp, src, u
     project.migrate_schema()
     project.full(progress=False)
     project.start_sync()
-    for stop in (project.stop_sync, project.stop_reverse, lambda: make_writable(source)):
-        request.addfinalizer(stop)
+    for stop in (lambda: make_writable(source), project.stop_sync, project.stop_reverse):
+        request.addfinalizer(stop)  # run in reverse: a reverse sync still running would set read-only again
     there = runbooks.run(
         workspace,
         "switchover",
