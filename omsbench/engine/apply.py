@@ -252,15 +252,12 @@ class Applier:
             values = sorted((v for v in values if None not in v), key=repr)
             if not values:
                 continue
-            columns = [quote(child.columns[c]) for c in fk.columns]
-            literal = self.target.conn.escape
-            where = f"({', '.join(columns)}) IN ({', '.join('(' + ', '.join(map(literal, v)) + ')' for v in values)})"
+            where = _in_list(self.target, child, fk.columns, values)
             if fk.on_delete.upper() == "CASCADE":
                 self.target.execute(f"DELETE FROM {child.quoted} WHERE {where}")
             else:
-                self.target.execute(
-                    f"UPDATE {child.quoted} SET {', '.join(c + ' = NULL' for c in columns)} WHERE {where}"
-                )
+                nulls = ", ".join(f"{quote(child.columns[c])} = NULL" for c in fk.columns)
+                self.target.execute(f"UPDATE {child.quoted} SET {nulls} WHERE {where}")
 
     def _replace(self, tm: TableMap, rows: list[dict]) -> None:
         if not rows:
@@ -314,14 +311,16 @@ def _key_getter(tm: TableMap):
 
 
 def _delete_sql(target: Session, tm: TableMap, keys: list[tuple]) -> str:
-    key = tm.source.key
+    return f"DELETE FROM {tm.quoted} WHERE {_in_list(target, tm, tm.source.key, keys)}"
+
+
+def _in_list(target: Session, tm: TableMap, columns: list[str], rows: list[tuple]) -> str:
+    """``col IN (...)`` or ``(a, b) IN ((...), ...)`` over the target names of source ``columns``."""
     literal = target.conn.escape
-    if len(key) == 1:
-        values = ", ".join(literal(k[0]) for k in keys)
-        return f"DELETE FROM {tm.quoted} WHERE {quote(tm.columns[key[0]])} IN ({values})"
-    columns = ", ".join(quote(tm.columns[c]) for c in key)
-    tuples = ", ".join("(" + ", ".join(literal(v) for v in k) + ")" for k in keys)
-    return f"DELETE FROM {tm.quoted} WHERE ({columns}) IN ({tuples})"
+    if len(columns) == 1:
+        return f"{quote(tm.columns[columns[0]])} IN ({', '.join(literal(row[0]) for row in rows)})"
+    names = ", ".join(quote(tm.columns[c]) for c in columns)
+    return f"({names}) IN ({', '.join('(' + ', '.join(literal(v) for v in row) + ')' for row in rows)})"
 
 
 def _match(tm: TableMap, image: dict) -> tuple[str, list]:
