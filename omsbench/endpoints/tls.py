@@ -18,6 +18,12 @@ from cryptography.x509.oid import NameOID
 _VALID = datetime.timedelta(days=3650)
 
 
+def ensure(folder: Path, address: str = "127.0.0.1") -> None:
+    """Issue the certificates once: a server keeps its CA across restarts, so clients keep trusting it."""
+    if not (folder / "server-cert.pem").exists():
+        issue(folder, address)
+
+
 def issue(folder: Path, address: str) -> None:
     """Write ``ca.pem`` and a server certificate for ``address`` signed by it (``server-cert.pem``,
     ``server-key.pem``: the names OceanBase looks for in its wallet, and MariaDB is told)."""

@@ -226,8 +226,7 @@ class MariaDB(PrivateServer):
 
     def _prepare(self) -> None:
         ensure_programs({"mariadbd": "mariadb-server", "mariadb-install-db": "mariadb-server"})
-        if not self.tls_ca.with_name("server-cert.pem").exists():
-            tls.issue(self.tls_ca.parent, "127.0.0.1")
+        tls.ensure(self.tls_ca.parent)
         if (self.datadir / "mysql").is_dir():
             return
         done = subprocess.run(
@@ -322,8 +321,8 @@ class SeekdbServer(PrivateServer):
 
     def _prepare(self) -> None:
         (self.folder / "base").mkdir(parents=True, exist_ok=True)
-        if self.tls and not self.tls_ca.with_name("server-cert.pem").exists():
-            tls.issue(self.tls_ca.parent, "127.0.0.1")
+        if self.tls:
+            tls.ensure(self.tls_ca.parent)
 
     def _after_start(self) -> None:
         """Switch TLS on once; seekdb's listener takes it up only at the next start."""
