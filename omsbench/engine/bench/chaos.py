@@ -78,7 +78,7 @@ class Application(threading.Thread):
         super().__init__(daemon=True)
         self.endpoint, self.seed, self.spatial = endpoint, seed, spatial
         self.stopping = threading.Event()
-        self.transactions = self.interruptions = 0
+        self.interruptions = 0
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -87,7 +87,6 @@ class Application(threading.Thread):
                     workload = Workload(session, DATABASE, seed=self.seed + self.interruptions, spatial=self.spatial)
                     while not self.stopping.is_set():
                         workload.run(4)
-                        self.transactions += 4
                         time.sleep(0.01)
             except (pymysql.err.MySQLError, OmsError, OSError):
                 self.interruptions += 1  # a restarted server: the application reconnects, as a pool does
