@@ -23,6 +23,7 @@ from omsbench.engine.reverse import STEP as REVERSE_STEP
 from omsbench.engine.servers import KafkaBroker, MariaDB, SeekdbServer
 from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.sync import StartAt
+from omsbench.engine.verify import CHUNK_ROWS as VERIFY_CHUNK_ROWS
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError, StateError
 
@@ -158,7 +159,7 @@ def check(ctx, project) -> None:
 @main.command("verify")
 @click.argument("project")
 @click.option("--apply-fix", is_flag=True, help="Run the fix SQL on the target in one transaction, then check again.")
-@click.option("--chunk-size", default=20_000, show_default=True, type=click.IntRange(10))
+@click.option("--chunk-size", default=VERIFY_CHUNK_ROWS, show_default=True, type=click.IntRange(10))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 32), help="Tables compared at once.")
 @click.option(
     "--sample",

@@ -8,7 +8,7 @@ import sys
 import pytest
 from conftest import make_project
 
-from omsbench.engine import sampledb
+from omsbench.engine import checksum, sampledb, verify
 from omsbench.engine.verify import DIFFERENT, EXTRA, MISSING
 
 # One change per column of type_zoo, each in its own row (ids 4..), applied on the target only.
@@ -138,3 +138,31 @@ def test_a_sample_compares_a_share_of_the_ranges_and_finds_only_real_differences
     assert orders["sampled"] == 0.5
     assert orders["ranges compared"] < full.summary.set_index("table").loc[f"{db}.orders", "ranges compared"]
     assert set(sampled.differences.key) <= found and len(sampled.differences) > 0
+
+
+def test_a_differing_range_is_narrowed_by_slices_down_to_its_rows(migrated, dst):
+    """Leaves of 8 rows make every differing range descend through slice digests, twice or more."""
+    project, db = migrated
+    q = f"`{db}`"
+    dst.execute("SET SESSION foreign_key_checks = 0")
+    dst.execute(f"DELETE FROM {q}.orders WHERE id IN (1, 333)")
+    dst.execute(f"UPDATE {q}.orders SET total = total + 1 WHERE id IN (2, 334, 1000)")
+    dst.execute(f"INSERT INTO {q}.orders (id, customer_id, status) VALUES (1001, 1, 'new'), (750000, 2, 'paid')")
+    with project.sessions() as (source, target):
+        (orders,) = [tm for tm in project.selection(source).tables if tm.source.name == "orders"]
+        verdict = verify.verify_table(source, target, orders, chunk_size=400, leaf_rows=8)
+        slices = checksum.digest_slices(source, orders, "source", 0, 1000, 7)
+        by_range = {n: checksum.digest(source, orders, "source", (n * 7,), (min(n * 7 + 7, 1000),)) for n in slices}
+    assert slices == by_range and sum(count for count, _ in slices.values()) == 1000
+    found = {(d.kind, d.key) for d in verdict.differences}
+    assert found == {
+        (MISSING, "id=1"),
+        (MISSING, "id=333"),
+        (DIFFERENT, "id=2"),
+        (DIFFERENT, "id=334"),
+        (DIFFERENT, "id=1000"),
+        (EXTRA, "id=1001"),
+        (EXTRA, "id=750000"),
+    }
+    assert verdict.ranges_compared > 16  # the slices were digested, not the whole ranges' rows fetched
+    assert project.verify(apply_fix=True).equal

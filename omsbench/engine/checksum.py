@@ -3,11 +3,13 @@
 Each column is rendered to a canonical text that MariaDB/MySQL and OceanBase produce
 identically for the same value (text as utf8mb4 bytes prefixed by their length, binary as
 hex, FLOAT widened to DOUBLE, geometry as WKB, NULL as the letter n, which no other form
-starts with), each row is hashed with MD5, and a 64-bit slice of it is summed exactly as
+starts with), each row is hashed with SHA-1, and a 64-bit slice of it is summed exactly as
 DECIMAL: 64 bits instead of a 32-bit CRC, whose collisions hide real differences, and a sum
-rather than an XOR, so that duplicate rows in a table without a key do not cancel out. The
-slice is taken once per row: a second one would double the cost (MariaDB evaluates MD5 anew
-for each use).
+rather than an XOR, so that duplicate rows in a table without a key do not cancel out. SHA-1
+rather than MD5 because both servers' crypto libraries compute it with the CPU's SHA
+instructions: measured over 250k sysbench rows, the checksum query takes 0.19 s instead of
+0.32 s on MariaDB and 0.24 s instead of 0.27 s on seekdb. The slice is taken once per row: a
+second one would double the cost (MariaDB evaluates the hash anew for each use).
 """
 
 from __future__ import annotations
@@ -103,14 +105,32 @@ class Side:
 
     def row_hash(self, tm: TableMap) -> str:
         pairs = zip(tm.source.columns, self.columns, strict=True)
-        return "MD5(CONCAT_WS('|', " + ", ".join(canonical(c, n) for c, n in pairs) + "))"
+        return "SHA1(CONCAT_WS('|', " + ", ".join(canonical(c, n) for c, n in pairs) + "))"
+
+
+def _aggregate(here: Side, tm: TableMap) -> str:
+    return f"COUNT(*), SUM(CAST(CONV(SUBSTRING({here.row_hash(tm)}, 1, 16), 16, 10) AS UNSIGNED))"
 
 
 def checksum_sql(tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> str:
     """Count and checksum of a side's rows, optionally within a key range."""
     here = Side.of(tm, side)
-    select = f"COUNT(*), SUM(CAST(CONV(SUBSTRING({here.row_hash(tm)}, 1, 16), 16, 10) AS UNSIGNED))"
-    return f"SELECT {select} FROM {here.table}{here.where(lower, upper)}"
+    return f"SELECT {_aggregate(here, tm)} FROM {here.table}{here.where(lower, upper)}"
+
+
+def slices_sql(tm: TableMap, side: str, lower: int, upper: int, step: int) -> str:
+    """Count and checksum of every ``step``-wide slice of the integer key range ``(lower, upper]``.
+
+    Slice n holds the keys in ``(lower + n * step, lower + (n + 1) * step]``. One scan answers
+    what would otherwise take a query per slice, so a range that differs is narrowed down
+    without being read once for each piece it is cut into.
+    """
+    here = Side.of(tm, side)
+    slice_of = f"({quote(here.key[0])} - ({lower + 1})) DIV {step}"
+    return (
+        f"SELECT {slice_of} AS omsbench_slice, {_aggregate(here, tm)} FROM {here.table}"
+        f"{here.where((lower,), (upper,))} GROUP BY omsbench_slice"
+    )
 
 
 def as_hex(checksum: int) -> str:
@@ -142,6 +162,13 @@ def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper
     """Row count and checksum of the rows of one side, optionally within a key range."""
     count, checksum = session.query(checksum_sql(tm, side, lower, upper))[0]
     return int(count), int(checksum or 0)
+
+
+def digest_slices(
+    session: Session, tm: TableMap, side: str, lower: int, upper: int, step: int
+) -> dict[int, tuple[int, int]]:
+    """Row count and checksum by slice number (slices without rows are absent)."""
+    return {int(n): (int(c), int(s or 0)) for n, c, s in session.query(slices_sql(tm, side, lower, upper, step))}
 
 
 def check_table(source: Session, target: Session, tm: TableMap) -> TableCheck:

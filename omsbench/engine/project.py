@@ -221,7 +221,7 @@ class Project:
     def verify(
         self,
         apply_fix: bool = False,
-        chunk_size: int = 20_000,
+        chunk_size: int = verify.CHUNK_ROWS,
         threads: int = 2,
         sample: float = 1.0,
         seed: int | None = None,

@@ -23,13 +23,18 @@ from pymysql.converters import escape_item
 
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session
-from omsbench.engine import chunking
+from omsbench.engine import checksum, chunking
 from omsbench.engine.checksum import Side, TableCheck, as_hex, canonical, digest, key_span, rule
 from omsbench.engine.literals import value_literal
 from omsbench.engine.mapping import TableMap
 
 LEAF_ROWS = 1000
+CHUNK_ROWS = 10_000
+"""Rows per checked range: a range that differs is read again to narrow it down, so smaller ranges
+waste less on a few scattered differences; below this the per-query cost on seekdb dominates
+(measured on 1M rows with ten differences: 1.4 s at 5k and 10k, 1.55 s at 20k, 1.85 s at 50k)."""
 SPLIT = 16
+MAX_SLICES = 256
 MISSING, EXTRA, DIFFERENT = "missing on target", "extra on target", "different"
 PERSISTENT, TRANSIENT = "persistent", "transient"
 COLUMNS = ["table", "key", "kind", "column", "source_value", "target_value", "rule", "state"]
@@ -63,7 +68,7 @@ def verify_table(
     source: Session,
     target: Session,
     tm: TableMap,
-    chunk_size: int = 20_000,
+    chunk_size: int = CHUNK_ROWS,
     leaf_rows: int = LEAF_ROWS,
     sample: float = 1.0,
     seed: int | None = None,
@@ -142,12 +147,32 @@ class _Comparer:
             _compare_rows(self.source, self.target, self.tm, self.verdict, lambda side: side.where(lower, upper))
             return
         if self.tm.source.integer_key:
-            pieces = _integer_pieces(lower[0], upper[0], SPLIT)
-        else:  # cut at keys of the side with more rows, so that rows only the target has are cut too
-            session, side = (self.source, self.sides[0]) if source_larger else (self.target, self.sides[1])
-            pieces = itertools.pairwise([lower, *_split_points(session, side, lower, upper, rows), upper])
-        for sub_lower, sub_upper in pieces:
+            self._descend_slices(lower[0], upper[0], rows)
+            return
+        # cut at keys of the side with more rows, so that rows only the target has are cut too
+        session, side = (self.source, self.sides[0]) if source_larger else (self.target, self.sides[1])
+        for sub_lower, sub_upper in itertools.pairwise(
+            [lower, *_split_points(session, side, lower, upper, rows), upper]
+        ):
             self.compare_range(sub_lower, sub_upper)
+
+    def _descend_slices(self, lower: int, upper: int, rows: int) -> None:
+        """Digest every slice of an integer key range in one query per side; descend into those that differ.
+
+        Slices hold about half a leaf's rows at the range's density, so most differing slices are
+        compared row by row at once.
+        """
+        pieces = min(MAX_SLICES, max(SPLIT, -(-2 * rows // self.leaf_rows)))
+        step = max(1, -(-(upper - lower) // pieces))
+        src, dst = self.both(checksum.digest_slices, lower, upper, step)
+        self.verdict.ranges_compared += len(src.keys() | dst.keys())
+        for n in sorted(src.keys() | dst.keys()):
+            mine, theirs = src.get(n, (0, 0)), dst.get(n, (0, 0))
+            if mine != theirs:
+                sub_lower = lower + n * step
+                self._descend(
+                    (sub_lower,), (min(sub_lower + step, upper),), max(mine[0], theirs[0]), mine[0] >= theirs[0]
+                )
 
 
 def _integer_pieces(lower: int, upper: int, pieces: int) -> list[tuple[tuple[int], tuple[int]]]:
