@@ -100,7 +100,9 @@ class Collations:
         self.known = {
             name.lower(): charset.lower()
             for name, charset in session.query(
+                # MariaDB 10.10+ lists its UCA 14.0 collations once for all character sets (NULL here)
                 "SELECT COLLATION_NAME, CHARACTER_SET_NAME FROM information_schema.COLLATIONS"
+                " WHERE CHARACTER_SET_NAME IS NOT NULL"
             )
         }
 
@@ -148,7 +150,10 @@ def column_sql(column: Column, name: str, collations: Collations, renames: dict[
     if column.generated is not None:
         expression = _rename_identifiers(column.generated, renames)
         parts.append(f"GENERATED ALWAYS AS ({expression}) {'STORED' if column.stored else 'VIRTUAL'}")
-    parts.append("NULL" if column.nullable else "NOT NULL")
+    if not column.nullable:
+        parts.append("NOT NULL")
+    elif column.generated is None:  # MariaDB takes no NULL attribute on a generated column
+        parts.append("NULL")
     if column.default is not None:
         parts.append(f"DEFAULT {column.default}")
     if column.auto_increment:
