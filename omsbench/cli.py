@@ -398,21 +398,33 @@ def sync_stop(ctx, project) -> None:
     click.echo(f"the sync of {loaded.name} stopped")
 
 
-@sync.command("resolve")
-@click.argument("project")
-@click.option("--skip", is_flag=True, help="Skip the DDL the sync paused on.")
-@click.option("--replace-with", "replacement", help="Run this SQL on the target instead of the paused DDL.")
-@click.pass_context
-def sync_resolve(ctx, project, skip, replacement) -> None:
-    """Decide on the DDL statement the sync paused on, and let it go on."""
+def _resolve_options(command):
+    command = click.option("--replace-with", "replacement", help="Run this SQL instead of the paused DDL.")(command)
+    command = click.option("--skip", is_flag=True, help="Skip the DDL the sync paused on.")(command)
+    return click.argument("project")(command)
+
+
+def _resolve(ctx, project: str, skip: bool, replacement: str | None, direction: str) -> None:
+    """Send the user's decision on the DDL a sync paused on; the sync picks it up and goes on."""
     if skip == bool(replacement):
         raise click.UsageError("give exactly one of --skip or --replace-with")
     loaded = _project(ctx, project)
-    where = loaded.sync_status().get("at")
+    status, step = (loaded.sync_status, SYNC_STEP) if direction == "sync" else (loaded.reverse_status, REVERSE_STEP)
+    where = status().get("at")
     if not where:
-        raise StateError(f"the sync of {loaded.name} is not paused on a DDL", fix="see `omsbench sync status`")
-    ctx.obj.state.request(loaded.name, SYNC_STEP, "resolve", {"position": where, "skip": skip, "sql": replacement})
+        raise StateError(
+            f"the {direction} of {loaded.name} is not paused on a DDL", fix=f"see `omsbench {direction} status`"
+        )
+    ctx.obj.state.request(loaded.name, step, "resolve", {"position": where, "skip": skip, "sql": replacement})
     click.echo(f"the DDL at {where} will be {'skipped' if skip else 'replaced'}")
+
+
+@sync.command("resolve")
+@_resolve_options
+@click.pass_context
+def sync_resolve(ctx, project, skip, replacement) -> None:
+    """Decide on the DDL statement the sync paused on, and let it go on."""
+    _resolve(ctx, project, skip, replacement, "sync")
 
 
 @sync.command("status")
@@ -540,6 +552,14 @@ def reverse_resume(ctx, project) -> None:
     loaded = _project(ctx, project)
     ctx.obj.state.request(loaded.name, REVERSE_STEP, "resume")
     click.echo(f"asked the reverse sync of {loaded.name} to resume")
+
+
+@reverse.command("resolve")
+@_resolve_options
+@click.pass_context
+def reverse_resolve(ctx, project, skip, replacement) -> None:
+    """Decide on the DDL read from the target's binlog that the reverse sync paused on."""
+    _resolve(ctx, project, skip, replacement, "reverse")
 
 
 @reverse.command("status")

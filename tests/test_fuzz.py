@@ -121,6 +121,7 @@ BAD = {
     },
     ("sync", "start"): {"--position": bad, "--gtid": bad, "--timestamp": bad},
     ("sync", "resolve"): {"--replace-with": bad},
+    ("reverse", "resolve"): {"--replace-with": bad},
     ("switchover",): {"--without": bad},
     ("bench", "chaos"): {"--points": st.integers(max_value=0) | bad, "--rows": st.integers(max_value=999)},
     ("run",): {"-p": bad},

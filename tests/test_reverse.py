@@ -1,4 +1,4 @@
-"""Switchover, reverse sync from seekdb's trigger capture back to MariaDB, and switch-back."""
+"""Switchover, reverse sync back to MariaDB (from seekdb's trigger capture, or from a target's binlog), switch-back."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 
 import pytest
 from conftest import make_project
 from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
-from omsbench.engine import capture, runner, sampledb, switchover
+from omsbench.endpoints.mysql import master_status
+from omsbench.engine import capture, reverse, runner, sampledb, switchover
+from omsbench.engine.servers import MariaDB
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import StateError
 
@@ -274,3 +277,93 @@ def test_a_restarted_mysql_is_made_read_only_again_and_reverse_sync_goes_on(migr
     with connect(mariadb.endpoint().dsn()) as mysql:
         assert mysql.scalar("SELECT @@GLOBAL.read_only") == 1
     _same(project, database)
+
+
+@pytest.fixture(scope="module")
+def mysql_target(servers_root):
+    """A second MariaDB: a target that writes a binlog, as an OceanBase binlog service would."""
+    server = MariaDB(servers_root / "mariadb-target", server_id=8)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def migrated_to_mysql(workspace, source, mysql_target, src, unique, request):
+    database = unique("revbin")
+    sampledb.create(src, rows=1200, database=database)
+    project = make_project(
+        workspace, source, mysql_target.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    )
+    project.migrate_schema()
+    project.full(progress=False)
+    request.addfinalizer(lambda: make_writable(source))
+    request.addfinalizer(project.stop_sync)
+    request.addfinalizer(project.stop_reverse)
+    return project, database
+
+
+def test_reverse_sync_reads_the_targets_binlog_where_it_has_one(migrated_to_mysql, source, mysql_target):
+    project, database = migrated_to_mysql
+    found = project.precheck().set_index("check").loc["reverse capture"]
+    assert found.status == "ok" and found.detail.startswith("binlog:")
+    project.start_sync()
+    _write(source, database, seed=1, transactions=100, spatial=True)
+    record = switchover.switchover(project, suspend_triggers=True)  # type_zoo too: no trigger limits it
+    assert record["capture"] == "binlog" and record["reverse_start"]["file"]
+    target = mysql_target.endpoint()
+    with connect(target.dsn()) as mysql_b:
+        assert (
+            mysql_b.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
+            == 0
+        )
+    _write(target, database, seed=2, transactions=150, spatial=True)
+    with connect(target.dsn()) as mysql_b:  # DDL on the target is replayed on MySQL at its place
+        mysql_b.execute(f"ALTER TABLE `{database}`.customers ADD COLUMN nick VARCHAR(20) NULL")
+        mysql_b.execute(f"UPDATE `{database}`.customers SET nick = 'ace' WHERE id = 7")
+    project.wait_for_reverse(timeout=120)
+    _same(project, database, [*TABLES, "type_zoo"])
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar(f"SELECT nick FROM `{database}`.customers WHERE id = 7") == "ace"
+
+    back = switchover.switch_back(project, writes_stopped=True)
+    assert "start_forward_sync" in back["phases"]
+    _write(source, database, seed=3, transactions=100, spatial=True)
+    project.wait_for_sync(timeout=120)
+    _same(project, database, [*TABLES, "type_zoo"])
+
+
+def test_binlog_capture_in_both_directions_at_once_does_not_loop(migrated_to_mysql, source, mysql_target):
+    """Each direction applies exactly the rows its own side's writer changed: nothing comes back."""
+    project, database = migrated_to_mysql
+    with connect(mysql_target.endpoint().dsn()) as mysql_b:
+        start = asdict(master_status(mysql_b))
+    detail = {"capture": reverse.BINLOG, "reverse_start": start}
+    project.state.set_step(project.name, "switchover", "done", "bidirectional", detail)
+    forward, backward = project.sync(), project.reverse()
+    threads = [
+        runner.run_thread(forward, runner.SyncProcess(project.workspace, project.name)),
+        runner.run_thread(backward, runner.ReverseProcess(project.workspace, project.name)),
+    ]
+    results: dict = {}
+    writers = [
+        threading.Thread(target=lambda: results.update({1: _own_rows(source, database, 1)})),
+        threading.Thread(target=lambda: results.update({0: _own_rows(mysql_target.endpoint(), database, 0)})),
+    ]
+    try:
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert all(n > 300 for n in results.values()), results
+        for _ in range(3):
+            project.wait_for_sync(timeout=60)
+            project.wait_for_reverse(timeout=60)
+        _same(project, database)
+        time.sleep(2)  # a loop would keep both directions busy echoing the last changes
+    finally:  # the threads run in this process: stop them here, not through the pid files
+        forward.stop()
+        backward.stop()
+        for thread in threads:
+            thread.join(60)
+    assert forward.meter.total_rows == results[1] and backward.meter.total_rows == results[0]

@@ -292,13 +292,15 @@ class Applier:
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         """Where the stream continues: the end of the group's last transaction."""
-        txn = group[-1]
-        position = txn.position
-        self.target.execute(
-            "REPLACE INTO `omsbench`.`sync_checkpoint` (project, file, pos, gtid, source_ts, applied_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (self.project, position.file, position.pos, position.gtid, txn.commit_ts, time.time()),
-        )
+        write_checkpoint(self.target, self.project, group[-1].position, group[-1].commit_ts)
+
+
+def write_checkpoint(target: Session, project: str, position: BinlogPosition, source_ts: float | None) -> None:
+    target.execute(
+        "REPLACE INTO `omsbench`.`sync_checkpoint` (project, file, pos, gtid, source_ts, applied_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (project, position.file, position.pos, position.gtid, source_ts, time.time()),
+    )
 
 
 def _key_changed(tm: TableMap, change: RowChange) -> bool:

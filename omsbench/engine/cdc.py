@@ -38,9 +38,15 @@ _HEARTBEAT_TABLE = Table(
     primary_key=["project"],
 )
 REVERSE_MARK = ("omsbench", "reverse_checkpoint")
-"""Reverse sync writes its checkpoint here inside every transaction it applies to MySQL: the
-forward reader drops those transactions' changes, so they never go back to OceanBase."""
+"""Reverse sync from trigger capture writes its checkpoint here inside every transaction it
+applies to MySQL: the forward reader drops those transactions' changes, so they never go back
+to OceanBase."""
 _ECHO = Table(*REVERSE_MARK)
+APPLIED_MARK = ("omsbench", "sync_checkpoint")
+"""Every binlog applier writes its checkpoint row here inside each transaction it applies. A
+reader drops the transactions that wrote its own project's row: when both servers have a binlog
+and a sync runs each way, neither direction replays what the other applied."""
+_APPLIED = Table(*APPLIED_MARK)
 _CANNOT_SERVE = 1236  # the server cannot send the binlog from there: purged, or an unknown GTID
 _NOT_DDL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|XA |SAVEPOINT|FLUSH|SET |#)", re.IGNORECASE)
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
@@ -176,6 +182,8 @@ class BinlogReader:
                     heartbeat = self._heartbeat(event) or heartbeat
                 elif decoder.table is _ECHO:
                     echo = True
+                elif decoder.table is _APPLIED:
+                    echo = echo or self._ours(event) is not None
                 else:
                     changes += _changes(event, decoder)
             elif isinstance(event, XidEvent) or (isinstance(event, QueryEvent) and _is_commit(event.query)):
@@ -197,11 +205,13 @@ class BinlogReader:
     def _decoder(self, event: TableMapEvent) -> Decoder | None:
         """A decoder for tracked tables (cached per schema object, so DDL refreshes it), else None."""
         if (event.schema, event.table) == HEARTBEAT:
-            for col, name in zip(event.columns, ("project", "ts"), strict=False):
-                col.name, col.character_set_name = name, "utf8mb4"
+            _name_first_columns(event, ("project", "ts"))
             return Decoder(_HEARTBEAT_TABLE)
         if (event.schema, event.table) == REVERSE_MARK:
             return Decoder(_ECHO)
+        if (event.schema, event.table) == APPLIED_MARK:
+            _name_first_columns(event, ("project",))
+            return Decoder(_APPLIED)
         tm = self.tracker.get(event.schema, event.table)
         if tm is None:
             return None
@@ -210,11 +220,22 @@ class BinlogReader:
         return decoder
 
     def _heartbeat(self, event) -> float | None:
+        values = self._ours(event)
+        return float(values["ts"]) if values else None
+
+    def _ours(self, event) -> dict | None:
+        """The first row image of ``event`` that belongs to this project (omsbench's own tables)."""
         for row in event.rows:
-            values = row.get("after_values") or row["values"]
+            values = row.get("after_values") or row.get("values")
             if values and values.get("project") == self.project:
-                return float(values["ts"])
+                return values
         return None
+
+
+def _name_first_columns(event: TableMapEvent, names: tuple[str, ...]) -> None:
+    """omsbench's own tables are decoded without a tracked schema: name the columns it reads."""
+    for col, name in zip(event.columns, names, strict=False):
+        col.name, col.character_set_name = name, "utf8mb4"
 
 
 def _gtid_state(text: str | None) -> dict[int, str]:

@@ -121,8 +121,10 @@ def _name(text: str, default: str) -> tuple[str, str]:
 
 
 class DdlApplier:
-    def __init__(self, target: Session, spec: ProjectSpec, tracker: Tracker) -> None:
+    def __init__(self, target: Session, spec: ProjectSpec, tracker: Tracker, command: str = "sync") -> None:
         self.target, self.spec, self.tracker = target, spec, tracker
+        self.command = command
+        """The CLI group that controls this sync, for the commands a pause message offers."""
 
     def apply(self, ddl: Ddl, position: str, replacement: str | None = None) -> Decision:
         plan = _parse(ddl)
@@ -231,8 +233,8 @@ class DdlApplier:
         shown = f"\n  translated: {sql}" if sql and sql != ddl.statement else ""
         raise DdlPaused(
             f"sync paused at {position}: DDL cannot be applied ({why}):\n  {ddl.statement}{shown}",
-            fix="skip it with `omsbench sync resolve PROJECT --skip`, or give the statement to run instead with"
-            " `omsbench sync resolve PROJECT --replace-with 'SQL'`, then `omsbench sync resume PROJECT`",
+            fix=f"skip it with `omsbench {self.command} resolve {self.spec.name} --skip`, or give the statement"
+            f" to run instead with `omsbench {self.command} resolve {self.spec.name} --replace-with 'SQL'`",
             statement=ddl.statement,
             position=position,
         )

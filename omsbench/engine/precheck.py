@@ -14,7 +14,7 @@ from omsbench.endpoints import kafka, mysql, rocketmq
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
-from omsbench.engine import full, schema
+from omsbench.engine import full, reverse, schema
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import CARRIED_TYPES, TYPE_REPLACEMENTS
 from omsbench.engine.spec import ProjectSpec
@@ -228,6 +228,15 @@ def source_tables(selection: Selection) -> list[Finding]:
     if not selection.tables and not selection.views:
         findings.append(Finding("objects", "source", FAIL, "the spec selects no table", "widen objects.include"))
     return findings
+
+
+def reverse_capture(spec: ProjectSpec, source: Session, target: Session) -> Finding:
+    """How reverse sync will capture the target's changes after switchover (see ``reverse.capture_method``)."""
+    try:
+        method, why = reverse.capture_method(spec, target, source)
+    except OmsError as err:
+        return Finding("reverse capture", "target", FAIL, err.message, err.fix or "")
+    return Finding("reverse capture", "target", OK, f"{method}: {why}")
 
 
 def target_checks(session: Session, selection: Selection, spec: ProjectSpec) -> list[Finding]:

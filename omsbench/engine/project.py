@@ -103,6 +103,7 @@ class Project:
                 findings += precheck.source_privileges(source, selection)
                 findings += precheck.source_tables(selection)
                 findings += precheck.target_checks(target, selection, self.spec)
+                findings.append(precheck.reverse_capture(self.spec, source, target))
         finally:
             for session in (source, target):
                 if session:
@@ -402,8 +403,9 @@ class Project:
 
     def wait_for_reverse(self, timeout: float = 120) -> None:
         """Return once MySQL has every change OceanBase had committed when this was called."""
-        with connect(self.spec.target.dsn()) as target:
-            reverse_wait(target, self.name, timeout)
+        method = ((self.state.step(self.name, "switchover") or {}).get("detail") or {}).get("capture")
+        with self.sessions() as (source, target):
+            reverse_wait(target, source, self.name, method, timeout)
 
     def status(self) -> dict[str, pd.DataFrame]:
         return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}

@@ -1,12 +1,21 @@
-"""Reverse incremental sync: OceanBase's captured changes back to the original MySQL.
+"""Reverse incremental sync: OceanBase's changes back to the original MySQL.
 
-After switchover the application writes to OceanBase; the triggers of :mod:`capture` log
-each change, and this loop applies whole transactions to MySQL with the same
-:class:`~omsbench.engine.apply.Applier` as the forward sync. Its checkpoint row lists the
-OceanBase transactions of the group and commits with them on MySQL, so after a crash the
-already applied ones are purged from the change log rather than applied again. That same row
-marks the transaction in MySQL's binlog, and the forward reader drops marked transactions: both
-directions can run at once without a change going round in circles.
+After switchover the application writes to OceanBase. Its changes are captured one of two ways,
+chosen at the switchover's precheck (``switchover.reverse_capture``):
+
+- **triggers** (work on every OceanBase, seekdb included): the triggers of :mod:`capture` log
+  each change, and this loop applies whole transactions to MySQL with the same
+  :class:`~omsbench.engine.apply.Applier` as the forward sync. Its checkpoint row lists the
+  OceanBase transactions of the group and commits with them on MySQL, so after a crash the
+  already applied ones are purged from the change log rather than applied again. That same row
+  marks the transaction in MySQL's binlog, and the forward reader drops marked transactions.
+- **binlog**, where the target writes a ROW binlog (an OceanBase binlog service, or a MySQL
+  target): the forward sync's own reader, applier and DDL replay run the other way round, from
+  the target's binlog position taken at switchover; the checkpoint goes to MySQL's
+  ``sync_checkpoint``, which marks the transaction for the forward reader, and the forward
+  applier's checkpoint marks its transactions for this reader.
+
+Either way both directions can run at once without a change going round in circles.
 """
 
 from __future__ import annotations
@@ -16,18 +25,23 @@ import time
 
 import pymysql
 
-from omsbench.endpoints import catalog
+from omsbench.endpoints import catalog, mysql
+from omsbench.endpoints.binlog import require_available
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
+from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine import capture
-from omsbench.engine.apply import Applier
+from omsbench.engine import sync as forward_sync
+from omsbench.engine.apply import Applier, read_checkpoint
 from omsbench.engine.cdc import REVERSE_MARK
 from omsbench.engine.changes import Transaction
+from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import ensure_own_table
+from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.sync import Sync
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import DdlPaused, SyncError
+from omsbench.exceptions import DdlPaused, StateError, SyncError
 
 log = logging.getLogger(__name__)
 STEP = "reverse"
@@ -43,6 +57,44 @@ SCHEMA_POLL = 2.0
 TRANSACTIONS_PER_READ = 2000
 """Transactions applied in one MySQL commit at most, when the change log holds a backlog."""
 _NO_SUCH_TABLE = 1146
+
+
+TRIGGERS, BINLOG = "triggers", "binlog"
+
+
+def binlog_refusal(spec: ProjectSpec, oceanbase: Session, mysql_session: Session) -> str | None:
+    """Why reverse sync cannot read the target's binlog (None when it can)."""
+    end = mysql.master_status(oceanbase)
+    if end is None:
+        return "the target writes no binlog"
+    found = mysql.variables(oceanbase, "binlog_format", "binlog_row_image", "server_id")
+    for name, wanted in (("binlog_format", "ROW"), ("binlog_row_image", "FULL")):
+        if (found[name] or "").upper() != wanted:
+            return f"the target's {name} is {found[name]}, not {wanted}"
+    if found["server_id"] == mysql.variables(mysql_session, "server_id")["server_id"]:
+        return "source and target have the same server_id: their binlogs cannot be told apart"
+    renames = spec.objects.rename
+    if renames.databases or renames.tables or renames.columns:
+        return "the project renames objects, and the target's DDL would reach MySQL under the target's names"
+    return None
+
+
+def capture_method(spec: ProjectSpec, oceanbase: Session, mysql_session: Session) -> tuple[str, str]:
+    """How reverse sync will capture the target's changes, and why: the spec's choice where it is
+    possible, the binlog when ``auto`` finds it usable, else triggers."""
+    wanted = spec.switchover.reverse_capture
+    if wanted == TRIGGERS:
+        return TRIGGERS, "chosen in the spec"
+    refusal = binlog_refusal(spec, oceanbase, mysql_session)
+    if refusal is None:
+        return BINLOG, "the target writes a ROW binlog with full row images"
+    if wanted == BINLOG:
+        raise StateError(
+            f"reverse capture from the target's binlog is not possible: {refusal}",
+            fix="set switchover.reverse_capture to auto or triggers, or give the target a ROW binlog"
+            " (OceanBase: its binlog service)",
+        )
+    return TRIGGERS, refusal
 
 
 def reversed_tables(forward: list[TableMap], oceanbase: Catalog) -> Selection:
@@ -96,6 +148,7 @@ class ReverseSync(Sync):
     def __init__(self, spec, state, selection, without: list[str] | None = None) -> None:
         super().__init__(spec, state, selection)
         self.without = set(without or [])
+        self.binlog = spec.target
 
     def _session(self) -> None:
         try:
@@ -108,23 +161,39 @@ class ReverseSync(Sync):
 
     def _connected(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
-            self._keep_read_only(mysql)
+            record = self._record()
+            self._keep_read_only(mysql, record)
             forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
             schemas = {tm.schema for tm in forward}
             selection = reversed_tables(forward, catalog.read(oceanbase, schemas))
-            _require_same_columns(forward, selection)
             tracker = Tracker(selection)
-            tracker.start(mysql)
+            tracker.start(mysql)  # MySQL's tables have the shape of the rows at the checkpoint
+            if record.get("capture") == BINLOG:
+                self._from_binlog(oceanbase, mysql, tracker, record)  # the binlog carries OceanBase's DDL
+                return
+            _require_same_columns(forward, selection)
             applier = ReverseApplier(mysql, self.project, tracker)
             capture.purge(oceanbase, self.project, applied_transactions(mysql, self.project))
             shapes = {(tm.source.schema, tm.source.name): tm.source for tm in selection.tables}
             self._set("running", "applying OceanBase's changes to MySQL")
-            self._loop(oceanbase, applier, shapes, schemas)
+            self._capture_loop(oceanbase, applier, shapes, schemas)
 
-    def _keep_read_only(self, mysql: Session) -> None:
+    def _record(self) -> dict:
+        return (self.state.step(self.project, "switchover") or {}).get("detail") or {}
+
+    def _from_binlog(self, oceanbase: Session, mysql: Session, tracker: Tracker, record: dict) -> None:
+        """The forward sync's replay, from the target's binlog into MySQL (no renames: checked at switchover)."""
+        applier = Applier(mysql, self.project, tracker)
+        mirrored = self.spec.model_copy(update={"source": self.spec.target, "target": self.spec.source})
+        found = read_checkpoint(mysql, self.project)
+        position = found[0] if found else BinlogPosition(**record["reverse_start"])
+        require_available(oceanbase, position)
+        self.position = position
+        self._replay(oceanbase, mysql, (position, None), applier, DdlApplier(mysql, mirrored, tracker, "reverse"), {})
+
+    def _keep_read_only(self, mysql: Session, record: dict) -> None:
         """A restarted MySQL comes back writable: put back the read-only the switchover set, so the
         application cannot write to the old primary while OceanBase is the primary."""
-        record = (self.state.step(self.project, "switchover") or {}).get("detail") or {}
         if (
             record.get("direction") == "switchover"
             and record.get("read_only_set")
@@ -145,7 +214,7 @@ class ReverseSync(Sync):
             statement=names,
         )
 
-    def _loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:  # type: ignore[override]
+    def _capture_loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:
         looked = time.monotonic()
         while not self._stop_requested():
             if self._paused():
@@ -199,8 +268,11 @@ def _require_same_columns(forward: list[TableMap], reverse: Selection) -> None:
             )
 
 
-def wait_caught_up(oceanbase: Session, project: str, timeout: float = 120) -> None:
+def wait_caught_up(oceanbase: Session, mysql_session: Session, project: str, method: str, timeout: float = 120) -> None:
     """Return once every change OceanBase had committed when this was called is applied to MySQL."""
+    if method == BINLOG:
+        forward_sync.wait_caught_up(oceanbase, mysql_session, project, timeout)
+        return
     deadline = time.monotonic() + timeout
     while capture.pending(oceanbase, project):
         if time.monotonic() > deadline:

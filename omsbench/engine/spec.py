@@ -65,6 +65,10 @@ class Switchover(_Strict):
     """Drop MySQL's triggers on the synced tables until switch-back (their definitions are kept)."""
     writes_stopped: bool = False
     """The application's writes are stopped by the user: omsbench does not set MySQL read-only."""
+    reverse_capture: Literal["auto", "triggers", "binlog"] = "auto"
+    """How reverse sync captures the target's changes: triggers (work everywhere), the target's
+    own binlog (an OceanBase binlog service, or a MySQL target), or auto: the binlog where the
+    precheck finds it usable, else triggers."""
 
 
 _TAGS = {"database": Endpoint, "kafka": KafkaEndpoint, "rocketmq": RocketMQEndpoint}

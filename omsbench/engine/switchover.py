@@ -8,15 +8,18 @@ same command again after a crash goes on from the first phase not recorded.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 import pymysql
 
 from omsbench.endpoints import catalog
+from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session, connect
 from omsbench.engine import capture
 from omsbench.engine import reverse as reverse_sync
+from omsbench.engine.apply import CHECKPOINT_DDL, write_checkpoint
 from omsbench.engine.project import ACTIVE, Project
 from omsbench.engine.schema import ensure_own_table
 from omsbench.exceptions import StateError, SyncError
@@ -135,7 +138,10 @@ def switchover(
                 f"the forward sync is {status}; switchover needs it running to drain the last changes",
                 fix=f"start it with `omsbench sync start {project.name}` and wait until it has caught up",
             )
-        capturable(project, without)
+        with project.sessions() as (mysql, oceanbase):
+            record["capture"], record["capture_why"] = reverse_sync.capture_method(project.spec, oceanbase, mysql)
+        if record["capture"] == reverse_sync.TRIGGERS:
+            capturable(project, without)
         triggers = source_triggers(project, without)
         if triggers and not suspend_triggers:
             raise StateError(
@@ -183,8 +189,16 @@ def switchover(
             )
 
     def install_capture(record: dict) -> None:
-        with connect(project.spec.target.dsn()) as oceanbase:
-            capture.install(oceanbase, project.name, capturable(project, without))
+        if record.get("capture", reverse_sync.TRIGGERS) == reverse_sync.TRIGGERS:
+            with connect(project.spec.target.dsn()) as oceanbase:
+                capture.install(oceanbase, project.name, capturable(project, without))
+            return
+        # The forward sync has stopped and MySQL takes no writes: the target's binlog ends where
+        # the application's first write on it will begin. A checkpoint of an earlier switchover goes.
+        with project.sessions() as (mysql, oceanbase):
+            ensure_own_table(mysql, CHECKPOINT_DDL)
+            mysql.execute("DELETE FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project.name,))
+            record["reverse_start"] = asdict(mysql_endpoint.master_status(oceanbase))
 
     phases = [
         ("precheck", precheck),
@@ -216,8 +230,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
         )
 
     def drain_and_verify(record: dict) -> None:
-        with connect(project.spec.target.dsn()) as oceanbase:
-            reverse_sync.wait_caught_up(oceanbase, project.name, timeout=600)
+        project.wait_for_reverse(timeout=600)
         checks = project.check()
         if not checks["equal"].all():
             raise StateError(
@@ -226,6 +239,8 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
             )
 
     def remove_capture(record: dict) -> None:
+        if record.get("capture") == reverse_sync.BINLOG:
+            return
         with connect(project.spec.target.dsn()) as oceanbase:
             capture.remove(oceanbase, project.name, capturable(project, record["without"]))
 
@@ -239,6 +254,17 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
                     mysql.execute(f"USE {quote(schema)}")
                     mysql.execute(statement)
 
+    def skip_reverse_writes(record: dict) -> None:
+        """Start the forward sync at MySQL's binlog end, past what reverse sync wrote there.
+
+        Since the switchover MySQL took only reverse sync's writes (it was read-only, or the user
+        stopped the application's writes to it), and the drain found both sides equal. Replaying
+        them would only be skipped as echoes, and rows logged before a DDL that OceanBase
+        already has would no longer fit the target's tables.
+        """
+        with project.sessions() as (mysql, target):
+            write_checkpoint(target, project.name, mysql_endpoint.master_status(mysql), None)
+
     def open_source(record: dict) -> None:
         if record.get("read_only_set"):
             with connect(project.spec.source.dsn()) as mysql:
@@ -249,10 +275,11 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
         ("stop_reverse_sync", lambda record: project.stop_reverse()),
         ("remove_capture", remove_capture),
         ("restore_source_triggers", restore_source_triggers),
+        ("skip_reverse_writes", skip_reverse_writes),
         ("open_source", open_source),
         ("start_forward_sync", lambda record: _ensure_running(project.start_sync, project.sync_status)),
     ]
-    carried = {k: previous.get(k) for k in ("without", "read_only_set", "triggers") if k in previous}
+    carried = {k: previous.get(k) for k in ("without", "read_only_set", "triggers", "capture") if k in previous}
     return _run(project, "switch back", phases, carried)
 
 

@@ -68,6 +68,8 @@ class Sync:
     ) -> None:
         self.spec, self.state, self.selection, self.start_at = spec, state, selection, start
         self.project = spec.name
+        self.binlog = spec.source
+        """The endpoint whose binlog is replayed (and where the heartbeat is written)."""
         self.meter = Meter(state, self.project, self.step)
         self.stopping = threading.Event()
         self.position: BinlogPosition | None = None
@@ -149,10 +151,10 @@ class Sync:
         """
         position, skip_before = start
         args = ReaderArgs(
-            self.spec.source.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
+            self.binlog.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
         )
         heartbeat.install(source)
-        beat = heartbeat.Heartbeat(self.spec.source.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
+        beat = heartbeat.Heartbeat(self.binlog.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
         reader = ReaderProcess(args, applier.tracker)
         beat.start()
         self._set("running", f"replaying from {label(position)}")
