@@ -24,12 +24,21 @@ def servers_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("servers")
 
 
-@pytest.fixture(scope="session")
-def mariadb(servers_root):
-    server = MariaDB(servers_root / "mariadb", server_id=7)
+def _serving(server):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb(servers_root):
+    yield from _serving(MariaDB(servers_root / "mariadb", server_id=7))
+
+
+@pytest.fixture(scope="session")
+def mysql_target(servers_root):
+    """A second MariaDB: a target that writes a binlog, as an OceanBase binlog service would."""
+    yield from _serving(MariaDB(servers_root / "mariadb-target", server_id=8))
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +54,7 @@ def target(servers_root) -> Endpoint:
 
 @pytest.fixture(scope="session")
 def seekdb_tcp(servers_root):
-    server = SeekdbServer(servers_root / "seekdb-tcp")
-    server.start()
-    yield server
-    server.stop()
+    yield from _serving(SeekdbServer(servers_root / "seekdb-tcp"))
 
 
 @pytest.fixture

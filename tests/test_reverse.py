@@ -17,7 +17,6 @@ from helpers import assert_same_tables, make_writable
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import capture, reverse, runner, sampledb, switchover
-from omsbench.engine.servers import MariaDB
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import StateError
 
@@ -27,14 +26,16 @@ TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy
 @pytest.fixture
 def migrated(workspace, source, seekdb_tcp, src, unique, request):
     """A shop database migrated to the seekdb server with its forward sync running."""
-    database = unique("rev")
+    project, database = _shop_migrated(workspace, source, seekdb_tcp.endpoint(), src, unique("rev"), request)
+    project.start_sync()
+    return project, database
+
+
+def _shop_migrated(workspace, source, target, src, database, request):
     sampledb.create(src, rows=1500, database=database)
-    project = make_project(
-        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]}
-    )
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
     project.migrate_schema()
     project.full(progress=False)
-    project.start_sync()
     request.addfinalizer(lambda: make_writable(source))  # last: a running reverse sync sets read-only again
     request.addfinalizer(project.stop_sync)
     request.addfinalizer(project.stop_reverse)
@@ -279,28 +280,10 @@ def test_a_restarted_mysql_is_made_read_only_again_and_reverse_sync_goes_on(migr
     _same(project, database)
 
 
-@pytest.fixture(scope="module")
-def mysql_target(servers_root):
-    """A second MariaDB: a target that writes a binlog, as an OceanBase binlog service would."""
-    server = MariaDB(servers_root / "mariadb-target", server_id=8)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def migrated_to_mysql(workspace, source, mysql_target, src, unique, request):
-    database = unique("revbin")
-    sampledb.create(src, rows=1200, database=database)
-    project = make_project(
-        workspace, source, mysql_target.endpoint(), name=database, objects={"include": [f"{database}.*"]}
-    )
-    project.migrate_schema()
-    project.full(progress=False)
-    request.addfinalizer(lambda: make_writable(source))
-    request.addfinalizer(project.stop_sync)
-    request.addfinalizer(project.stop_reverse)
-    return project, database
+    """A shop database migrated to a second MariaDB, whose binlog reverse sync can read."""
+    return _shop_migrated(workspace, source, mysql_target.endpoint(), src, unique("revbin"), request)
 
 
 def test_reverse_sync_reads_the_targets_binlog_where_it_has_one(migrated_to_mysql, source, mysql_target):

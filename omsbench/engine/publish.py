@@ -316,7 +316,7 @@ class CaptureQueueSync(ReverseSync):
                 capture.purge(oceanbase, self.project, published)  # committed to Kafka before a crash
                 shapes = {(t.schema, t.name): t for t in tables}
                 self._set("running", "publishing OceanBase's captured changes")
-                self._loop(oceanbase, published_to, shapes, {t.schema for t in tables})
+                self._capture_loop(oceanbase, published_to, shapes, {t.schema for t in tables})
             finally:
                 published_to.close()
 
