@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -68,12 +69,37 @@ def kill_while_writing(process, project, write: Callable[[], None], kills: int =
     writer.start()
     for _ in range(kills):
         time.sleep(every)
-        os.kill(process.pid(), signal.SIGKILL)
+        pid = process.pid()
+        children = _children(pid)
+        os.kill(pid, signal.SIGKILL)
         time.sleep(0.3)
         assert project.sync_status()["state"] == "died"
+        _wait_gone(children)  # its binlog reader must not live on as an orphan
         process.launch()
     writer.join(300)
     assert not writer.is_alive() and not failures, failures
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(line) for line in found.stdout.split()]
+
+
+def _wait_gone(pids: list[int], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid)]
+        if not alive:
+            return
+        assert time.monotonic() < deadline, f"processes {alive} outlived the killed sync"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def launched(workspace, project, request):

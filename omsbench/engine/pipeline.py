@@ -10,6 +10,8 @@ tracked tables as they are after that DDL: the rows that follow must decode with
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
 import queue
 import threading
 import time
@@ -73,6 +75,7 @@ class ReaderProcess:
 
 
 def _main(args: ReaderArgs, tables: dict, out, schemas) -> None:
+    threading.Thread(target=_exit_with_parent, name="omsbench-binlog-orphan-guard", daemon=True).start()
     tracker = Tracker(Selection())
     tracker.tables = tables
     reader = BinlogReader(args.dsn, args.flavor, args.server_id, tracker, args.project, args.start, args.skip_before)
@@ -88,6 +91,15 @@ def _main(args: ReaderArgs, tables: dict, out, schemas) -> None:
         sender.drain()
     finally:
         reader.close()
+
+
+def _exit_with_parent() -> None:
+    """A sync killed with kill -9 cannot stop its reader: the reader ends itself, instead of living
+    on with a replication connection and a queue nobody reads."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
 
 
 class _Sender(threading.Thread):
