@@ -17,6 +17,8 @@ from helpers import assert_same_tables, make_writable
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import capture, reverse, runner, sampledb, switchover
+from omsbench.engine.project import Project
+from omsbench.engine.spec import Switchover
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import StateError
 
@@ -350,3 +352,16 @@ def test_binlog_capture_in_both_directions_at_once_does_not_loop(migrated_to_mys
         for thread in threads:
             thread.join(60)
     assert forward.meter.total_rows == results[1] and backward.meter.total_rows == results[0]
+
+
+def test_binlog_capture_asked_of_a_target_without_binlog_is_refused_before_anything_changes(migrated, source):
+    project, database = migrated
+    spec = project.spec.model_copy(update={"switchover": Switchover(reverse_capture="binlog")})
+    asked = Project(spec, project.workspace)
+    found = asked.precheck().set_index("check").loc["reverse capture"]
+    assert found.status == "fail" and "writes no binlog" in found.detail
+    with pytest.raises(StateError, match="not possible: the target writes no binlog"):
+        switchover.switchover(asked, without=[f"{database}.type_zoo"], suspend_triggers=True)
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar("SELECT @@GLOBAL.read_only") == 0
+    assert project.sync_status()["state"] == "running"
