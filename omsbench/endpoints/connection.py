@@ -102,6 +102,24 @@ def mask(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", text)
 
 
+_ACCOUNT_STATEMENT = re.compile(
+    r"^\s*(/\*.*?\*/\s*)*(CREATE\s+(OR\s+REPLACE\s+)?USER|ALTER\s+USER|GRANT|SET\s+PASSWORD)\b", re.I | re.S
+)
+_LITERAL = r"""('(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")"""
+_SECRET = re.compile(
+    rf"(\b(?:BY|AS|USING)\s+(?:PASSWORD\s+)?|\bPASSWORD\s*\(\s*|\bPASSWORD\b[^=]*=\s*(?:PASSWORD\s*\(\s*)?){_LITERAL}",
+    re.I,
+)
+
+
+def mask_statement(statement: str) -> str:
+    """Hide the passwords an account statement read from a binlog carries (CREATE/ALTER USER,
+    GRANT ... IDENTIFIED BY, SET PASSWORD), before it is recorded, logged or published."""
+    if not _ACCOUNT_STATEMENT.match(statement):
+        return statement
+    return _SECRET.sub(r"\1'***'", statement)
+
+
 def _parse(url: str):
     try:
         return make_url(url)

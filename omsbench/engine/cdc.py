@@ -21,7 +21,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
-from omsbench.endpoints.connection import Dsn, Flavor
+from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.changes import Ddl, Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker
@@ -191,7 +191,8 @@ class BinlogReader:
                 gtid, changes, heartbeat, echo = None, [], None, False
             elif isinstance(event, QueryEvent) and not _NOT_DDL.match(event.query):
                 schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
-                yield from self._emit(event, stream, gtid, [], Ddl(schema or None, event.query), None)
+                statement = mask_statement(event.query)
+                yield from self._emit(event, stream, gtid, [], Ddl(schema or None, statement), None)
                 gtid, changes, heartbeat, echo = None, [], None, False
 
     def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:

@@ -289,6 +289,7 @@ class MariaDB(PrivateServer):
         password = self.password_file.read_text().strip()
         conn = self._root()
         with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 0")  # the account is this server's own, not data to replicate
             for host in ("127.0.0.1", "localhost"):
                 cur.execute(f"CREATE USER IF NOT EXISTS '{self.user}'@'{host}' IDENTIFIED BY %s", (password,))
                 cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'{host}' WITH GRANT OPTION")
