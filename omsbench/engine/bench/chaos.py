@@ -4,11 +4,11 @@ A private MariaDB and a seekdb server of their own (restarted by the run, so nev
 workspace's other servers) hold the sample shop database: every type in ``type_zoo``, foreign
 keys, and ``audit_log`` without a key, whose duplicate rows are compared as a multiset, so a
 change applied twice shows as an extra row. The application's workload writes to MySQL during
-the full load and the sync, and to OceanBase after the switchover; omsbench reaches both
-databases through a TCP proxy that can cut its connections.
+the full load and the sync, to OceanBase after the switchover, and to MySQL again after the
+switch-back; omsbench reaches both databases through a TCP proxy that can cut its connections.
 
-At N moments spread over the phases (full load, incremental sync, switchover, reverse sync) one
-fault is injected: kill -9 of the omsbench process doing the phase, a restart of either server, a
+At N moments spread over the phases (full load, incremental sync, switchover, reverse sync,
+switch-back) one fault is injected: kill -9 of the omsbench process doing the phase, a restart of either server, a
 cut of every connection to either database, or a target statement that times out on a row lock.
 Then omsbench is treated as a user would: the status is read (that is what "omsbench said"), the
 same command is run again where a process died or a one-shot command failed, a paused sync is
@@ -42,9 +42,15 @@ from omsbench.exceptions import OmsError
 
 DATABASE = "chaos"
 PROJECT = "chaos"
-PHASES = ("full", "sync", "switchover", "reverse")
+PHASES = ("full", "sync", "switchover", "reverse", "switchback")
 _COMMON = ("kill", "restart_source", "restart_target", "cut_source", "cut_target")
-KINDS = {"full": _COMMON, "sync": (*_COMMON, "timeout"), "switchover": _COMMON, "reverse": (*_COMMON, "timeout")}
+KINDS = {
+    "full": _COMMON,
+    "sync": (*_COMMON, "timeout"),
+    "switchover": _COMMON,
+    "reverse": (*_COMMON, "timeout"),
+    "switchback": _COMMON,
+}
 """A statement timeout needs a sync applying rows: the applier's checkpoint row is what gets locked."""
 _ATTEMPTS = 6
 _HEALTHY_WITHIN = 120.0
@@ -206,14 +212,20 @@ class Chaos:
             fault.recovery.append(f"{held} checkpoint row(s) locked for {LOCK_WAIT_S + 2} s")
 
     def _background(self, phase: str) -> runner.SyncProcess:
-        """The long-running omsbench process of a phase: the forward sync until the switchover stops it."""
-        if phase == "reverse" or (phase == "switchover" and self._switched()):
-            return runner.ReverseProcess(self.workspace, PROJECT)
-        return runner.SyncProcess(self.workspace, PROJECT)
+        """The long-running omsbench process of a phase: the forward sync until the switchover stops
+        it, the reverse sync until the switch-back stops it."""
+        reverse = (
+            phase == "reverse"
+            or (phase == "switchover" and self._passed("switchover", "stop_forward_sync"))
+            or (phase == "switchback" and not self._passed("switch back", "stop_reverse_sync"))
+        )
+        return (
+            runner.ReverseProcess(self.workspace, PROJECT) if reverse else runner.SyncProcess(self.workspace, PROJECT)
+        )
 
-    def _switched(self) -> bool:
+    def _passed(self, direction: str, phase: str) -> bool:
         record = (self.project.state.step(PROJECT, "switchover") or {}).get("detail") or {}
-        return "stop_forward_sync" in record.get("phases", {})
+        return record.get("direction") == direction and phase in record.get("phases", {})
 
     def _hold_checkpoint(self, phase: str) -> int:
         """Lock the applier's checkpoint row past its lock wait: its next group times out and is retried."""
@@ -327,7 +339,13 @@ class Chaos:
             self.endure(fault)
         time.sleep(2)
         self.app.stop()
-        self.project.wait_for_reverse(timeout=300)
+        self.one_shot(("switchback", PROJECT, "--writes-stopped"), of["switchback"], again=False)
+        self._keep_running("sync", Fault(0, "switchback"))
+        self.app = Application(self.mysql.endpoint(), self.seed + 2000, spatial=True)
+        self.app.start()
+        time.sleep(3)
+        self.app.stop()
+        self.project.wait_for_sync(timeout=300)
 
 
 def _told(process: subprocess.Popen) -> str:
