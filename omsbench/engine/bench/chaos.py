@@ -3,16 +3,17 @@
 A private MariaDB and a seekdb server of their own (restarted by the run, so never the
 workspace's other servers) hold the sample shop database: every type in ``type_zoo``, foreign
 keys, and ``audit_log`` without a key, whose duplicate rows are compared as a multiset, so a
-change applied twice shows as an extra row. The application's workload writes to MySQL during
-the full load and the sync, to OceanBase after the switchover, and to MySQL again after the
-switch-back; omsbench reaches both databases through a TCP proxy that can cut its connections.
+change applied twice shows as an extra row. A column and an index are added to a table while
+the sync runs. The application's workload writes to MySQL during the full load and the sync,
+to OceanBase after the switchover, and to MySQL again after the switch-back; omsbench reaches
+both databases through a TCP proxy that can cut its connections.
 
 At N moments spread over the phases (full load, incremental sync, switchover, reverse sync,
-switch-back) one fault is injected: kill -9 of the omsbench process doing the phase, a restart of either server, a
-cut of every connection to either database, or a target statement that times out on a row lock.
-Then omsbench is treated as a user would: the status is read (that is what "omsbench said"), the
-same command is run again where a process died or a one-shot command failed, a paused sync is
-resumed. At the end both sides are compared by the verification engine.
+switch-back) one fault is injected: kill -9 of the omsbench process doing the phase, a restart
+of either server, a cut of every connection to either database, or a target statement that
+times out on a row lock. Then omsbench is treated as a user would: the status is read (that is
+what "omsbench said"), the same command is run again where a process died or a one-shot command
+failed, a paused sync is resumed. At the end both sides are compared by the verification engine.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ KINDS = {
 }
 """A statement timeout needs a sync applying rows: the applier's checkpoint row is what gets locked."""
 _ATTEMPTS = 6
+SCHEMA_CHANGES = (
+    f"ALTER TABLE `{DATABASE}`.customers ADD COLUMN chaos_tier TINYINT NULL",
+    f"UPDATE `{DATABASE}`.customers SET chaos_tier = id % 3 WHERE id % 10 = 0",
+    f"ALTER TABLE `{DATABASE}`.customers ADD INDEX idx_chaos_tier (chaos_tier)",
+)
 _HEALTHY_WITHIN = 120.0
 
 
@@ -321,12 +327,20 @@ class Chaos:
             command = self.endure(fault, args, command if command.poll() is None else None) or command
         self._finish(command, args, Fault(0, args[0]))
 
+    def _change_schema(self) -> None:
+        """DDL while the application writes: the sync replays it at its place, faults come after it
+        (a new column with values, and an index on it)."""
+        with connect(self.mysql.endpoint().dsn()) as session:
+            for statement in SCHEMA_CHANGES:
+                session.execute(statement)
+
     def run(self, faults: list[Fault]) -> None:
         of = {phase: [f for f in faults if f.phase == phase] for phase in PHASES}
         self.app = Application(self.mysql.endpoint(), self.seed, spatial=True)
         self.app.start()
         self.one_shot(("full", PROJECT), of["full"], again=True)
         self._must("sync", "start", PROJECT)
+        self._change_schema()
         for fault in of["sync"]:
             self.endure(fault)
         time.sleep(2)
@@ -355,6 +369,16 @@ def _told(process: subprocess.Popen) -> str:
     return " ".join(told)[:600] or (lines[-1][:300] if lines else "")
 
 
+def _compare(project: Project) -> dict:
+    """The verification engine's verdict; a table whose columns differ cannot be summed, which is a finding too."""
+    try:
+        checks = project.check()
+    except Exception as err:
+        return {"equal": False, "tables_checked": 0, "different": [], "check_error": f"{type(err).__name__}: {err}"}
+    different = checks.loc[~checks["equal"], "table"].tolist()
+    return {"equal": not different, "tables_checked": len(checks), "different": different, "check_error": None}
+
+
 def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000, keep: bool = False) -> dict:
     faults = plan(points, seed)
     chaos = Chaos(workspace, seed, rows)
@@ -366,7 +390,7 @@ def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000
             chaos.run(faults)
         except Exception as err:  # reported: the run cannot go on, and the JSON says where it stopped
             aborted = f"{type(err).__name__}: {err}"
-        checks = project.check()
+        compared = _compare(project)
     finally:
         chaos.close()
         if not keep:
@@ -377,9 +401,7 @@ def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000
         "points_planned": len(faults),
         "seed": seed,
         "aborted": aborted,
-        "equal": bool(checks["equal"].all()),
-        "tables_checked": len(checks),
-        "different": checks.loc[~checks["equal"], "table"].tolist(),
+        **compared,
         "seconds": round(time.monotonic() - began, 1),
         "faults": [asdict(f) for f in faults],
         "source": chaos.mysql.endpoint().url if keep else None,
