@@ -31,7 +31,7 @@ def allowed(project: Project) -> dict[str, str | None]:
     sync = project.sync_status()["state"]
     syncing = sync in ACTIVE
     loaded = _state(project, full.STEP) == "done"
-    record = (project.state.step(project.name, switchover.STEP) or {}).get("detail") or {}
+    record = project.state.detail(project.name, switchover.STEP)
     databases = "Kafka is on one side of this project" if project.spec.queue else None
     switched = record.get("direction") == "switchover" and record.get("finished")
     returning = record.get("direction") == "switch back" and not record.get("finished")

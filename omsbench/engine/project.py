@@ -389,7 +389,7 @@ class Project:
     # reverse sync (after switchover) ---------------------------------------------------------------
     def reverse(self) -> ReverseSync:
         """OceanBase -> MySQL, for the tables the switchover put under capture."""
-        detail = (self.state.step(self.name, "switchover") or {}).get("detail") or {}
+        detail = self.state.detail(self.name, "switchover")
         return ReverseSync(self.spec, self.state, self.selection, detail.get("without", []))
 
     def start_reverse(self) -> int:
@@ -403,7 +403,7 @@ class Project:
 
     def wait_for_reverse(self, timeout: float = 120) -> None:
         """Return once MySQL has every change OceanBase had committed when this was called."""
-        method = ((self.state.step(self.name, "switchover") or {}).get("detail") or {}).get("capture")
+        method = self.state.detail(self.name, "switchover").get("capture")
         with self.sessions() as (source, target):
             reverse_wait(target, source, self.name, method, timeout)
 

@@ -161,7 +161,7 @@ class ReverseSync(Sync):
 
     def _connected(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
-            record = self._record()
+            record = self.state.detail(self.project, "switchover")
             self._keep_read_only(mysql, record)
             forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
             schemas = {tm.schema for tm in forward}
@@ -177,9 +177,6 @@ class ReverseSync(Sync):
             shapes = {(tm.source.schema, tm.source.name): tm.source for tm in selection.tables}
             self._set("running", "applying OceanBase's changes to MySQL")
             self._capture_loop(oceanbase, applier, shapes, schemas)
-
-    def _record(self) -> dict:
-        return (self.state.step(self.project, "switchover") or {}).get("detail") or {}
 
     def _from_binlog(self, oceanbase: Session, mysql: Session, tracker: Tracker, record: dict) -> None:
         """The forward sync's replay, from the target's binlog into MySQL (no renames: checked at switchover)."""

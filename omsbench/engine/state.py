@@ -257,6 +257,10 @@ class StateStore:
             row = conn.execute(select(steps).where(steps.c.project == project, steps.c.step == step)).mappings().first()
         return _judged(dict(row)) if row else None
 
+    def detail(self, project: str, step: str) -> dict:
+        """What a step recorded (an empty dict before it ran): the full load's hand-over, the switchover's phases."""
+        return (self.step(project, step) or {}).get("detail") or {}
+
     def steps(self, project: str) -> pd.DataFrame:
         with self.engine.connect() as conn:
             rows = conn.execute(select(steps).where(steps.c.project == project)).mappings().all()

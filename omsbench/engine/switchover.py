@@ -28,17 +28,13 @@ STEP = "switchover"
 _READ_ONLY = 1290
 
 
-def _record(project: Project) -> dict:
-    return (project.state.step(project.name, STEP) or {}).get("detail") or {}
-
-
 def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dict], None]]], detail: dict) -> dict:
     """Run the phases not yet recorded for ``direction``; return the record.
 
     Run again once finished, it changes nothing and returns the record: a user whose command was
     killed while it printed, or who is unsure it ran, must not start a second switchover.
     """
-    record = _record(project)
+    record = project.state.detail(project.name, STEP)
     if record.get("direction") == direction and record.get("finished"):
         return record
     if record.get("direction") != direction:
@@ -218,7 +214,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
     The forward checkpoint is where the forward sync stopped at switchover; the binlog written since
     holds only reverse sync's own transactions, which the forward reader drops.
     """
-    previous = _record(project)
+    previous = project.state.detail(project.name, STEP)
     switched = previous.get("direction") == "switchover" and previous.get("finished")
     resuming = previous.get("direction") == "switch back" and not previous.get("finished")
     if not (switched or resuming):

@@ -166,7 +166,7 @@ class Sync:
 
     def _handover(self, source: Session) -> BinlogPosition:
         """Where the full load's snapshot ends: the sync's first position."""
-        handover = (self.state.step(self.project, full.STEP) or {}).get("detail") or {}
+        handover = self.state.detail(self.project, full.STEP)
         if not handover.get("start_position"):
             raise SyncError(
                 f"project {self.project} has no place to start the sync from",

@@ -230,7 +230,7 @@ class Chaos:
         )
 
     def _passed(self, direction: str, phase: str) -> bool:
-        record = (self.project.state.step(PROJECT, "switchover") or {}).get("detail") or {}
+        record = self.project.state.detail(PROJECT, "switchover")
         return record.get("direction") == direction and phase in record.get("phases", {})
 
     def _hold_checkpoint(self, phase: str) -> int:
