@@ -26,7 +26,6 @@ import time
 import pymysql
 
 from omsbench.endpoints import catalog, mysql
-from omsbench.endpoints.binlog import require_available
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.mysql import BinlogPosition
@@ -39,7 +38,7 @@ from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.spec import ProjectSpec
-from omsbench.engine.sync import Sync
+from omsbench.engine.sync import StartAt, Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, StateError, SyncError
 
@@ -182,11 +181,9 @@ class ReverseSync(Sync):
         """The forward sync's replay, from the target's binlog into MySQL (no renames: checked at switchover)."""
         applier = Applier(mysql, self.project, tracker)
         mirrored = self.spec.model_copy(update={"source": self.spec.target, "target": self.spec.source})
-        found = read_checkpoint(mysql, self.project)
-        position = found[0] if found else BinlogPosition(**record["reverse_start"])
-        require_available(oceanbase, position)
-        self.position = position
-        self._replay(oceanbase, mysql, (position, None), applier, DdlApplier(mysql, mirrored, tracker, "reverse"), {})
+        self.start_at = StartAt(position=BinlogPosition(**record["reverse_start"]))  # where no checkpoint is yet
+        start = self._start(oceanbase, read_checkpoint(mysql, self.project))
+        self._replay(oceanbase, mysql, start, applier, DdlApplier(mysql, mirrored, tracker, "reverse"), {})
 
     def _keep_read_only(self, mysql: Session, record: dict) -> None:
         """A restarted MySQL comes back writable: put back the read-only the switchover set, so the
