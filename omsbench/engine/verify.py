@@ -163,7 +163,7 @@ class _Comparer:
         compared row by row at once.
         """
         pieces = min(MAX_SLICES, max(SPLIT, -(-2 * rows // self.leaf_rows)))
-        step = max(1, -(-(upper - lower) // pieces))
+        step = _step(lower, upper, pieces)
         src, dst = self.both(checksum.digest_slices, lower, upper, step)
         self.verdict.ranges_compared += len(src.keys() | dst.keys())
         for n in sorted(src.keys() | dst.keys()):
@@ -177,9 +177,13 @@ class _Comparer:
 
 def _integer_pieces(lower: int, upper: int, pieces: int) -> list[tuple[tuple[int], tuple[int]]]:
     """``(lower, upper]`` cut into up to ``pieces`` consecutive integer ranges."""
-    step = max(1, -(-(upper - lower) // pieces))
-    edges = [*range(lower, upper, step), upper]
+    edges = [*range(lower, upper, _step(lower, upper, pieces)), upper]
     return [((a,), (b,)) for a, b in itertools.pairwise(edges)]
+
+
+def _step(lower: int, upper: int, pieces: int) -> int:
+    """The width that cuts ``(lower, upper]`` into at most ``pieces`` ranges."""
+    return max(1, -(-(upper - lower) // pieces))
 
 
 def _split_points(
