@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import runner
+from omsbench.engine.servers import alive
 
 
 def exact_rows(session: Session, schema: str, table: str, order: str | None = None) -> list[tuple]:
@@ -88,18 +89,11 @@ def _children(pid: int) -> list[int]:
 def _wait_gone(pids: list[int], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid)]
-        if not alive:
+        living = [pid for pid in pids if alive(pid)]
+        if not living:
             return
-        assert time.monotonic() < deadline, f"processes {alive} outlived the killed sync"
+        assert time.monotonic() < deadline, f"processes {living} outlived the killed sync"
         time.sleep(0.1)
-
-
-def _state(pid: int) -> str:
-    try:
-        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"
 
 
 def launched(workspace, project, request):
