@@ -393,6 +393,36 @@ def test_a_checkpoint_whose_binlog_file_is_unknown_continues_by_gtid(shop, sourc
     assert read_checkpoint(dst, project.name)[0].file.startswith("binlog.")
 
 
+def test_binlog_end_and_its_gtid_agree_while_the_source_commits(source, src, unique):
+    """master_status reads the GTID state without scanning the binlog; under commits it must still
+    name exactly the GTID that BINLOG_GTID_POS finds at the reported end."""
+    database = unique("gtid")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
+    done = threading.Event()
+
+    def write():
+        with connect(source.dsn(), autocommit=True) as writer:
+            while not done.is_set():
+                writer.execute(f"INSERT INTO `{database}`.t (v) VALUES (1)")
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    try:
+        while not src.scalar(f"SELECT COUNT(*) FROM `{database}`.t"):
+            time.sleep(0.01)
+        ends = []
+        for _ in range(40):
+            ends.append(master_status(src))
+            time.sleep(0.005)
+    finally:
+        done.set()
+        thread.join(10)
+    assert len({end.pos for end in ends}) > 10  # the writer moved the end between readings
+    for end in ends:
+        assert end.gtid == src.scalar("SELECT BINLOG_GTID_POS(%s, %s)", (end.file, end.pos)), end
+
+
 def test_precheck_warns_when_binlogs_are_kept_briefly(src):
     from omsbench.engine import precheck
 
