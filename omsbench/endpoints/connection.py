@@ -188,6 +188,27 @@ class Session:
         with self.conn.cursor() as cur:
             return cur.execute(sql, args)
 
+    def upsert(self, table: str, key: dict[str, Any], values: dict[str, Any]) -> None:
+        """Write one bookkeeping row (a checkpoint, a heartbeat) by its key: UPDATE it, and only
+        when no row matched, insert it.
+
+        On seekdb, REPLACE and INSERT ... ON DUPLICATE KEY UPDATE of one row written at every
+        commit slow down from 0.15 ms to about 10 ms each after some 1,500 writes (measured: once
+        the memtable has frozen, every insert-like write of that key checks all the versions the
+        undo retention keeps), while UPDATE stays flat. ``table`` is quoted by the caller.
+        """
+        sets = ", ".join(f"`{c}` = %s" for c in values)
+        where = " AND ".join(f"`{c}` = %s" for c in key)
+        if self.execute(f"UPDATE {table} SET {sets} WHERE {where}", (*values.values(), *key.values())):
+            return
+        columns = ", ".join(f"`{c}`" for c in (*key, *values))
+        marks = ", ".join(["%s"] * (len(key) + len(values)))
+        updates = ", ".join(f"`{c}` = VALUES(`{c}`)" for c in values)  # no row matched, or it held these values
+        self.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {updates}",
+            (*key.values(), *values.values()),
+        )
+
     def close(self) -> None:
         if self.conn.open:
             self.conn.close()

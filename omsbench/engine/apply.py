@@ -296,10 +296,16 @@ class Applier:
 
 
 def write_checkpoint(target: Session, project: str, position: BinlogPosition, source_ts: float | None) -> None:
-    target.execute(
-        "REPLACE INTO `omsbench`.`sync_checkpoint` (project, file, pos, gtid, source_ts, applied_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s)",
-        (project, position.file, position.pos, position.gtid, source_ts, time.time()),
+    target.upsert(
+        "`omsbench`.`sync_checkpoint`",
+        {"project": project},
+        {
+            "file": position.file,
+            "pos": position.pos,
+            "gtid": position.gtid,
+            "source_ts": source_ts,
+            "applied_at": time.time(),
+        },
     )
 
 

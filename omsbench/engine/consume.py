@@ -65,11 +65,11 @@ class OffsetsApplier(Applier):
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         now = time.time()
-        with self.target.cursor() as cur:
-            cur.executemany(
-                "REPLACE INTO `omsbench`.`kafka_offsets` (project, topic, part, next_offset, source_ts, applied_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                [(self.project, tp.topic, tp.partition, o, group[-1].commit_ts, now) for tp, o in self.offsets.items()],
+        for tp, offset in self.offsets.items():
+            self.target.upsert(
+                "`omsbench`.`kafka_offsets`",
+                {"project": self.project, "topic": tp.topic, "part": tp.partition},
+                {"next_offset": offset, "source_ts": group[-1].commit_ts, "applied_at": now},
             )
 
 

@@ -33,9 +33,7 @@ class Heartbeat(threading.Thread):
         while not self.stopping.is_set():
             try:
                 session = session or connect(self.dsn)
-                session.execute(
-                    "REPLACE INTO `omsbench`.`heartbeat` (project, ts) VALUES (%s, %s)", (self.project, time.time())
-                )
+                session.upsert("`omsbench`.`heartbeat`", {"project": self.project}, {"ts": time.time()})
                 self.error = None
             except Exception as err:  # the source is away: the sync itself reports and retries that
                 self.error, session = err, None

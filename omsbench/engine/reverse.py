@@ -132,10 +132,15 @@ class ReverseApplier(Applier):
         ensure_own_table(target, CHECKPOINT_DDL)
 
     def _checkpoint(self, group: list[Transaction]) -> None:
-        self.target.execute(
-            f"REPLACE INTO `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}`"
-            " (project, last_seq, transactions, source_ts, applied_at) VALUES (%s, %s, %s, %s, %s)",
-            (self.project, group[-1].position.pos, ",".join(t.gtid for t in group), group[-1].commit_ts, time.time()),
+        self.target.upsert(
+            f"`{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}`",
+            {"project": self.project},
+            {
+                "last_seq": group[-1].position.pos,
+                "transactions": ",".join(t.gtid for t in group),
+                "source_ts": group[-1].commit_ts,
+                "applied_at": time.time(),
+            },
         )
 
 
