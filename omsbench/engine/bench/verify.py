@@ -100,7 +100,21 @@ def _pandas(source: Endpoint, target: Endpoint) -> set[tuple[int, int]]:
     return found
 
 
-def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True) -> dict:
+def _best_of(checks: dict[str, Callable[[], set]], rounds: int) -> dict[str, tuple[float, set]]:
+    """Each checker's fastest of ``rounds`` runs, the rounds taking turns: seekdb compacts in the
+    background for a while after a load, and one run of reladiff measured 3.8 s and, on another
+    day, 6.8 s; taking turns and the best time keeps that noise out of the ratios."""
+    best: dict[str, tuple[float, set]] = {}
+    for _ in range(rounds):
+        for name, check in checks.items():
+            took, found = _timed(check)
+            if name in best and best[name][1] != found:
+                raise OmsError(f"{name} found other rows in a second run", fix="run the benchmark again")
+            best[name] = min(best.get(name, (took, found)), (took, found), key=lambda t: t[0])
+    return best
+
+
+def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True, rounds: int = 2) -> dict:
     ensure_programs({"sysbench": "sysbench"})
     try:
         import reladiff  # noqa: F401
@@ -134,11 +148,12 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
         project.full(progress=progress)
         with connect(target_server.endpoint().dsn()) as target:
             planted = _plant(target, rows)
-        timings = {
-            "omsbench": _timed(lambda: _omsbench(project, threads)),
-            "reladiff": _timed(lambda: _reladiff(source_server, target_server, threads)),
-            "pandas": _timed(lambda: _pandas(source_server.endpoint(), target_server.endpoint())),
+        checks = {
+            "omsbench": lambda: _omsbench(project, threads),
+            "reladiff": lambda: _reladiff(source_server, target_server, threads),
+            "pandas": lambda: _pandas(source_server.endpoint(), target_server.endpoint()),
         }
+        timings = _best_of(checks, rounds)
     finally:
         target_server.stop()
         shutil.rmtree(folder, ignore_errors=True)
@@ -150,6 +165,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
         "found": {name: len(keys) for name, (_, keys) in timings.items()},
         "exact": {name: keys == planted for name, (_, keys) in timings.items()},
         "seconds": seconds,
+        "rounds": rounds,
         "ratio_vs_reladiff": round(seconds["reladiff"] / seconds["omsbench"], 2),
         "ratio_vs_pandas": round(seconds["pandas"] / seconds["omsbench"], 2),
     }
