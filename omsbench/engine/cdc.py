@@ -19,6 +19,7 @@ from pymysqlreplication.constants.NONE_SOURCE import EMPTY_SET
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from omsbench.endpoints import binlog_rows
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
@@ -87,6 +88,7 @@ class Decoder:
         self.fixes = [(c.name, f) for c in table.columns if (f := _converter(c))]
         self.sets = [c.name for c in table.columns if c.data_type == "set"]
         self.key = table.key
+        self.readers: binlog_rows.Plan | None = None
 
     def patch(self, event: TableMapEvent) -> None:
         if len(event.columns) != len(self.table.columns):
@@ -104,6 +106,10 @@ class Decoder:
                 col.enum_values = ["", *labels(meta.column_type)]
             elif meta.data_type == "set":
                 col.set_values = labels(meta.column_type)
+        self.readers = binlog_rows.plan(event.columns)
+
+    def rows(self, event) -> list[dict]:
+        return (self.readers and binlog_rows.rows(event, self.readers)) or event.rows
 
     def image(self, values: dict, none_sources: dict) -> dict:
         for name, fix in self.fixes:
@@ -252,15 +258,15 @@ def _changes(event, decoder: Decoder) -> list[RowChange]:
     schema, table = event.schema, event.table
     out = []
     if isinstance(event, WriteRowsEvent):
-        for row in event.rows:
+        for row in decoder.rows(event):
             after = decoder.image(row["values"], row["none_sources"])
             out.append(RowChange(schema, table, Op.INSERT, None, after, decoder.key_of(after)))
     elif isinstance(event, DeleteRowsEvent):
-        for row in event.rows:
+        for row in decoder.rows(event):
             before = decoder.image(row["values"], row["none_sources"])
             out.append(RowChange(schema, table, Op.DELETE, before, None, decoder.key_of(before)))
     else:
-        for row in event.rows:
+        for row in decoder.rows(event):
             before = decoder.image(row["before_values"], row["before_none_sources"])
             after = decoder.image(row["after_values"], row["after_none_sources"])
             out.append(RowChange(schema, table, Op.UPDATE, before, after, decoder.key_of(after)))
