@@ -119,8 +119,12 @@ def test_ddl_is_replayed_at_its_point_and_added_columns_keep_values(shop, source
             src.execute("INSERT INTO vouchers VALUES ('C', 5)")
             src.execute("TRUNCATE TABLE legacy_notes")
             src.execute("INSERT INTO legacy_notes VALUES (1, 'après')")
-            src.execute("ALTER TABLE order_items MODIFY qty INT UNSIGNED NOT NULL")
-            src.execute("UPDATE order_items SET qty = 70000 WHERE order_id = 1")
+        # After the workload: MariaDB 10.11 loses an ON DELETE CASCADE that runs while a copying
+        # ALTER rebuilds the child table (the copy keeps the child row, which then violates its own
+        # foreign key on the source), and no binlog event records that, so no replica can follow
+        # (seen once in five runs: the workload deletes orders while order_items is copied).
+        src.execute("ALTER TABLE order_items MODIFY qty INT UNSIGNED NOT NULL")
+        src.execute("UPDATE order_items SET qty = 70000 WHERE order_id = 1")
         project.wait_for_sync()
         _same(src, dst, database, [*TABLES, "vouchers"])
     decisions = project.state.ddl(project.name)
