@@ -34,7 +34,7 @@ _FIXED = {
     FIELD_TYPE.FLOAT: ("<f", "<f"),
     FIELD_TYPE.DOUBLE: ("<d", "<d"),
 }
-_STRINGS = {FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.BLOB}
+_STRINGS = {FIELD_TYPE.VARCHAR, FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING}
 
 
 def plan(columns: list) -> Plan | None:
@@ -50,8 +50,8 @@ def plan(columns: list) -> Plan | None:
 
 def _reader(column) -> Reader | None:
     if column.type in _FIXED:
-        unpack = struct.Struct(_FIXED[column.type][bool(column.unsigned)]).unpack_from
-        size = struct.calcsize(_FIXED[column.type][0])
+        fixed = struct.Struct(_FIXED[column.type][bool(column.unsigned)])
+        unpack, size = fixed.unpack_from, fixed.size
         return lambda buf, pos: (unpack(buf, pos)[0], pos + size)
     if column.type == FIELD_TYPE.INT24:
         return _int24(bool(column.unsigned))
@@ -99,17 +99,17 @@ def rows(event: RowsEvent, readers: Plan) -> list[dict] | None:
     raw = event.packet.packet
     start = raw._position
     count = event.number_of_columns
+    update = isinstance(event, UpdateRowsEvent)
     if (
         event.packet._BinLogPacketWrapper__data_buffer  # the library pushed bytes back: it is mid-read
         or start != _HEADER + event.packet.read_bytes
         or len(readers) != count
         or not _all_present(event.columns_present_bitmap, count)
-        or (isinstance(event, UpdateRowsEvent) and not _all_present(event.columns_present_bitmap2, count))
+        or (update and not _all_present(event.columns_present_bitmap2, count))
     ):
         return None
     buf, end = raw._data, _HEADER + event.event_size
     nulls = (count + 7) // 8
-    update = isinstance(event, UpdateRowsEvent)
     out = []
     pos = start
     while pos < end:
