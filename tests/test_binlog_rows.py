@@ -29,14 +29,18 @@ ROWS = [
 
 def _logged(source, src, database: str, columns: str, statements: list[str]) -> tuple[Decoder, list[tuple]]:
     """Create ``t`` with ``columns``, run ``statements`` on it; its decoder and, per rows event they
-    wrote, the event, its rows by the planned readers (None when not planned) and by the library."""
+    wrote, the event, whether its packet ended in a checksum, its rows by the planned readers (None
+    when not planned) and by the library."""
     src.execute(f"CREATE DATABASE `{database}`")
     src.execute(f"CREATE TABLE `{database}`.t ({columns})")
     start = master_status(src)
     for statement in statements:
         src.execute(statement.format(t=f"`{database}`.t"))
     decoder = Decoder(catalog.read(src, [database]).tables[(database, "t")])
-    stream = open_stream(source.dsn(), src.flavor, 4711, start, blocking=False)
+    offered = []  # every rows event's packet, also handed on to the library
+    stream = open_stream(
+        source.dsn(), src.flavor, 4711, start, blocking=False, take=lambda *packet: offered.append(packet) and False
+    )
     decoded = []
     try:
         for event in stream:  # rows decode lazily: read them while the stream is open
@@ -45,32 +49,41 @@ def _logged(source, src, database: str, columns: str, statements: list[str]) -> 
             if isinstance(event, TableMapEvent):
                 decoder.patch(event)
             elif isinstance(event, RowsEvent):
-                fast = binlog_rows.rows(event, decoder.readers) if decoder.readers else None
-                decoded.append((event, fast, decoder.rows(event) if fast is None else event.rows))
+                packet, checksum = offered[-1]
+                assert binlog_rows.table_id(packet) == event.table_id
+                fast = binlog_rows.images(packet, checksum, decoder.readers) if decoder.readers else None
+                decoded.append((event, checksum, fast, (type(event), decoder.images(event))))
     finally:
         stream.close()
     return decoder, decoded
 
 
+WORKLOAD = [
+    f"INSERT INTO {{t}} VALUES {', '.join(ROWS)}",
+    "UPDATE {t} SET id = id + 10, v = CONCAT(IFNULL(v, 'n'), '!'), i = NULL WHERE id < 3",
+    "UPDATE {t} SET ti = 5, c = 'new' WHERE id = 3",
+    "DELETE FROM {t}",
+]
+
+
 def test_planned_readers_match_the_library_on_every_column_and_event_kind(source, src, unique):
-    decoder, events = _logged(
-        source,
-        src,
-        unique("rows"),
-        COLUMNS,
-        [
-            f"INSERT INTO {{t}} VALUES {', '.join(ROWS)}",
-            "UPDATE {t} SET id = id + 10, v = CONCAT(IFNULL(v, 'n'), '!'), i = NULL WHERE id < 3",
-            "UPDATE {t} SET ti = 5, c = 'new' WHERE id = 3",
-            "DELETE FROM {t}",
-        ],
-    )
+    decoder, events = _logged(source, src, unique("rows"), COLUMNS, WORKLOAD)
     assert decoder.readers is not None, "every column type above has a planned reader"
-    for _, fast, library in events:
-        assert fast is not None
+    for _, checksum, fast, library in events:
+        assert checksum, "the private MariaDB writes CRC32 checksums"
         assert fast == library
-    assert {type(e).__name__ for e, _, _ in events} == {"WriteRowsEvent", "UpdateRowsEvent", "DeleteRowsEvent"}
-    assert sum(len(fast) for _, fast, _ in events) == 3 + 2 + 1 + 3
+    assert {type(e).__name__ for e, *_ in events} == {"WriteRowsEvent", "UpdateRowsEvent", "DeleteRowsEvent"}
+    assert sum(len(fast[1]) for _, _, fast, _ in events) == 3 + 2 + 1 + 3
+
+
+def test_events_without_checksums_are_read_to_their_end(source, src, unique):
+    src.execute("SET GLOBAL binlog_checksum = NONE")  # the server starts a new binlog file without them
+    try:
+        _, events = _logged(source, src, unique("rows"), COLUMNS, WORKLOAD)
+    finally:
+        src.execute("SET GLOBAL binlog_checksum = CRC32")
+    assert events and not any(checksum for _, checksum, _, _ in events)
+    assert [fast for _, _, fast, _ in events] == [library for _, _, _, library in events]
 
 
 def test_a_table_with_other_types_is_left_to_the_library(source, src, unique):
@@ -82,6 +95,6 @@ def test_a_table_with_other_types_is_left_to_the_library(source, src, unique):
         ["INSERT INTO {t} VALUES (1, '2026-11-29 01:02:03.456789', 12.5)"],
     )
     assert decoder.readers is None
-    ((_, fast, library),) = events
+    ((_, _, fast, (_, library)),) = events
     assert fast is None
-    assert library[0]["values"]["amount"] == Decimal("12.50")
+    assert library[0]["amount"] == Decimal("12.50")

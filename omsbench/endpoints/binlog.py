@@ -6,13 +6,18 @@ gone; turning events into the change model is the engine's job (``engine/cdc.py`
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
+from collections.abc import Callable
 
+import pymysql
+from pymysql.protocol import MysqlPacket
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from omsbench.endpoints import binlog_rows
 from omsbench.endpoints.connection import Dsn, Flavor, Session
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.exceptions import BinlogPurged
@@ -32,6 +37,46 @@ EVENTS = [
 # from the schema it tracks itself (engine/tracker.py), so the setting is not needed, and the
 # warning would land in every notebook that runs a sync.
 logging.getLogger("pymysqlreplication.binlogstream").setLevel(logging.ERROR)
+
+
+_DUMP_COMMANDS = {0x12, 0x1E}  # COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID
+_FORMAT_DESCRIPTION = 15
+
+Take = Callable[[bytes, bool], bool]
+"""Offered each rows event's dump packet and whether it ends in a checksum; True means taken,
+and the library never sees the event."""
+
+
+class TappedConnection(pymysql.connections.Connection):
+    """A replication connection that offers each rows event to ``take`` before the library reads it.
+
+    Building the library's event object is most of what a rows event costs the reader; a packet
+    ``take`` decodes itself skips it. The library makes its connections with this class through
+    its ``pymysql_wrapper`` hook; packets are offered only after the binlog dump command was sent,
+    so the library's own queries are never touched. Whether events carry a CRC32 is read from
+    each binlog file's format description: it is checksummed exactly when its last four bytes are
+    the CRC32 of the rest.
+    """
+
+    def __init__(self, *args, take: Take, **kwargs) -> None:
+        self.take, self.dumping, self.checksum = take, False, False
+        super().__init__(*args, **kwargs)
+
+    def _write_bytes(self, data: bytes) -> None:
+        if len(data) > 4 and data[4] in _DUMP_COMMANDS:
+            self.dumping = True
+        super()._write_bytes(data)
+
+    def _read_packet(self, packet_type=MysqlPacket) -> MysqlPacket:
+        while True:
+            packet = super()._read_packet(packet_type)
+            data = packet.get_all_data()
+            if not self.dumping or data[0] != 0 or len(data) < 24:
+                return packet
+            if data[5] == _FORMAT_DESCRIPTION:
+                self.checksum = zlib.crc32(data[1:-4]) == int.from_bytes(data[-4:], "little")
+            if data[5] not in binlog_rows.KINDS or not self.take(data, self.checksum):
+                return packet
 
 
 def replica_id(project: str) -> int:
@@ -61,7 +106,7 @@ def earliest(session: Session) -> BinlogPosition:
 
 
 def open_stream(
-    dsn: Dsn, flavor: Flavor, server_id: int, position: BinlogPosition, blocking: bool = True
+    dsn: Dsn, flavor: Flavor, server_id: int, position: BinlogPosition, blocking: bool = True, take: Take | None = None
 ) -> BinLogStreamReader:
     """A stream from ``position``; blocking, it waits for new events (master heartbeats every second
     keep a quiet one alive), otherwise it ends at the binlog's current end.
@@ -73,6 +118,8 @@ def open_stream(
     A position without a file starts at its GTID (MariaDB's ``domain-server-seq`` list). The
     library's MariaDB mode always starts by GTID, so a file position uses the classic dump
     command, which MariaDB serves too (its GTID events still arrive).
+
+    With ``take``, rows events go to it first (:class:`TappedConnection`).
     """
     settings = {"user": dsn.user, "password": dsn.password(), "charset": "utf8mb4", "ssl": dsn.ssl}
     if dsn.unix_socket:
@@ -92,4 +139,5 @@ def open_stream(
         slave_heartbeat=1,
         freeze_schema=True,
         enable_logging=False,
+        pymysql_wrapper=functools.partial(TappedConnection, take=take) if take else None,
     )

@@ -1,12 +1,13 @@
 """Row images of a binlog rows event, decoded from the event's bytes with readers planned per table map.
 
-python-mysql-replication decodes every value through a chain of type tests and method calls,
-which made row decoding a third of the sync's reader process (py-spy, sysbench backlog). For
-tables whose columns are integers, floating point numbers or strings, one small reader per
-column, chosen once per table map, does the same work directly on the event's bytes. Any other
-column type (dates, decimals, JSON, BIT, ENUM, SET, geometry), a partial row image or an event
-the library has already started to read falls back to the library, so the values are always
-the library's.
+python-mysql-replication builds an event object for every rows event and decodes every value
+through a chain of type tests and method calls: together four fifths of the sync's reader
+process (py-spy, sysbench backlog). For tables whose columns are integers, floating point
+numbers or strings, one small reader per column, chosen once per table map, decodes the rows
+straight from the packet, which the replication connection hands over before the library
+sees it (``endpoints/binlog.py``). Any other column type (dates, decimals, JSON, BIT, ENUM,
+SET, geometry) or a partial row image is left to the library, so the values are always the
+library's.
 """
 
 from __future__ import annotations
@@ -17,14 +18,21 @@ from collections.abc import Callable
 
 from pymysql.charset import charset_by_name
 from pymysql.constants import FIELD_TYPE
-from pymysqlreplication.constants import NONE_SOURCE
-from pymysqlreplication.row_event import RowsEvent, UpdateRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 Reader = Callable[[bytes, int], tuple[object, int]]
 Plan = list[tuple[str, Reader]]
 
 _HEADER = 20
 """The OK byte and the 19-byte event header before an event's body in a dump packet."""
+_FLAGS = _HEADER + 6
+"""A rows event's body starts with the 6-byte table id, then 2 bytes of flags."""
+
+KINDS = {
+    23: WriteRowsEvent, 24: UpdateRowsEvent, 25: DeleteRowsEvent,  # version 1: MariaDB, MySQL 5.5
+    30: WriteRowsEvent, 31: UpdateRowsEvent, 32: DeleteRowsEvent,  # version 2: MySQL 5.6 and later
+}  # fmt: skip
+"""Rows event type codes, as the library's classes name their kind of change."""
 
 _FIXED = {
     FIELD_TYPE.TINY: ("<b", "<B"),
@@ -93,36 +101,47 @@ def _string(width: int, encoding: str | None) -> Reader:
     return read
 
 
-def rows(event: RowsEvent, readers: Plan) -> list[dict] | None:
-    """The event's row images as the library would give them (``values``, or ``before_values`` and
-    ``after_values``), or None when this event must be left to the library."""
-    raw = event.packet.packet
-    start = raw._position
-    count = event.number_of_columns
-    update = isinstance(event, UpdateRowsEvent)
-    if (
-        event.packet._BinLogPacketWrapper__data_buffer  # the library pushed bytes back: it is mid-read
-        or start != _HEADER + event.packet.read_bytes
-        or len(readers) != count
-        or not _all_present(event.columns_present_bitmap, count)
-        or (update and not _all_present(event.columns_present_bitmap2, count))
-    ):
+def table_id(packet: bytes) -> int:
+    return int.from_bytes(packet[_HEADER:_FLAGS], "little")
+
+
+def images(packet: bytes, checksum: bool, readers: Plan) -> tuple[type, list] | None:
+    """The kind of a rows event's change (the library's event class) and its row images: value
+    dicts, or (before, after) pairs for updates; None when the event must be left to the library.
+
+    ``packet`` is the whole dump packet, ``checksum`` says whether the event ends in a CRC32.
+    """
+    kind = KINDS[packet[5]]
+    pos = _FLAGS + 2
+    if packet[5] >= 30:  # version 2: extra data, its length counting its own two bytes
+        pos = _FLAGS + 2 + int.from_bytes(packet[pos : pos + 2], "little")
+    count, pos = _length_coded(packet, pos)
+    width = (count + 7) // 8
+    update = kind is UpdateRowsEvent
+    bitmaps = [packet[pos : pos + width]] + ([packet[pos + width : pos + 2 * width]] if update else [])
+    if len(readers) != count or not all(_all_present(b, count) for b in bitmaps):
         return None
-    buf, end = raw._data, _HEADER + event.event_size
-    nulls = (count + 7) // 8
+    pos += width * len(bitmaps)
+    end = len(packet) - (4 if checksum else 0)
     out = []
-    pos = start
     while pos < end:
-        before, before_nulls, pos = _image(buf, pos, nulls, readers)
+        before, pos = _image(packet, pos, width, readers)
         if update:
-            after, after_nulls, pos = _image(buf, pos, nulls, readers)
-            out.append({"before_values": before, "before_none_sources": before_nulls, "after_values": after,
-                        "after_none_sources": after_nulls})  # fmt: skip
+            after, pos = _image(packet, pos, width, readers)
+            out.append((before, after))
         else:
-            out.append({"values": before, "none_sources": before_nulls})
+            out.append(before)
     if pos != end:
-        raise ValueError(f"rows of {event.schema}.{event.table} ran {pos - end} bytes past the event's end")
-    return out
+        raise ValueError(f"rows of table id {table_id(packet)} ran {pos - end} bytes past the event's end")
+    return kind, out
+
+
+def _length_coded(buf: bytes, pos: int) -> tuple[int, int]:
+    first = buf[pos]
+    if first < 251:
+        return first, pos + 1
+    size = {252: 2, 253: 3, 254: 8}[first]
+    return int.from_bytes(buf[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
 
 
 def _all_present(bitmap: bytes, count: int) -> bool:
@@ -130,15 +149,13 @@ def _all_present(bitmap: bytes, count: int) -> bool:
     return all(b == 0xFF for b in bitmap[:full]) and (not rest or bitmap[full] & ((1 << rest) - 1) == (1 << rest) - 1)
 
 
-def _image(buf: bytes, pos: int, nulls: int, readers: Plan) -> tuple[dict, dict, int]:
-    """One row image and, as the library says why a value is None, its NULL columns."""
+def _image(buf: bytes, pos: int, nulls: int, readers: Plan) -> tuple[dict, int]:
     bitmap = buf[pos : pos + nulls]
     pos += nulls
-    values, none_sources = {}, {}
+    values = {}
     for i, (name, read) in enumerate(readers):
         if bitmap[i >> 3] & (1 << (i & 7)):
             values[name] = None
-            none_sources[name] = NONE_SOURCE.NULL
         else:
             values[name], pos = read(buf, pos)
-    return values, none_sources, pos
+    return values, pos

@@ -89,6 +89,8 @@ class Decoder:
         self.sets = [c.name for c in table.columns if c.data_type == "set"]
         self.key = table.key
         self.readers: binlog_rows.Plan | None = None
+        self.where = (table.schema, table.name)
+        """The table's names as the binlog's table map gives them."""
 
     def patch(self, event: TableMapEvent) -> None:
         if len(event.columns) != len(self.table.columns):
@@ -107,9 +109,18 @@ class Decoder:
             elif meta.data_type == "set":
                 col.set_values = labels(meta.column_type)
         self.readers = binlog_rows.plan(event.columns)
+        self.where = (event.schema, event.table)
 
-    def rows(self, event) -> list[dict]:
-        return (self.readers and binlog_rows.rows(event, self.readers)) or event.rows
+    def images(self, event) -> list:
+        """The library's rows of ``event`` as :func:`binlog_rows.images` gives them: value dicts, or
+        (before, after) pairs for updates, with the values it decodes loosely fixed."""
+        if isinstance(event, UpdateRowsEvent):
+            image = self.image
+            return [
+                (image(r["before_values"], r["before_none_sources"]), image(r["after_values"], r["after_none_sources"]))
+                for r in event.rows
+            ]
+        return [self.image(r["values"], r["none_sources"]) for r in event.rows]
 
     def image(self, values: dict, none_sources: dict) -> dict:
         for name, fix in self.fixes:
@@ -144,6 +155,7 @@ class BinlogReader:
         self.gtids = _gtid_state(start.gtid)
         """MariaDB's GTID position, domain -> last GTID: what a checkpoint needs to resume by GTID."""
         self.stream = None
+        self._changes: list[RowChange] = []
         self._decoders: dict[int, Decoder | None] = {}
         self._schemas: dict[tuple[str, str], Table] = {}
 
@@ -165,8 +177,10 @@ class BinlogReader:
             ) from err
 
     def _transactions(self) -> Iterator[Transaction]:
-        self.stream = stream = open_stream(self.dsn, self.flavor, self.server_id, self.start, self.blocking)
-        gtid, changes, heartbeat, echo = None, [], None, False
+        self.stream = stream = open_stream(
+            self.dsn, self.flavor, self.server_id, self.start, self.blocking, take=self._take
+        )
+        gtid, heartbeat, echo = None, None, False
         for event in stream:
             if isinstance(event, RotateEvent):
                 # Table ids live as long as a server run. A new file may follow a restart that gave
@@ -176,7 +190,8 @@ class BinlogReader:
                 stream.table_map.clear()
                 continue
             if isinstance(event, MariadbGtidEvent):
-                gtid, changes, heartbeat, echo = event.gtid, [], None, False
+                gtid, heartbeat, echo = event.gtid, None, False
+                self._changes = []
                 self.gtids[event.domain_id] = event.gtid
             elif isinstance(event, TableMapEvent):
                 self._decoders[event.table_id] = self._decoder(event)
@@ -191,15 +206,33 @@ class BinlogReader:
                 elif decoder.table is _APPLIED:
                     echo = echo or self._ours(event) is not None
                 else:
-                    changes += _changes(event, decoder)
+                    self._changes += _changes(type(event), decoder, decoder.images(event))
             elif isinstance(event, XidEvent) or (isinstance(event, QueryEvent) and _is_commit(event.query)):
-                yield from self._emit(event, stream, gtid, [] if echo else changes, None, heartbeat)
-                gtid, changes, heartbeat, echo = None, [], None, False
+                yield from self._emit(event, stream, gtid, [] if echo else self._changes, None, heartbeat)
+                gtid, heartbeat, echo = None, None, False
+                self._changes = []
             elif isinstance(event, QueryEvent) and not _NOT_DDL.match(event.query):
                 schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
                 statement = mask_statement(event.query)
                 yield from self._emit(event, stream, gtid, [], Ddl(schema or None, statement), None)
-                gtid, changes, heartbeat, echo = None, [], None, False
+                gtid, heartbeat, echo = None, None, False
+                self._changes = []
+
+    def _take(self, packet: bytes, checksum: bool) -> bool:
+        """Decode a rows event from its packet when the table's readers are planned; drop one of a
+        table the sync does not follow. Everything else goes on to the library."""
+        table_id = binlog_rows.table_id(packet)
+        if table_id not in self._decoders:
+            return False
+        decoder = self._decoders[table_id]
+        if decoder is not None:
+            decoded = decoder.readers and binlog_rows.images(packet, checksum, decoder.readers)
+            if not decoded:
+                return False
+            kind, images = decoded
+            self._changes += _changes(kind, decoder, images)
+        self.stream.log_pos = int.from_bytes(packet[14:18], "little")  # where the library resumes after a reconnect
+        return True
 
     def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:
         if self.skip_before is not None and event.timestamp < int(self.skip_before):
@@ -254,20 +287,10 @@ def _is_commit(query: str) -> bool:
     return query.strip().upper() == "COMMIT"
 
 
-def _changes(event, decoder: Decoder) -> list[RowChange]:
-    schema, table = event.schema, event.table
-    out = []
-    if isinstance(event, WriteRowsEvent):
-        for row in decoder.rows(event):
-            after = decoder.image(row["values"], row["none_sources"])
-            out.append(RowChange(schema, table, Op.INSERT, None, after, decoder.key_of(after)))
-    elif isinstance(event, DeleteRowsEvent):
-        for row in decoder.rows(event):
-            before = decoder.image(row["values"], row["none_sources"])
-            out.append(RowChange(schema, table, Op.DELETE, before, None, decoder.key_of(before)))
-    else:
-        for row in decoder.rows(event):
-            before = decoder.image(row["before_values"], row["before_none_sources"])
-            after = decoder.image(row["after_values"], row["after_none_sources"])
-            out.append(RowChange(schema, table, Op.UPDATE, before, after, decoder.key_of(after)))
-    return out
+def _changes(kind: type, decoder: Decoder, images: list) -> list[RowChange]:
+    schema, name, key_of = *decoder.where, decoder.key_of
+    if kind is WriteRowsEvent:
+        return [RowChange(schema, name, Op.INSERT, None, after, key_of(after)) for after in images]
+    if kind is DeleteRowsEvent:
+        return [RowChange(schema, name, Op.DELETE, before, None, key_of(before)) for before in images]
+    return [RowChange(schema, name, Op.UPDATE, before, after, key_of(after)) for before, after in images]
