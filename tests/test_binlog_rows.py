@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from pymysqlreplication.row_event import RowsEvent, TableMapEvent
 
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine.cdc import Decoder
+from omsbench.exceptions import SyncError
 
 COLUMNS = (
     "id INT PRIMARY KEY, ti TINYINT, tu TINYINT UNSIGNED, si SMALLINT, su SMALLINT UNSIGNED,"
@@ -98,3 +100,19 @@ def test_a_table_with_other_types_is_left_to_the_library(source, src, unique):
     ((_, _, fast, (_, library)),) = events
     assert fast is None
     assert library[0]["amount"] == Decimal("12.50")
+
+
+def test_a_partial_row_image_stops_the_reader_instead_of_nulling_columns(source, src, unique):
+    with pytest.raises(SyncError, match="binlog_row_image is not FULL"):
+        _logged(
+            source,
+            src,
+            unique("rows"),
+            "id INT PRIMARY KEY, a INT, b VARCHAR(10)",
+            [
+                "INSERT INTO {t} VALUES (1, 2, 'x')",
+                "SET SESSION binlog_row_image = MINIMAL",
+                "UPDATE {t} SET a = 3 WHERE id = 1",
+                "SET SESSION binlog_row_image = FULL",
+            ],
+        )

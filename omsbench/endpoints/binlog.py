@@ -41,17 +41,19 @@ logging.getLogger("pymysqlreplication.binlogstream").setLevel(logging.ERROR)
 
 _DUMP_COMMANDS = {0x12, 0x1E}  # COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID
 _FORMAT_DESCRIPTION = 15
+_OFFERED = {binlog_rows.TABLE_MAP, *binlog_rows.KINDS}
 
 Take = Callable[[bytes, bool], bool]
-"""Offered each rows event's dump packet and whether it ends in a checksum; True means taken,
-and the library never sees the event."""
+"""Offered each table map's and rows event's dump packet and whether it ends in a checksum; True
+means taken, and the library never sees the event."""
 
 
 class TappedConnection(pymysql.connections.Connection):
-    """A replication connection that offers each rows event to ``take`` before the library reads it.
+    """A replication connection that offers each table map and rows event to ``take`` before the
+    library reads it.
 
-    Building the library's event object is most of what a rows event costs the reader; a packet
-    ``take`` decodes itself skips it. The library makes its connections with this class through
+    Building the library's event objects is most of what these events cost the reader; a packet
+    ``take`` handles itself skips that. The library makes its connections with this class through
     its ``pymysql_wrapper`` hook; packets are offered only after the binlog dump command was sent,
     so the library's own queries are never touched. Whether events carry a CRC32 is read from
     each binlog file's format description: it is checksummed exactly when its last four bytes are
@@ -75,7 +77,7 @@ class TappedConnection(pymysql.connections.Connection):
                 return packet
             if data[5] == _FORMAT_DESCRIPTION:
                 self.checksum = zlib.crc32(data[1:-4]) == int.from_bytes(data[-4:], "little")
-            if data[5] not in binlog_rows.KINDS or not self.take(data, self.checksum):
+            if data[5] not in _OFFERED or not self.take(data, self.checksum):
                 return packet
 
 

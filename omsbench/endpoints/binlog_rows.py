@@ -33,6 +33,7 @@ KINDS = {
     30: WriteRowsEvent, 31: UpdateRowsEvent, 32: DeleteRowsEvent,  # version 2: MySQL 5.6 and later
 }  # fmt: skip
 """Rows event type codes, as the library's classes name their kind of change."""
+TABLE_MAP = 19
 
 _FIXED = {
     FIELD_TYPE.TINY: ("<b", "<B"),
@@ -118,10 +119,12 @@ def images(packet: bytes, checksum: bool, readers: Plan) -> tuple[type, list] | 
     count, pos = _length_coded(packet, pos)
     width = (count + 7) // 8
     update = kind is UpdateRowsEvent
-    bitmaps = [packet[pos : pos + width]] + ([packet[pos + width : pos + 2 * width]] if update else [])
-    if len(readers) != count or not all(_all_present(b, count) for b in bitmaps):
+    images = 2 if update else 1
+    if len(readers) != count or not all(
+        full_image(packet[at : at + width], count) for at in range(pos, pos + images * width, width)
+    ):
         return None
-    pos += width * len(bitmaps)
+    pos += images * width
     end = len(packet) - (4 if checksum else 0)
     out = []
     while pos < end:
@@ -136,17 +139,18 @@ def images(packet: bytes, checksum: bool, readers: Plan) -> tuple[type, list] | 
     return kind, out
 
 
+def full_image(columns_present: bytes, count: int) -> bool:
+    """Whether a rows event's columns-present bitmap names all ``count`` columns."""
+    every = (1 << count) - 1
+    return int.from_bytes(columns_present, "little") & every == every
+
+
 def _length_coded(buf: bytes, pos: int) -> tuple[int, int]:
     first = buf[pos]
     if first < 251:
         return first, pos + 1
     size = {252: 2, 253: 3, 254: 8}[first]
     return int.from_bytes(buf[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
-
-
-def _all_present(bitmap: bytes, count: int) -> bool:
-    full, rest = divmod(count, 8)
-    return all(b == 0xFF for b in bitmap[:full]) and (not rest or bitmap[full] & ((1 << rest) - 1) == (1 << rest) - 1)
 
 
 def _image(buf: bytes, pos: int, nulls: int, readers: Plan) -> tuple[dict, int]:

@@ -114,7 +114,16 @@ class Decoder:
     def images(self, event) -> list:
         """The library's rows of ``event`` as :func:`binlog_rows.images` gives them: value dicts, or
         (before, after) pairs for updates, with the values it decodes loosely fixed."""
-        if isinstance(event, UpdateRowsEvent):
+        update = isinstance(event, UpdateRowsEvent)
+        bitmaps = [event.columns_present_bitmap, *([event.columns_present_bitmap2] if update else [])]
+        if not all(binlog_rows.full_image(b, event.number_of_columns) for b in bitmaps):
+            raise SyncError(
+                f"a change to {self.table.qualified} was logged without its full row (binlog_row_image is not"
+                " FULL in the session that made it): applying it would overwrite the missing columns",
+                fix="set binlog_row_image=FULL for every session on the source (globally, and where applications"
+                " set it themselves), then run a new full migration of this table",
+            )
+        if update:
             image = self.image
             return [
                 (image(r["before_values"], r["before_none_sources"]), image(r["after_values"], r["after_none_sources"]))
@@ -206,7 +215,7 @@ class BinlogReader:
                 elif decoder.table is _APPLIED:
                     echo = echo or self._ours(event) is not None
                 else:
-                    self._changes += _changes(type(event), decoder, decoder.images(event))
+                    self._changes += _changes(type(event), decoder.images(event), decoder)
             elif isinstance(event, XidEvent) or (isinstance(event, QueryEvent) and _is_commit(event.query)):
                 yield from self._emit(event, stream, gtid, [] if echo else self._changes, None, heartbeat)
                 gtid, heartbeat, echo = None, None, False
@@ -220,19 +229,22 @@ class BinlogReader:
 
     def _take(self, packet: bytes, checksum: bool) -> bool:
         """Decode a rows event from its packet when the table's readers are planned; drop one of a
-        table the sync does not follow. Everything else goes on to the library."""
+        table the sync does not follow, and a table map already seen (the library ignores those too:
+        ``freeze_schema``). Everything else goes on to the library."""
         table_id = binlog_rows.table_id(packet)
         if table_id not in self._decoders:
             return False
         decoder = self._decoders[table_id]
-        if decoder is not None:
-            decoded = decoder.readers and binlog_rows.images(packet, checksum, decoder.readers)
-            if not decoded:
-                return False
-            kind, images = decoded
-            self._changes += _changes(kind, decoder, images)
+        if packet[5] != binlog_rows.TABLE_MAP and decoder is not None and not self._decode(packet, checksum, decoder):
+            return False
         self.stream.log_pos = int.from_bytes(packet[14:18], "little")  # where the library resumes after a reconnect
         return True
+
+    def _decode(self, packet: bytes, checksum: bool, decoder: Decoder) -> bool:
+        decoded = decoder.readers and binlog_rows.images(packet, checksum, decoder.readers)
+        if decoded:
+            self._changes += _changes(*decoded, decoder)
+        return bool(decoded)
 
     def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:
         if self.skip_before is not None and event.timestamp < int(self.skip_before):
@@ -287,7 +299,7 @@ def _is_commit(query: str) -> bool:
     return query.strip().upper() == "COMMIT"
 
 
-def _changes(kind: type, decoder: Decoder, images: list) -> list[RowChange]:
+def _changes(kind: type, images: list, decoder: Decoder) -> list[RowChange]:
     schema, name, key_of = *decoder.where, decoder.key_of
     if kind is WriteRowsEvent:
         return [RowChange(schema, name, Op.INSERT, None, after, key_of(after)) for after in images]
