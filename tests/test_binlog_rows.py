@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NamedTuple
 
 import pytest
 from pymysqlreplication.row_event import RowsEvent, TableMapEvent
@@ -29,10 +30,19 @@ ROWS = [
 ]
 
 
-def _logged(source, src, database: str, columns: str, statements: list[str]) -> tuple[Decoder, list[tuple]]:
-    """Create ``t`` with ``columns``, run ``statements`` on it; its decoder and, per rows event they
-    wrote, the event, whether its packet ended in a checksum, its rows by the planned readers (None
-    when not planned) and by the library."""
+class Logged(NamedTuple):
+    """A rows event as the library gives it, its dump packet, whether that ends in a checksum, and
+    its rows by the planned readers (None when not planned) and by the library."""
+
+    event: RowsEvent
+    packet: bytes
+    checksum: bool
+    fast: tuple | None
+    library: tuple
+
+
+def _logged(source, src, database: str, columns: str, statements: list[str]) -> tuple[Decoder, list[Logged]]:
+    """Create ``t`` with ``columns``, run ``statements`` on it; its decoder and the rows events they wrote."""
     src.execute(f"CREATE DATABASE `{database}`")
     src.execute(f"CREATE TABLE `{database}`.t ({columns})")
     start = master_status(src)
@@ -54,7 +64,7 @@ def _logged(source, src, database: str, columns: str, statements: list[str]) -> 
                 packet, checksum = offered[-1]
                 assert binlog_rows.table_id(packet) == event.table_id
                 fast = binlog_rows.images(packet, checksum, decoder.readers) if decoder.readers else None
-                decoded.append((event, checksum, fast, (type(event), decoder.images(event))))
+                decoded.append(Logged(event, packet, checksum, fast, (type(event), decoder.images(event))))
     finally:
         stream.close()
     return decoder, decoded
@@ -71,11 +81,11 @@ WORKLOAD = [
 def test_planned_readers_match_the_library_on_every_column_and_event_kind(source, src, unique):
     decoder, events = _logged(source, src, unique("rows"), COLUMNS, WORKLOAD)
     assert decoder.readers is not None, "every column type above has a planned reader"
-    for _, checksum, fast, library in events:
-        assert checksum, "the private MariaDB writes CRC32 checksums"
-        assert fast == library
-    assert {type(e).__name__ for e, *_ in events} == {"WriteRowsEvent", "UpdateRowsEvent", "DeleteRowsEvent"}
-    assert sum(len(fast[1]) for _, _, fast, _ in events) == 3 + 2 + 1 + 3
+    for e in events:
+        assert e.checksum, "the private MariaDB writes CRC32 checksums"
+        assert e.fast == e.library
+    assert {type(e.event).__name__ for e in events} == {"WriteRowsEvent", "UpdateRowsEvent", "DeleteRowsEvent"}
+    assert sum(len(e.fast[1]) for e in events) == 3 + 2 + 1 + 3
 
 
 def test_events_without_checksums_are_read_to_their_end(source, src, unique):
@@ -84,8 +94,8 @@ def test_events_without_checksums_are_read_to_their_end(source, src, unique):
         _, events = _logged(source, src, unique("rows"), COLUMNS, WORKLOAD)
     finally:
         src.execute("SET GLOBAL binlog_checksum = CRC32")
-    assert events and not any(checksum for _, checksum, _, _ in events)
-    assert [fast for _, _, fast, _ in events] == [library for _, _, _, library in events]
+    assert events and not any(e.checksum for e in events)
+    assert [e.fast for e in events] == [e.library for e in events]
 
 
 def test_a_table_with_other_types_is_left_to_the_library(source, src, unique):
@@ -97,9 +107,9 @@ def test_a_table_with_other_types_is_left_to_the_library(source, src, unique):
         ["INSERT INTO {t} VALUES (1, '2026-11-29 01:02:03.456789', 12.5)"],
     )
     assert decoder.readers is None
-    ((_, _, fast, (_, library)),) = events
-    assert fast is None
-    assert library[0]["amount"] == Decimal("12.50")
+    (logged,) = events
+    assert logged.fast is None
+    assert logged.library[1][0]["amount"] == Decimal("12.50")
 
 
 def test_a_partial_row_image_stops_the_reader_instead_of_nulling_columns(source, src, unique):
@@ -116,3 +126,14 @@ def test_a_partial_row_image_stops_the_reader_instead_of_nulling_columns(source,
                 "SET SESSION binlog_row_image = FULL",
             ],
         )
+
+
+def test_version_2_rows_events_skip_their_extra_data(source, src, unique):
+    """MySQL 5.6+ writes version 2 rows events (MariaDB writes version 1): the same rows after a
+    block of extra data, here a partition id, whose length counts its own two bytes."""
+    decoder, events = _logged(source, src, unique("rows"), COLUMNS, WORKLOAD[:2])
+    extra = (5).to_bytes(2, "little") + b"\x01" + (7).to_bytes(2, "little")
+    for e in events:
+        v2 = e.packet[:5] + bytes([e.packet[5] + 7]) + e.packet[6:28] + extra + e.packet[28:]
+        assert binlog_rows.images(v2, e.checksum, decoder.readers) == e.fast
+    assert {type(e.event).__name__ for e in events} == {"WriteRowsEvent", "UpdateRowsEvent"}
