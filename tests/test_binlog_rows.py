@@ -137,3 +137,9 @@ def test_version_2_rows_events_skip_their_extra_data(source, src, unique):
         v2 = e.packet[:5] + bytes([e.packet[5] + 7]) + e.packet[6:28] + extra + e.packet[28:]
         assert binlog_rows.images(v2, e.checksum, decoder.readers) == e.fast
     assert {type(e.event).__name__ for e in events} == {"WriteRowsEvent", "UpdateRowsEvent"}
+
+
+def test_the_library_does_not_warn_about_row_metadata_omsbench_does_not_need(source, src, unique, caplog):
+    caplog.set_level("WARNING")
+    _logged(source, src, unique("rows"), "id INT PRIMARY KEY", ["INSERT INTO {t} VALUES (1)"])
+    assert not [r for r in caplog.records if "BINLOG_ROW_METADATA" in r.getMessage()]

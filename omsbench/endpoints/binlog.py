@@ -36,7 +36,7 @@ EVENTS = [
 # The library warns on every stream when binlog_row_metadata is not FULL. omsbench maps columns
 # from the schema it tracks itself (engine/tracker.py), so the setting is not needed, and the
 # warning would land in every notebook that runs a sync.
-logging.getLogger("pymysqlreplication.binlogstream").setLevel(logging.ERROR)
+logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)  # the library logs everything under this name
 
 
 _DUMP_COMMANDS = {0x12, 0x1E}  # COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID
