@@ -635,19 +635,24 @@ _benchmark("full", "omsbench full load vs mysqldump|mysql vs mydumper|myloader, 
 _benchmark("verify", "omsbench verify vs reladiff vs a pandas merge, on ten rows changed in a copied database.")
 
 
-def _load_benchmark(name: str, summary: str) -> None:
+def _load_benchmark(name: str, summary: str, apply_workers: bool = False) -> None:
     """A benchmark that drives a sysbench write load for some seconds against a running sync."""
 
-    @bench.command(name, help=summary)
     @click.option("--seconds", default=15, show_default=True, type=click.IntRange(2), help="Length of each run.")
     @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
     @click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
     @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
     @click.pass_context
-    def command(ctx, seconds, threads, rate, as_json) -> None:
+    def command(ctx, seconds, threads, rate, as_json, **options) -> None:
         module = importlib.import_module(f"omsbench.engine.bench.{name}")
-        result = module.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json)
+        result = module.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json, **options)
         click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+
+    if apply_workers:
+        command = click.option(
+            "--apply-workers", default=1, show_default=True, type=click.IntRange(1, 16), help="Sync apply_workers."
+        )(command)
+    bench.command(name, help=summary)(command)
 
 
 @bench.command("chaos")
@@ -666,7 +671,9 @@ def bench_chaos(ctx, points, seed, rows, keep_servers, as_json) -> None:
     sys.exit(0 if result["equal"] and result["points_survived"] == result["points_planned"] else 1)
 
 
-_load_benchmark("cdc", "Sync throughput vs python-mysql-replication's raw decode rate, and lag at a fixed rate.")
+_load_benchmark(
+    "cdc", "Sync throughput vs python-mysql-replication's raw decode rate, and lag at a fixed rate.", apply_workers=True
+)
 _load_benchmark(
     "reverse", "After switchover: capture overhead on OceanBase writes, reverse rows/s into MySQL, and reverse lag."
 )

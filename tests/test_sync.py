@@ -10,10 +10,16 @@ import pytest
 from conftest import make_project
 from helpers import assert_same_tables, exact_rows, fresh_server, kill_while_writing
 
+from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import runner, sampledb
+from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
+from omsbench.engine.cdc import BinlogReader
+from omsbench.engine.mapping import select
+from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt
+from omsbench.engine.tracker import Tracker
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import BinlogPurged, SyncError
 
@@ -95,6 +101,17 @@ def test_random_workload_replays_exactly_with_lag_recorded(shop, source, dst):
     metrics = project.state.metrics(project.name)
     assert {"rows_per_s", "lag_p50_ms", "read_p99_ms", "apply_p99_ms"} <= set(metrics.name)
     assert project.sync_status()["state"] == "stopped"
+
+
+def test_parallel_apply_replays_a_random_workload_exactly(workspace, source, target, src, dst, unique):
+    database = unique("cdcpar")
+    project = _migrated(workspace, source, target, src, database, options={"apply_workers": 3})
+    with running(project), connect(source.dsn()) as writer:
+        Workload(writer, database, seed=17).run(400)
+        project.wait_for_sync()
+    _same(src, dst, database)
+    workers = dst.query("SELECT worker FROM `omsbench`.`sync_workers` WHERE project = %s ORDER BY worker", (database,))
+    assert [w for (w,) in workers] == [1, 2], "both extra sessions applied shares of groups"
 
 
 def test_second_start_is_refused(shop):
@@ -198,11 +215,14 @@ def test_filters_and_renames_follow_the_spec(workspace, source, target, src, dst
     assert dst.scalar(f"SELECT COUNT(*) FROM `{database}_ob`.clients WHERE mail LIKE 'xuser%%'") == 5
 
 
+@pytest.mark.parametrize("apply_workers", [1, 2])
 def test_kill_9_during_a_workload_then_restart_loses_and_repeats_nothing(
-    workspace, source, seekdb_tcp, src, unique, request
+    workspace, source, seekdb_tcp, src, unique, request, apply_workers
 ):
     database = unique("cdckill")
-    project = _migrated(workspace, source, seekdb_tcp.endpoint(), src, database)
+    project = _migrated(
+        workspace, source, seekdb_tcp.endpoint(), src, database, options={"apply_workers": apply_workers}
+    )
     process = runner.SyncProcess(workspace, project.name)
     process.launch()
     request.addfinalizer(process.stop)
@@ -441,6 +461,31 @@ def test_bookkeeping_rows_are_written_by_key_on_both_engines(src, dst, unique):
         session.upsert(table, {"project": "p", "part": 1}, {"pos": 9})
         session.conn.commit()
         assert session.query(f"SELECT part, pos FROM {table} ORDER BY part") == [(1, 9), (2, 5)]
+
+
+@pytest.mark.parametrize("mark", ["sync_checkpoint", "sync_workers"])
+def test_a_reader_drops_the_transactions_its_own_project_applied(workspace, source, target, src, unique, mark):
+    """Both of an applier's mark tables, so that a sync each way (binlogs on both sides) never loops."""
+    database = unique("echo")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v INT)")
+    ensure_own_table(src, WORKERS_DDL if mark == "sync_workers" else CHECKPOINT_DDL)
+    start = master_status(src)
+    for n, project in enumerate(["mine", "theirs"]):
+        src.conn.begin()
+        src.execute(f"INSERT INTO `{database}`.t VALUES (%s, 1)", (n,))
+        bookkeeping = {"project": project, **({"worker": 1} if mark == "sync_workers" else {"gtid": None})}
+        src.upsert(f"`omsbench`.`{mark}`", bookkeeping, {"file": "f", "pos": n})
+        src.conn.commit()
+    spec = make_project(workspace, source, target, name="mine", objects={"include": [f"{database}.*"]}).spec
+    tracker = Tracker(select(spec, catalog.read(src, [database])))
+    tracker.track_selection()
+    reader = BinlogReader(source.dsn(), src.flavor, 4712, tracker, "mine", start, blocking=False)
+    try:
+        replayed = [c.after["id"] for txn in reader.transactions() for c in txn.changes]
+    finally:
+        reader.close()
+    assert replayed == [1]
 
 
 def test_precheck_warns_when_binlogs_are_kept_briefly(src):

@@ -14,13 +14,18 @@ change twice leaves the same rows, which is what makes the hand-over from a full
 chunks were read at different moments, safe. Tables without a key cannot be merged: each change
 is applied on its own, matching the full before image and touching one row, so duplicates stay
 duplicates.
+
+With ``apply_workers`` above one, :class:`ParallelApplier` splits a group's changes to keyed
+tables by key over that many target sessions at once; see there for what stays in order.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+import zlib
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pymysql
@@ -40,6 +45,13 @@ CHECKPOINT_DDL = (
     " project VARCHAR(64) NOT NULL PRIMARY KEY, file VARCHAR(255) NOT NULL, pos BIGINT NOT NULL,"
     " gtid VARCHAR(2048), source_ts DOUBLE, applied_at DOUBLE)"
 )
+WORKERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS `omsbench`.`sync_workers` ("
+    " project VARCHAR(64) NOT NULL, worker INT NOT NULL, file VARCHAR(255) NOT NULL, pos BIGINT NOT NULL,"
+    " applied_at DOUBLE, PRIMARY KEY (project, worker))"
+)
+"""The extra sessions of a parallel apply mark each transaction here, as the checkpoint row marks
+the main session's: a reader of the target's binlog knows them as applied, not as new changes."""
 APPLIER_MARK = "SET @omsbench_applier = 1"
 """Reverse capture triggers skip sessions that carry this mark, so applied changes never loop."""
 _ROW_IS_REFERENCED = 1451
@@ -94,12 +106,12 @@ def read_checkpoint(target: Session, project: str) -> tuple[BinlogPosition, floa
 
 
 class Applier:
-    def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
-        self.target, self.project, self.tracker = target, project, tracker
+    def __init__(self, target: Session, project: str, tracker: Tracker, worker: int = 0) -> None:
+        self.target, self.project, self.tracker, self.worker = target, project, tracker, worker
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
         limit_lock_waits(target)
-        ensure_own_table(target, CHECKPOINT_DDL)
+        ensure_own_table(target, WORKERS_DDL if worker else CHECKPOINT_DDL)
         self._fk_version, self._fk_cache = -1, (set(), set())
         self._checks: bool | None = None
         self._foreign_key_checks(False)
@@ -110,12 +122,19 @@ class Applier:
             self.target.execute(f"SET foreign_key_checks = {int(on)}")
             self._checks = on
 
-    def apply(self, group: list[Transaction]) -> float:
-        """Apply whole transactions and their checkpoint in one target transaction; return the commit time."""
+    def apply(
+        self, group: list[Transaction], changes: list[RowChange] | None = None, before_commit=lambda: None
+    ) -> float:
+        """Apply whole transactions and their checkpoint in one target transaction; return the commit time.
+
+        ``changes`` is this session's share of the group's changes when a :class:`ParallelApplier`
+        split them; ``before_commit`` runs last inside the transaction (and rolls it back by raising).
+        """
         try:
-            for segment in self._segments([c for txn in group for c in txn.changes]):
+            for segment in self._segments([c for txn in group for c in txn.changes] if changes is None else changes):
                 self._apply_segment(segment)
             self._checkpoint(group)
+            before_commit()
             self.target.conn.commit()
         except pymysql.err.OperationalError as err:
             self.rollback()
@@ -145,17 +164,21 @@ class Applier:
         written after it and survive; so such a change opens a new segment, and the target's own
         foreign keys perform the action on exactly the rows the source had at that point.
         """
-        cascading, referenced = self._parents()
         segments: list[list[RowChange]] = [[]]
         for change in changes:
-            parent = self.tracker.get(change.schema, change.table)
-            target = (parent.schema, parent.name) if parent else None
-            if (change.op is Op.DELETE and target in cascading) or (
-                change.op is Op.UPDATE and target in referenced and _key_changed(parent, change)
-            ):
+            if self.has_foreign_key_actions(change):
                 segments.append([])
             segments[-1].append(change)
         return [segment for segment in segments if segment]
+
+    def has_foreign_key_actions(self, change: RowChange) -> bool:
+        """A delete of a cascading parent's row, or a key change of a referenced row."""
+        cascading, referenced = self._parents()
+        parent = self.tracker.get(change.schema, change.table)
+        target = (parent.schema, parent.name) if parent else None
+        return (change.op is Op.DELETE and target in cascading) or (
+            change.op is Op.UPDATE and target in referenced and _key_changed(parent, change)
+        )
 
     def _parents(self) -> tuple[dict, set]:
         """Cascading parents with their children's (table, foreign key), and every referenced table."""
@@ -292,7 +315,114 @@ class Applier:
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         """Where the stream continues: the end of the group's last transaction."""
-        write_checkpoint(self.target, self.project, group[-1].position, group[-1].commit_ts)
+        position = group[-1].position
+        if self.worker:
+            self.target.upsert(
+                "`omsbench`.`sync_workers`",
+                {"project": self.project, "worker": self.worker},
+                {"file": position.file, "pos": position.pos, "applied_at": time.time()},
+            )
+        else:
+            write_checkpoint(self.target, self.project, position, group[-1].commit_ts)
+
+
+class ParallelApplier:
+    """Applies each group over several target sessions at once: ``Options.apply_workers``.
+
+    Changes to independent keyed tables are split by key, so all changes to one row stay in one
+    session and in order (a row whose key changes counts as one row under both keys). Changes
+    that must keep their order across rows stay with the main session: those of keyless tables
+    and of tables tied to others by foreign keys or to themselves by another unique index. The other sessions
+    commit first, each with its own mark row (``omsbench.sync_workers``); the main session commits
+    last, with the checkpoint. A crash between those commits replays the group: the other
+    sessions' shares hold only keyed changes merged to final images, which leave the same rows
+    when applied again, and the main session's share is applied exactly once with its checkpoint.
+    The price, and why it is off by default: while a group commits, a reader of the target can
+    see some sessions' share of it before the others'.
+    """
+
+    def __init__(self, appliers: list[Applier]) -> None:
+        self.main, *self.others = appliers
+        self.tracker = self.main.tracker
+        self.pool = ThreadPoolExecutor(len(self.others), thread_name_prefix="omsbench-apply")
+        self._tied: tuple[int, set] = (-1, set())
+
+    def apply(self, group: list[Transaction]) -> float:
+        main, *shares = self._split([c for txn in group for c in txn.changes])
+        pairs = zip(self.others, shares, strict=True)
+        futures = [self.pool.submit(applier.apply, group, share) for applier, share in pairs if share]
+        return self.main.apply(group, main, before_commit=lambda: _all_done(futures))
+
+    def checkpoint_only(self, txn: Transaction) -> None:
+        self.main.checkpoint_only(txn)
+
+    def rollback(self) -> None:
+        for applier in (self.main, *self.others):
+            applier.rollback()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+    def _split(self, changes: list[RowChange]) -> list[list[RowChange]]:
+        """The main session's share first, then one per other session."""
+        sessions = 1 + len(self.others)
+        tied = self._tied_tables()
+        row_of = _rows_by_key_changes(self.tracker, changes)
+        shares: list[list[RowChange]] = [[] for _ in range(sessions)]
+        for change in changes:
+            tm = self.tracker.get(change.schema, change.table)
+            if tm is None:
+                continue
+            independent = change.key is not None and (tm.schema, tm.name) not in tied
+            shares[_session_of(row_of(change), sessions) if independent else 0].append(change)
+        return shares
+
+    def _tied_tables(self) -> set[tuple[str, str]]:
+        """Tables in a foreign key (either end) or with a unique index besides the primary key."""
+        if self._tied[0] != self.tracker.version:
+            _, referenced = self.main._parents()
+            tied = {
+                (tm.schema, tm.name)
+                for tm in self.tracker.tables.values()
+                if tm.source.foreign_keys or any(index.unique for index in tm.source.indexes)
+            }
+            self._tied = (self.tracker.version, tied | referenced)
+        return self._tied[1]
+
+
+def _rows_by_key_changes(tracker: Tracker, changes: list[RowChange]):
+    """A function naming the row a change writes, where a row whose key changes in ``changes`` is
+    one row under its old and its new key: all that is written under either goes to one session,
+    in order (the keys form chains, joined as in a union-find)."""
+    joined: dict[tuple, tuple] = {}
+
+    def row(name: tuple) -> tuple:
+        while name in joined:
+            name = joined[name]
+        return name
+
+    for change in changes:
+        tm = tracker.get(change.schema, change.table)
+        if change.op is Op.UPDATE and change.key is not None and tm is not None and _key_changed(tm, change):
+            old, new = (
+                row((change.schema, change.table, _key_getter(tm)(change.before))),
+                row((change.schema, change.table, change.key)),
+            )
+            if old != new:
+                joined[old] = new
+    return lambda change: row((change.schema, change.table, change.key))
+
+
+def _session_of(row: tuple, sessions: int) -> int:
+    return zlib.crc32(repr(row).encode()) % sessions
+
+
+def _all_done(futures: list[Future]) -> None:
+    """Wait for every session's commit; the first failure fails the main session's transaction."""
+    errors = [f.exception() for f in futures]
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def write_checkpoint(target: Session, project: str, position: BinlogPosition, source_ts: float | None) -> None:

@@ -43,11 +43,12 @@ REVERSE_MARK = ("omsbench", "reverse_checkpoint")
 applies to MySQL: the forward reader drops those transactions' changes, so they never go back
 to OceanBase."""
 _ECHO = Table(*REVERSE_MARK)
-APPLIED_MARK = ("omsbench", "sync_checkpoint")
-"""Every binlog applier writes its checkpoint row here inside each transaction it applies. A
-reader drops the transactions that wrote its own project's row: when both servers have a binlog
-and a sync runs each way, neither direction replays what the other applied."""
-_APPLIED = Table(*APPLIED_MARK)
+APPLIED_MARKS = {("omsbench", "sync_checkpoint"), ("omsbench", "sync_workers")}
+"""Every binlog applier writes its checkpoint row, or a parallel apply's other sessions their mark
+row, inside each transaction it applies. A reader drops the transactions that wrote its own
+project's row: when both servers have a binlog and a sync runs each way, neither direction
+replays what the other applied."""
+_APPLIED = Table("omsbench", "sync_checkpoint")
 _CANNOT_SERVE = 1236  # the server cannot send the binlog from there: purged, or an unknown GTID
 _NOT_DDL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|XA |SAVEPOINT|FLUSH|SET |#)", re.IGNORECASE)
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
@@ -261,7 +262,7 @@ class BinlogReader:
             return Decoder(_HEARTBEAT_TABLE)
         if (event.schema, event.table) == REVERSE_MARK:
             return Decoder(_ECHO)
-        if (event.schema, event.table) == APPLIED_MARK:
+        if (event.schema, event.table) in APPLIED_MARKS:
             _name_first_columns(event, ("project",))
             return Decoder(_APPLIED)
         tm = self.tracker.get(event.schema, event.table)

@@ -54,6 +54,13 @@ class Options(_Strict):
     """Threads by default: the copy loop only moves bytes, so the GIL costs less than starting processes."""
     group_rows: int = Field(20_000, ge=1, le=1_000_000, description="sync: most rows merged into one target commit")
     heartbeat_ms: int = Field(200, ge=50, le=60_000, description="sync: how often the source heartbeat is written")
+    apply_workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="sync: target sessions applying each group at once, split by key; above 1 a reader of the"
+        " target may briefly see part of a group",
+    )
 
 
 class Switchover(_Strict):

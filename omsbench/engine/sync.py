@@ -10,6 +10,7 @@ and DDL resolutions that any other process writes there.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require
 from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import filters, full, heartbeat
-from omsbench.engine.apply import Applier, read_checkpoint
+from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
 from omsbench.engine.changes import Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection
@@ -132,10 +133,19 @@ class Sync:
 
     # one connected session ----------------------------------------------------------------------
     def _session(self) -> None:
-        with connect(self.spec.source.dsn()) as source, connect(self.spec.target.dsn(), autocommit=False) as target:
+        with contextlib.ExitStack() as stack:
+            source = stack.enter_context(connect(self.spec.source.dsn()))
+            target, *others = (
+                stack.enter_context(connect(self.spec.target.dsn(), autocommit=False))
+                for _ in range(self.spec.options.apply_workers)
+            )
             tracker = Tracker(self.selection(source))
             tracker.start(target)
             applier = Applier(target, self.project, tracker)
+            if others:
+                workers = (Applier(session, self.project, tracker, n) for n, session in enumerate(others, 1))
+                applier = ParallelApplier([applier, *workers])
+                stack.callback(applier.close)
             ddl = DdlApplier(target, self.spec, tracker)
             start = self._start(source, read_checkpoint(target, self.project))
             full.ensure_checkpoint_table(target)

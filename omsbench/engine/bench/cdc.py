@@ -36,14 +36,21 @@ DATABASE = "sbcdc"
 ROWS = 40_000
 
 
-def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0, progress: bool = True) -> dict:
+def run(
+    workspace: Workspace,
+    seconds: int = 20,
+    threads: int = 4,
+    rate: int = 0,
+    progress: bool = True,
+    apply_workers: int = 1,
+) -> dict:
     ensure_programs({"sysbench": "sysbench"})
     server = MariaDB(workspace.folder("servers", "mariadb"))
     server.start()
     sysbench.prepare(server, ROWS, DATABASE)
     folder = Path(tempfile.mkdtemp(prefix="seekdb-cdc-", dir=workspace.folder("bench")))
     try:
-        project = _migrated(workspace, server, Endpoint(url=f"seekdb://{folder}"), progress)
+        project = _migrated(workspace, server, Endpoint(url=f"seekdb://{folder}"), progress, apply_workers)
         sync = project.sync()
         thread = runner.run_thread(sync, runner.SyncProcess(workspace, project.name))
         try:
@@ -58,7 +65,10 @@ def run(workspace: Workspace, seconds: int = 20, threads: int = 4, rate: int = 0
     finally:
         oceanbase.close_embedded(folder)
         shutil.rmtree(folder, ignore_errors=True)
-    return {"seconds": seconds, "sysbench_threads": threads, **throughput, **latency, "equal": equal}
+    return {
+        "seconds": seconds, "sysbench_threads": threads, "apply_workers": apply_workers, **throughput, **latency,
+        "equal": equal,
+    }  # fmt: skip
 
 
 def half_of_applied(throughput: dict, rate: str = "applied_rows_per_s") -> int:
@@ -67,9 +77,13 @@ def half_of_applied(throughput: dict, rate: str = "applied_rows_per_s") -> int:
     return max(1, int(throughput[rate] / rows_per_transaction / 2))
 
 
-def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress: bool) -> Project:
+def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress: bool, apply_workers: int) -> Project:
     spec = specs.ProjectSpec(
-        name="bench-cdc", source=server.endpoint(), target=target, objects=specs.Objects(include=[f"{DATABASE}.*"])
+        name="bench-cdc",
+        source=server.endpoint(),
+        target=target,
+        objects=specs.Objects(include=[f"{DATABASE}.*"]),
+        options=specs.Options(apply_workers=apply_workers),
     )
     project = Project(spec, workspace)
     project.save()
