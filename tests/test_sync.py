@@ -6,6 +6,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import pymysql
 import pytest
 from conftest import make_project
 from helpers import assert_same_tables, exact_rows, fresh_server, kill_while_writing
@@ -486,6 +487,49 @@ def test_a_reader_drops_the_transactions_its_own_project_applied(workspace, sour
     finally:
         reader.close()
     assert replayed == [1]
+
+
+def test_a_replication_connection_cut_inside_a_transaction_loses_no_row(
+    workspace, source, target, src, unique, monkeypatch
+):
+    """The library reconnects by itself from the last event read, inside the transaction; the rows
+    after that point belong to table maps sent before it and must still be decoded, once."""
+    database = unique("cut")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v VARCHAR(2000))")
+    start = master_status(src)
+    src.conn.begin()
+    for n in range(0, 200, 50):  # large rows: the transaction spans many rows events
+        values = ", ".join(f"({i}, REPEAT('x', 2000))" for i in range(n, n + 50))
+        src.execute(f"INSERT INTO `{database}`.t VALUES {values}")
+    src.conn.commit()
+    spec = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]}).spec
+    tracker = Tracker(select(spec, catalog.read(src, [database])))
+    tracker.track_selection()
+    reader = BinlogReader(source.dsn(), src.flavor, 4713, tracker, database, start, blocking=False)
+    take, cut, read = reader._take, [], pymysql.connections.Connection._read_packet
+
+    def take_then_cut(packet: bytes, checksum: bool) -> bool:
+        taken = take(packet, checksum)
+        if taken and packet[5] != 19 and not cut:  # after the transaction's first rows event
+            cut.append(reader.stream._stream_connection)
+        return taken
+
+    def read_or_lose(connection, *args, **kwargs):
+        if cut and connection is cut[0] and len(cut) == 1:  # what pymysql does when the socket ends
+            cut.append("lost")
+            connection._force_close()
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+        return read(connection, *args, **kwargs)
+
+    reader._take = take_then_cut
+    monkeypatch.setattr(pymysql.connections.Connection, "_read_packet", read_or_lose)
+    try:
+        replayed = [c.after["id"] for txn in reader.transactions() for c in txn.changes]
+    finally:
+        reader.close()
+    assert cut[1:] == ["lost"]
+    assert replayed == list(range(200))
 
 
 def test_precheck_warns_when_binlogs_are_kept_briefly(src):

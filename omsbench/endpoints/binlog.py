@@ -41,6 +41,7 @@ logging.getLogger("pymysqlreplication").setLevel(logging.ERROR)  # the library l
 
 _DUMP_COMMANDS = {0x12, 0x1E}  # COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID
 _FORMAT_DESCRIPTION = 15
+_CRC32 = 1  # BINLOG_CHECKSUM_ALG_CRC32; 0 is OFF
 _OFFERED = {binlog_rows.TABLE_MAP, *binlog_rows.KINDS}
 
 Take = Callable[[bytes, bool], bool]
@@ -56,9 +57,10 @@ class TappedConnection(pymysql.connections.Connection):
     ``take`` handles itself skips that. The library makes its connections with this class through
     its ``pymysql_wrapper`` hook; packets are offered only after the binlog dump command was sent,
     so the library's own queries are never touched. Whether events carry a CRC32 is read from
-    each binlog file's format description: it is checksummed exactly when its last four bytes are
-    the CRC32 of the rest. The two methods it overrides are pymysql's own; should a release rename
-    them, nothing is offered and the library reads every event: slower, never wrong.
+    each binlog file's format description, whose last five bytes are the checksum algorithm and a
+    checksum (MySQL 5.6.1 and MariaDB 5.3 on, as the library assumes too). The two methods it
+    overrides are pymysql's own; should a release rename them, nothing is offered and the library
+    reads every event: slower, never wrong.
     """
 
     def __init__(self, *args, take: Take, **kwargs) -> None:
@@ -76,8 +78,8 @@ class TappedConnection(pymysql.connections.Connection):
             data = packet.get_all_data()
             if not self.dumping or data[0] != 0 or len(data) < 24:
                 return packet
-            if data[5] == _FORMAT_DESCRIPTION:
-                self.checksum = zlib.crc32(data[1:-4]) == int.from_bytes(data[-4:], "little")
+            if data[5] == _FORMAT_DESCRIPTION:  # ends in the checksum algorithm and a checksum
+                self.checksum = data[-5] == _CRC32
             if data[5] not in _OFFERED or not self.take(data, self.checksum):
                 return packet
 

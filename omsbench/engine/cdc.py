@@ -190,14 +190,18 @@ class BinlogReader:
         self.stream = stream = open_stream(
             self.dsn, self.flavor, self.server_id, self.start, self.blocking, take=self._take
         )
-        gtid, heartbeat, echo = None, None, False
+        gtid, heartbeat, echo, file = None, None, False, None
         for event in stream:
             if isinstance(event, RotateEvent):
                 # Table ids live as long as a server run. A new file may follow a restart that gave
                 # old ids to other tables, and a shut-down server ends its file without the rotate
                 # that makes the library forget them: decoding with the old map fails or, worse, fits.
-                self._decoders.clear()
-                stream.table_map.clear()
+                # A rotate to the same file is the library reconnecting inside it, maybe inside a
+                # transaction whose table maps came before: those still hold.
+                if event.next_binlog != file:
+                    self._decoders.clear()
+                    stream.table_map.clear()
+                file = event.next_binlog
                 continue
             if isinstance(event, MariadbGtidEvent):
                 gtid, heartbeat, echo = event.gtid, None, False
