@@ -53,6 +53,15 @@ def _spec(tmp_path: Path, data: dict) -> str:
         (
             {
                 "name": "x",
+                "source": {"url": "mysql+pymysql://u@h/"},
+                "target": {"kafka": "127.0.0.1:9092"},
+                "options": {"apply_workers": 2},
+            },
+            "apply_workers applies to a sync between two databases",
+        ),
+        (
+            {
+                "name": "x",
                 "source": {"url": "postgresql://u@h/"},
                 "target": {"url": "seekdb:///d"},
             },

@@ -125,6 +125,8 @@ class ProjectSpec(_Strict):
             raise ValueError("source and target are both message queues; one of them must be a database")
         if isinstance(self.source, RocketMQEndpoint):
             raise ValueError("RocketMQ can be a target only; a Kafka source can be applied to a database")
+        if self.queue and self.options.apply_workers > 1:
+            raise ValueError("options.apply_workers applies to a sync between two databases; set it to 1 with a queue")
         renames = self.objects.rename
         if self.queue and (renames.databases or renames.tables or renames.columns):
             raise ValueError("objects.rename does not apply with Kafka: messages carry the database's own names")
