@@ -27,6 +27,7 @@ import zlib
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pymysql
 
@@ -57,6 +58,18 @@ APPLIER_MARK = "SET @omsbench_applier = 1"
 _ROW_IS_REFERENCED = 1451
 _NO_SUCH_TABLE = 1146
 _BATCH = 1000
+
+
+class Relations(NamedTuple):
+    """How rows of the tracked tables depend on other rows, by target (schema, table)."""
+
+    cascading: dict[tuple[str, str], list]
+    """Parents whose deletes act on other tables (ON DELETE CASCADE / SET NULL): their (child, foreign key)."""
+    referenced: set[tuple[str, str]]
+    """Every table a foreign key points at."""
+    tied: set[tuple[str, str]]
+    """Every table at either end of a foreign key or with a unique index besides the primary key:
+    where the order of writing matters across rows."""
 
 
 @dataclass
@@ -112,7 +125,7 @@ class Applier:
         target.execute(APPLIER_MARK)
         limit_lock_waits(target)
         ensure_own_table(target, WORKERS_DDL if worker else CHECKPOINT_DDL)
-        self._fk_version, self._fk_cache = -1, (set(), set())
+        self._relations: tuple[int, Relations] = (-1, Relations({}, set(), set()))
         self._checks: bool | None = None
         self._foreign_key_checks(False)
 
@@ -173,25 +186,27 @@ class Applier:
 
     def has_foreign_key_actions(self, change: RowChange) -> bool:
         """A delete of a cascading parent's row, or a key change of a referenced row."""
-        cascading, referenced = self._parents()
+        cascading, referenced, _ = self.relations()
         parent = self.tracker.get(change.schema, change.table)
         target = (parent.schema, parent.name) if parent else None
         return (change.op is Op.DELETE and target in cascading) or (
             change.op is Op.UPDATE and target in referenced and _key_changed(parent, change)
         )
 
-    def _parents(self) -> tuple[dict, set]:
-        """Cascading parents with their children's (table, foreign key), and every referenced table."""
-        if self._fk_version != self.tracker.version:
+    def relations(self) -> Relations:
+        """How the tracked tables' rows depend on other rows; worked out again after each DDL."""
+        if self._relations[0] != self.tracker.version:
             cascading: dict[tuple[str, str], list] = defaultdict(list)
-            referenced = set()
+            referenced, tied = set(), set()
             for tm in self.tracker.tables.values():
                 for fk in tm.source.foreign_keys:
                     referenced.add((fk.ref_schema, fk.ref_table))
                     if fk.on_delete.upper() in ("CASCADE", "SET NULL"):
                         cascading[(fk.ref_schema, fk.ref_table)].append((tm, fk))
-            self._fk_cache, self._fk_version = (dict(cascading), referenced), self.tracker.version
-        return self._fk_cache
+                if tm.source.foreign_keys or any(index.unique for index in tm.source.indexes):
+                    tied.add((tm.schema, tm.name))
+            self._relations = (self.tracker.version, Relations(dict(cascading), referenced, tied | referenced))
+        return self._relations[1]
 
     def _apply_segment(self, changes: list[RowChange]) -> None:
         first = changes[0]
@@ -237,7 +252,7 @@ class Applier:
                 tm = self.tracker.get(*key)
                 if tm is None:
                     continue
-                tc = merged[key] = TableChanges(tm, (tm.schema, tm.name) in self._parents()[0])
+                tc = merged[key] = TableChanges(tm, (tm.schema, tm.name) in self.relations().cascading)
             tc.add(change, _key_getter(tc.tm))
         return merged
 
@@ -270,7 +285,7 @@ class Applier:
         parent chunk copied after leave children that no delete would reach.
         """
         images = list(parent.deleted.values())
-        for child, fk in self._parents()[0].get((parent.tm.schema, parent.tm.name), []):
+        for child, fk in self.relations().cascading.get((parent.tm.schema, parent.tm.name), []):
             values = {tuple(image[c] for c in fk.ref_columns) for image in images}
             values = sorted((v for v in values if None not in v), key=repr)
             if not values:
@@ -345,7 +360,6 @@ class ParallelApplier:
         self.main, *self.others = appliers
         self.tracker = self.main.tracker
         self.pool = ThreadPoolExecutor(len(self.others), thread_name_prefix="omsbench-apply")
-        self._tied: tuple[int, set] = (-1, set())
 
     def apply(self, group: list[Transaction]) -> float:
         main, *shares = self._split([c for txn in group for c in txn.changes])
@@ -366,7 +380,7 @@ class ParallelApplier:
     def _split(self, changes: list[RowChange]) -> list[list[RowChange]]:
         """The main session's share first, then one per other session."""
         sessions = 1 + len(self.others)
-        tied = self._tied_tables()
+        tied = self.main.relations().tied
         row_of = _rows_by_key_changes(self.tracker, changes)
         shares: list[list[RowChange]] = [[] for _ in range(sessions)]
         for change in changes:
@@ -376,18 +390,6 @@ class ParallelApplier:
             independent = change.key is not None and (tm.schema, tm.name) not in tied
             shares[_session_of(row_of(change), sessions) if independent else 0].append(change)
         return shares
-
-    def _tied_tables(self) -> set[tuple[str, str]]:
-        """Tables in a foreign key (either end) or with a unique index besides the primary key."""
-        if self._tied[0] != self.tracker.version:
-            _, referenced = self.main._parents()
-            tied = {
-                (tm.schema, tm.name)
-                for tm in self.tracker.tables.values()
-                if tm.source.foreign_keys or any(index.unique for index in tm.source.indexes)
-            }
-            self._tied = (self.tracker.version, tied | referenced)
-        return self._tied[1]
 
 
 def _rows_by_key_changes(tracker: Tracker, changes: list[RowChange]):
