@@ -124,7 +124,7 @@ def open_stream(
     library's MariaDB mode always starts by GTID, so a file position uses the classic dump
     command, which MariaDB serves too (its GTID events still arrive).
 
-    With ``take``, rows events go to it first (:class:`TappedConnection`).
+    With ``take``, table maps and rows events go to it first (:class:`TappedConnection`).
     """
     settings = {"user": dsn.user, "password": dsn.password(), "charset": "utf8mb4", "ssl": dsn.ssl}
     if dsn.unix_socket:

@@ -106,6 +106,11 @@ def table_id(packet: bytes) -> int:
     return int.from_bytes(packet[_HEADER:_FLAGS], "little")
 
 
+def next_position(packet: bytes) -> int:
+    """Where the event after this one starts in the binlog file (the header's log_pos)."""
+    return int.from_bytes(packet[14:18], "little")
+
+
 def images(packet: bytes, checksum: bool, readers: Plan) -> tuple[type, list] | None:
     """The kind of a rows event's change (the library's event class) and its row images: value
     dicts, or (before, after) pairs for updates; None when the event must be left to the library.

@@ -242,7 +242,7 @@ class BinlogReader:
         decoder = self._decoders[table_id]
         if packet[5] != binlog_rows.TABLE_MAP and decoder is not None and not self._decode(packet, checksum, decoder):
             return False
-        self.stream.log_pos = int.from_bytes(packet[14:18], "little")  # where the library resumes after a reconnect
+        self.stream.log_pos = binlog_rows.next_position(packet)  # where the library resumes after a reconnect
         return True
 
     def _decode(self, packet: bytes, checksum: bool, decoder: Decoder) -> bool:
