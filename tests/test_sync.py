@@ -11,7 +11,7 @@ import pytest
 from conftest import make_project
 from helpers import assert_same_tables, exact_rows, fresh_server, kill_while_writing
 
-from omsbench.endpoints import catalog
+from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import runner, sampledb
@@ -478,15 +478,8 @@ def test_a_reader_drops_the_transactions_its_own_project_applied(workspace, sour
         bookkeeping = {"project": project, **({"worker": 1} if mark == "sync_workers" else {"gtid": None})}
         src.upsert(f"`omsbench`.`{mark}`", bookkeeping, {"file": "f", "pos": n})
         src.conn.commit()
-    spec = make_project(workspace, source, target, name="mine", objects={"include": [f"{database}.*"]}).spec
-    tracker = Tracker(select(spec, catalog.read(src, [database])))
-    tracker.track_selection()
-    reader = BinlogReader(source.dsn(), src.flavor, 4712, tracker, "mine", start, blocking=False)
-    try:
-        replayed = [c.after["id"] for txn in reader.transactions() for c in txn.changes]
-    finally:
-        reader.close()
-    assert replayed == [1]
+    reader = _reader(workspace, source, target, src, database, "mine", start)
+    assert _replayed_ids(reader) == [1]
 
 
 def test_a_replication_connection_cut_inside_a_transaction_loses_no_row(
@@ -503,15 +496,12 @@ def test_a_replication_connection_cut_inside_a_transaction_loses_no_row(
         values = ", ".join(f"({i}, REPEAT('x', 2000))" for i in range(n, n + 50))
         src.execute(f"INSERT INTO `{database}`.t VALUES {values}")
     src.conn.commit()
-    spec = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]}).spec
-    tracker = Tracker(select(spec, catalog.read(src, [database])))
-    tracker.track_selection()
-    reader = BinlogReader(source.dsn(), src.flavor, 4713, tracker, database, start, blocking=False)
+    reader = _reader(workspace, source, target, src, database, database, start)
     take, cut, read = reader._take, [], pymysql.connections.Connection._read_packet
 
     def take_then_cut(packet: bytes, checksum: bool) -> bool:
         taken = take(packet, checksum)
-        if taken and packet[5] != 19 and not cut:  # after the transaction's first rows event
+        if taken and packet[5] != binlog_rows.TABLE_MAP and not cut:  # after the transaction's first rows event
             cut.append(reader.stream._stream_connection)
         return taken
 
@@ -524,12 +514,24 @@ def test_a_replication_connection_cut_inside_a_transaction_loses_no_row(
 
     reader._take = take_then_cut
     monkeypatch.setattr(pymysql.connections.Connection, "_read_packet", read_or_lose)
-    try:
-        replayed = [c.after["id"] for txn in reader.transactions() for c in txn.changes]
-    finally:
-        reader.close()
+    replayed = _replayed_ids(reader)
     assert cut[1:] == ["lost"]
     assert replayed == list(range(200))
+
+
+def _reader(workspace, source, target, src, database: str, project: str, start) -> BinlogReader:
+    """``project``'s binlog reader of ``database``'s tables, from ``start`` to the binlog's current end."""
+    spec = make_project(workspace, source, target, name=project, objects={"include": [f"{database}.*"]}).spec
+    tracker = Tracker(select(spec, catalog.read(src, [database])))
+    tracker.track_selection()
+    return BinlogReader(source.dsn(), src.flavor, 4712, tracker, project, start, blocking=False)
+
+
+def _replayed_ids(reader: BinlogReader) -> list:
+    try:
+        return [c.after["id"] for txn in reader.transactions() for c in txn.changes]
+    finally:
+        reader.close()
 
 
 def test_precheck_warns_when_binlogs_are_kept_briefly(src):
