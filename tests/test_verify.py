@@ -166,3 +166,21 @@ def test_a_differing_range_is_narrowed_by_slices_down_to_its_rows(migrated, dst)
     }
     assert verdict.ranges_compared > 16  # the slices were digested, not the whole ranges' rows fetched
     assert project.verify(apply_fix=True).equal
+
+
+def test_a_keyless_row_gone_between_count_and_fetch_is_reported_without_values(migrated, dst, monkeypatch):
+    """An online check reads tables that are being written: the row a hash stood for can be gone."""
+    project, db = migrated
+    dst.execute(f"INSERT INTO `{db}`.audit_log VALUES ('2026-01-01 00:00:00', 'ghost', 'extra', NULL)")
+    fetch = verify._fetch_by_hash
+
+    def fetch_after_it_went(session, tm, side, digest_hex):
+        dst.execute(f"DELETE FROM `{db}`.audit_log WHERE actor = 'ghost'")
+        return fetch(session, tm, side, digest_hex)
+
+    monkeypatch.setattr(verify, "_fetch_by_hash", fetch_after_it_went)
+    result = project.verify()
+    found = result.differences[result.differences.table == f"{db}.audit_log"]
+    assert found[["kind", "target_value"]].values.tolist() == [[EXTRA, None]]
+    monkeypatch.undo()
+    assert project.verify().equal

@@ -298,7 +298,12 @@ def _insert(tm: TableMap, literals: tuple) -> str:
 
 
 def _compare_multisets(source: Session, target: Session, tm: TableMap, verdict: TableVerdict) -> None:
-    """Tables without a key: rows are equal when each row hash occurs equally often on both sides."""
+    """Tables without a key: rows are equal when each row hash occurs equally often on both sides.
+
+    A row counted and then gone before it is fetched (the table is being written: an online check)
+    is still reported, without its values and, when missing on the target, without fix SQL; the
+    online check counts again.
+    """
     counts = {}
     for name, session in (("source", source), ("target", target)):
         side = Side.of(tm, name)
@@ -313,26 +318,31 @@ def _compare_multisets(source: Session, target: Session, tm: TableMap, verdict: 
         surplus = counts["source"].get(digest_hex, 0) - counts["target"].get(digest_hex, 0)
         if surplus > 0:
             sample = _fetch_by_hash(source, tm, src_side, digest_hex)
+            values = _row(tm, sample[0]) if sample else None
             verdict.differences += [
-                Difference(tm.source.qualified, f"row hash {digest_hex}", MISSING, source_value=_row(tm, sample[0]))
+                Difference(tm.source.qualified, f"row hash {digest_hex}", MISSING, source_value=values)
             ] * surplus
-            verdict.fixes += [_insert(tm, sample[1])] * surplus
+            verdict.fixes += [_insert(tm, sample[1])] * surplus if sample else []
         elif surplus < 0:
             sample = _fetch_by_hash(target, tm, dst_side, digest_hex)
+            values = _row(tm, sample[0]) if sample else None
             verdict.differences += [
-                Difference(tm.source.qualified, f"row hash {digest_hex}", EXTRA, target_value=_row(tm, sample[0]))
+                Difference(tm.source.qualified, f"row hash {digest_hex}", EXTRA, target_value=values)
             ] * -surplus
             verdict.fixes.append(
                 f"DELETE FROM {tm.quoted} WHERE {dst_side.row_hash(tm)} = '{digest_hex}' LIMIT {-surplus}"
             )
 
 
-def _fetch_by_hash(session: Session, tm: TableMap, side: Side, digest_hex: str) -> tuple[tuple, tuple]:
-    """One row with the given hash: its display values and (on the source) its literals."""
+def _fetch_by_hash(session: Session, tm: TableMap, side: Side, digest_hex: str) -> tuple[tuple, tuple] | None:
+    """One row with the given hash: its display values and (on the source) its literals; None when
+    no row has it any more."""
     where = side.where()
     where += (" AND " if where else " WHERE ") + f"{side.row_hash(tm)} = '{digest_hex}'"
-    row = session.query(f"SELECT {', '.join(_values(tm, side))} FROM {side.table}{where} LIMIT 1")[0]
-    return row[: len(tm.source.columns)], row[len(tm.source.columns) :]
+    rows = session.query(f"SELECT {', '.join(_values(tm, side))} FROM {side.table}{where} LIMIT 1")
+    if not rows:
+        return None
+    return rows[0][: len(tm.source.columns)], rows[0][len(tm.source.columns) :]
 
 
 @dataclass
