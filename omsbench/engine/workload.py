@@ -17,7 +17,7 @@ import pymysql
 from omsbench.endpoints.connection import Session
 from omsbench.engine.sampledb import insert_type_zoo, type_zoo_rows
 
-_RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
+RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Workload:
                     operation()
                     self.counts[operation.__name__] = self.counts.get(operation.__name__, 0) + 1
             except pymysql.err.OperationalError as err:
-                if err.args[0] not in _RETRYABLE:
+                if err.args[0] not in RETRYABLE:
                     raise
                 conn.rollback()  # what an application does with a deadlock victim
                 self.counts["deadlocks"] = self.counts.get("deadlocks", 0) + 1

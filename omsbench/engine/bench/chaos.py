@@ -37,7 +37,7 @@ from omsbench.engine import spec as specs
 from omsbench.engine.bench.proxy import Proxy
 from omsbench.engine.project import Project
 from omsbench.engine.servers import MariaDB, SeekdbServer
-from omsbench.engine.workload import Workload
+from omsbench.engine.workload import RETRYABLE, Workload
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
 
@@ -60,6 +60,7 @@ SCHEMA_CHANGES = (
     f"ALTER TABLE `{DATABASE}`.customers ADD INDEX idx_chaos_tier (chaos_tier)",
 )
 _HEALTHY_WITHIN = 120.0
+_DDL_LOCK_WAIT_S = 2
 
 
 @dataclass
@@ -329,10 +330,23 @@ class Chaos:
 
     def _change_schema(self) -> None:
         """DDL while the application writes: the sync replays it at its place, faults come after it
-        (a new column with values, and an index on it)."""
+        (a new column with values, and an index on it).
+
+        Done as online-schema-change tools do it: short lock waits, and again after a timeout. An
+        application transaction whose foreign-key check locked ``customers`` and which then waits
+        for the ALTER's metadata lock is a deadlock MariaDB does not detect; only the ALTER's lock
+        wait ends it.
+        """
         with connect(self.mysql.endpoint().dsn()) as session:
+            session.execute(f"SET SESSION innodb_lock_wait_timeout = {_DDL_LOCK_WAIT_S}")
             for statement in SCHEMA_CHANGES:
-                session.execute(statement)
+                for attempt in range(_ATTEMPTS):
+                    try:
+                        session.execute(statement)
+                        break
+                    except pymysql.err.OperationalError as err:
+                        if err.args[0] not in RETRYABLE or attempt == _ATTEMPTS - 1:
+                            raise
 
     def run(self, faults: list[Fault]) -> None:
         of = {phase: [f for f in faults if f.phase == phase] for phase in PHASES}
