@@ -55,6 +55,10 @@ class BinlogPurged(OmsError):
     """The binlog a sync must continue from is gone from the source."""
 
 
+class VerifyError(OmsError):
+    """The target does not hold the tables or columns the comparison needs."""
+
+
 class SyncError(OmsError):
     """Incremental sync cannot go on without the user: a failed apply, an untranslatable DDL."""
 

@@ -10,6 +10,7 @@ from conftest import make_project
 
 from omsbench.engine import checksum, sampledb, verify
 from omsbench.engine.verify import DIFFERENT, EXTRA, MISSING
+from omsbench.exceptions import VerifyError
 
 # One change per column of type_zoo, each in its own row (ids 4..), applied on the target only.
 CHANGES = {
@@ -124,6 +125,16 @@ def test_verify_command_exit_codes_report_and_fix(workspace, source, seekdb_tcp,
 
     missing = subprocess.run([*command[:-2], "verify", "no-such-project"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no project named" in missing.stderr
+
+    with project.sessions() as (_, target):  # the target drifted from the source's schema
+        target.execute(f"ALTER TABLE `{db}`.customers DROP COLUMN name")
+        target.execute(f"DROP TABLE `{db}`.legacy_notes")
+    drifted = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert drifted.returncode == 2, drifted.stdout + drifted.stderr
+    assert f"{db}.customers: column(s) name missing" in drifted.stderr
+    assert f"{db}.legacy_notes: the table is missing" in drifted.stderr
+    with pytest.raises(VerifyError, match="name missing"):
+        project.check()
 
 
 def test_a_sample_compares_a_share_of_the_ranges_and_finds_only_real_differences(migrated, dst):

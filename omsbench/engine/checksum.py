@@ -23,6 +23,7 @@ from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quot
 from omsbench.endpoints.connection import Session
 from omsbench.engine.chunking import Bound, key_range
 from omsbench.engine.mapping import TableMap
+from omsbench.exceptions import VerifyError
 
 _TEXT = frozenset(
     {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json", "uuid", "inet6", "inet4"}
@@ -169,6 +170,42 @@ def digest_slices(
 ) -> dict[int, tuple[int, int]]:
     """Row count and checksum by slice number (slices without rows are absent)."""
     return {int(n): (int(c), int(s or 0)) for n, c, s in session.query(slices_sql(tm, side, lower, upper, step))}
+
+
+def require_comparable(target: Session, tables: list[TableMap]) -> None:
+    """Refuse to compare when a table or a column the source has is missing on the target.
+
+    Rows cannot be summed or fetched on columns that are not there; a column added on the source
+    while no sync ran (or a sync that never got its DDL) would otherwise end as a bare SQL error.
+    """
+    schemas = sorted({tm.schema for tm in tables})
+    if not schemas:
+        return
+    rows = target.query(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
+        f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(schemas))})",
+        tuple(schemas),
+    )
+    present: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in rows:
+        present.setdefault((schema.lower(), table.lower()), set()).add(column.lower())
+    problems = []
+    for tm in tables:
+        columns = present.get((tm.schema.lower(), tm.name.lower()))
+        if columns is None:
+            problems.append(f"{tm.qualified}: the table is missing")
+            continue
+        missing = [c for c in tm.columns.values() if c.lower() not in columns]
+        if missing:
+            problems.append(f"{tm.qualified}: column(s) {', '.join(missing)} missing")
+    if problems:
+        raise VerifyError(
+            "the target lacks what the source's tables map to, so their rows cannot be compared: "
+            + "; ".join(problems),
+            fix="create them on the target (`omsbench schema` creates missing tables; a column added on the"
+            " source while no sync ran needs the same ALTER TABLE on the target), or leave those tables out"
+            " of the project's objects",
+        )
 
 
 def check_table(source: Session, target: Session, tm: TableMap) -> TableCheck:

@@ -89,6 +89,12 @@ class Project:
         names = None if any("*" in s or "?" in s for s in schemas) else schemas
         return select(self.spec, catalog.read(source, names))
 
+    def _comparable(self, source: Session, target: Session) -> Selection:
+        """The selection, once the target is known to hold every table and column it compares."""
+        selection = self.selection(source)
+        checksum.require_comparable(target, selection.tables)
+        return selection
+
     # steps ----------------------------------------------------------------------------------
     def precheck(self) -> pd.DataFrame:
         if self.spec.queue:
@@ -208,7 +214,7 @@ class Project:
     def check(self) -> pd.DataFrame:
         """Row counts and checksums of every table, computed inside both databases."""
         with self.sessions() as (source, target):
-            result = checksum.check(source, target, self.selection(source).tables)
+            result = checksum.check(source, target, self._comparable(source, target).tables)
         equal = bool(result["equal"].all())
         self.state.set_step(
             self.name,
@@ -236,8 +242,8 @@ class Project:
         has caught up with the moment of the previous read, and differences are labelled
         transient or persistent.
         """
-        with self.sessions() as (source, _):
-            tables = self.selection(source).tables
+        with self.sessions() as (source, target):
+            tables = self._comparable(source, target).tables
         result = self._verify_tables(tables, chunk_size, threads, sample, seed)
         if online:
             by_name = {tm.source.qualified: tm for tm in tables}
@@ -267,7 +273,7 @@ class Project:
         """
         self.wait_for_sync()
         with self.sessions() as (source, target):
-            selection = self.selection(source)
+            selection = self._comparable(source, target)
             keys = changed.touched_keys(self.spec, source, target, selection, since)
         by_name = {(tm.source.schema, tm.source.name): tm for tm in selection.tables}
 
