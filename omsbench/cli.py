@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 import pandas as pd
+import pymysql
 
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine import precheck as prechecks
@@ -35,8 +36,29 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except OmsError as err:
-            click.secho(f"error: {err}", fg="red", err=True)
-            sys.exit(err.exit_code)
+            _fail(err)
+        except pymysql.err.MySQLError as err:
+            _fail(_database_error(err))
+
+
+def _fail(err: OmsError) -> None:
+    click.secho(f"error: {err}", fg="red", err=True)
+    sys.exit(err.exit_code)
+
+
+_CONNECTION_LOST = {2006, 2013}
+
+
+def _database_error(err: pymysql.err.MySQLError) -> OmsError:
+    """A database error no step explained itself (a server gone mid-command): exit 2, as for a
+    connection error, not 1, which says the databases differ."""
+    lost = bool(err.args) and err.args[0] in _CONNECTION_LOST
+    return OmsError(
+        f"the database answered {type(err).__name__} {err}",
+        fix="check that the server runs, then run the same command again"
+        if lost
+        else "read the database's message; run the same command again once its cause is fixed",
+    )
 
 
 def _show(frame: pd.DataFrame) -> None:

@@ -8,8 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pymysql
 import pytest
 import yaml
+from click.testing import CliRunner
+
+from omsbench.cli import main
+from omsbench.engine.project import Project
 
 
 def omsbench(workspace: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -149,3 +154,27 @@ def test_init_writes_a_spec_and_refuses_a_password_in_the_url(tmp_path):
     done = omsbench(tmp_path / "ws", "init", "p2", "--source", "mysql://u:hunter2@h/", "--target", "seekdb:///x")
     assert done.returncode == 2 and "the URL holds a password" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        (pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query"), "check that the server"),
+        (pymysql.err.ProgrammingError(1146, "Table 'x.y' doesn't exist"), "read the database's message"),
+    ],
+)
+def test_a_database_error_inside_a_command_is_a_message_and_exit_2(tmp_path, monkeypatch, error, fix):
+    """Exit 1 would say the databases differ; a server gone mid-command is an error like a refused connection."""
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Project, "verify", fail)
+    spec = _spec(
+        tmp_path,
+        {"name": "gone", "source": {"url": "mysql+pymysql://u@127.0.0.1:1/"}, "target": {"url": "seekdb:///nowhere"}},
+    )
+    done = CliRunner().invoke(main, ["-w", str(tmp_path / "ws"), "verify", spec])
+    assert done.exit_code == 2, done.output
+    assert f"error: the database answered {type(error).__name__} ({error.args[0]}" in done.output
+    assert f"fix: {fix}" in done.output and "Traceback" not in done.output
