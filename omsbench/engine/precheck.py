@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 from kafka.errors import KafkaError
 
-from omsbench.endpoints import kafka, mysql, rocketmq
+from omsbench.endpoints import kafka, mysql, oceanbase, rocketmq
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
@@ -252,7 +252,24 @@ def target_checks(session: Session, selection: Selection, spec: ProjectSpec) -> 
     )
     for tm in selection.tables:
         findings += _existing_rows(session, tm, spec, tm.source.qualified in resumed)
+    if "seekdb" in session.version:
+        findings.append(_redo_logging(session))
     return findings
+
+
+def _redo_logging(session: Session) -> Finding:
+    """seekdb keeps the locks of a transaction a restart interrupted once its redo was logged early."""
+    value = oceanbase.parameter(session, "_private_buffer_size")  # hidden: listed only when set
+    if value == oceanbase.SAFE_PRIVATE_BUFFER:
+        return Finding("redo logging", "target", OK, "open transactions log their redo at commit")
+    return Finding(
+        "redo logging",
+        "target",
+        WARN,
+        f"_private_buffer_size is {value or 'at its default, 16K'}: a restart of seekdb while omsbench"
+        " writes can leave locks that no session owns and the server never releases (a seekdb defect)",
+        f"ALTER SYSTEM SET _private_buffer_size = '{oceanbase.SAFE_PRIVATE_BUFFER}' (servers omsbench runs have it)",
+    )
 
 
 def _existing_rows(session: Session, tm: TableMap, spec: ProjectSpec, copied: bool) -> list[Finding]:

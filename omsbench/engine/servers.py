@@ -23,6 +23,7 @@ import pymysql
 from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint
 from omsbench.endpoints.kafka import KafkaEndpoint
+from omsbench.endpoints.oceanbase import PRIVATE_PARAMETERS
 from omsbench.exceptions import ServerError
 
 _SBIN = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
@@ -345,11 +346,9 @@ class SeekdbServer(PrivateServer):
         import pylibseekdb
 
         binary = Path(pylibseekdb.__file__).with_name("seekdb")
-        # At INFO, seekdb logs hundreds of MB a minute under load, and it throttles writes once
-        # 60% of its redo disk is used: a private server logs warnings only and gets room.
+        parameters = [arg for name, value in PRIVATE_PARAMETERS.items() for arg in ("--parameter", f"{name}={value}")]
         return [
-            str(binary), "--nodaemon", "--port", str(self.port), "--base-dir", str(self.folder / "base"),
-            "--log-level", "WARN", "--parameter", "memory_budget=4G", "--parameter", "log_disk_size=8G",
+            str(binary), "--nodaemon", "--port", str(self.port), "--base-dir", str(self.folder / "base"), *parameters,
         ]  # fmt: skip
 
     def _ping(self) -> bool:
