@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -114,10 +113,3 @@ def writer(endpoint: Endpoint, statements: Iterable[str], pause: float = 0.005) 
                 time.sleep(pause)
 
     return write
-
-
-def fresh_server(server) -> None:
-    """Stop a private seekdb server, wipe its data and start it empty."""
-    server.stop()
-    shutil.rmtree(server.folder / "base", ignore_errors=True)
-    server.start()

@@ -177,9 +177,6 @@ def test_chaos_run_survives_every_fault_and_both_sides_hold_the_same_rows(worksp
     )
     result = json.loads(out.output.strip().splitlines()[-1])
     faults = result["faults"]
-    kept = [f for f in faults if not f["survived"] and "from before its restart" in " ".join(f["recovery"])]
-    if kept:  # the seekdb defect README describes: omsbench names it and stops, as it should
-        pytest.xfail(f"seekdb kept the locks of a transaction its restart interrupted: {kept[0]}")
     assert result["aborted"] is None, result
     assert result["points_tried"] == result["points_survived"] == 6, faults
     assert {f["phase"] for f in faults} == set(chaos.PHASES)
