@@ -348,7 +348,8 @@ class SeekdbServer(PrivateServer):
         binary = Path(pylibseekdb.__file__).with_name("seekdb")
         parameters = [arg for name, value in PRIVATE_PARAMETERS.items() for arg in ("--parameter", f"{name}={value}")]
         return [
-            str(binary), "--nodaemon", "--port", str(self.port), "--base-dir", str(self.folder / "base"), *parameters,
+            str(binary), "--nodaemon", "--port", str(self.port), "--base-dir", str(self.folder / "base"),
+            "--log-level", "WARN", *parameters,  # the parameter alone leaves start and recovery at INFO
         ]  # fmt: skip
 
     def _ping(self) -> bool:
