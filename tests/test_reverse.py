@@ -95,6 +95,8 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
     with connect(source.dsn()) as mysql:
         assert mysql.scalar("SELECT @@read_only") == 0
         assert mysql.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
+    # and a finished switch-back run again only reports itself too (it said "not switched over")
+    assert switchover.switch_back(project)["phases"] == back["phases"]
     _write(source, database, seed=3, transactions=150)
     project.wait_for_sync(timeout=120)
     _same(project, database)

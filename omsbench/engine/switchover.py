@@ -215,8 +215,10 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
     holds only reverse sync's own transactions, which the forward reader drops.
     """
     previous = project.state.detail(project.name, STEP)
+    if previous.get("direction") == "switch back" and previous.get("finished"):
+        return previous  # run again (its output lost to a kill, say): it only reports itself, as switchover does
     switched = previous.get("direction") == "switchover" and previous.get("finished")
-    resuming = previous.get("direction") == "switch back" and not previous.get("finished")
+    resuming = previous.get("direction") == "switch back"
     if not (switched or resuming):
         raise StateError(f"project {project.name} has not switched over", fix="there is nothing to switch back")
     if not writes_stopped:
