@@ -98,7 +98,7 @@ atexit.register(close_embedded)
 
 def parameter(session, name: str) -> str | None:
     """A server parameter's value; None where the server does not list it (seekdb lists a hidden
-    parameter only once it was set)."""
+    parameter only once it was set). ``session``: a Session or a bare pymysql connection."""
     with session.cursor() as cur:  # the columns differ between seekdb and OceanBase: find "value"
         cur.execute(f"SHOW PARAMETERS LIKE '{name}'")
         row = cur.fetchone()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 from pymysql.converters import escape_item
 
+from omsbench.endpoints import catalog
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine.chunking import Bound, key_range
@@ -178,24 +179,15 @@ def require_comparable(target: Session, tables: list[TableMap]) -> None:
     Rows cannot be summed or fetched on columns that are not there; a column added on the source
     while no sync ran (or a sync that never got its DDL) would otherwise end as a bare SQL error.
     """
-    schemas = sorted({tm.schema for tm in tables})
-    if not schemas:
-        return
-    rows = target.query(
-        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS"
-        f" WHERE TABLE_SCHEMA IN ({', '.join(['%s'] * len(schemas))})",
-        tuple(schemas),
-    )
-    present: dict[tuple[str, str], set[str]] = {}
-    for schema, table, column in rows:
-        present.setdefault((schema.lower(), table.lower()), set()).add(column.lower())
+    found = catalog.read(target, {tm.schema for tm in tables}).tables
     problems = []
     for tm in tables:
-        columns = present.get((tm.schema.lower(), tm.name.lower()))
-        if columns is None:
+        table = found.get((tm.schema, tm.name))
+        if table is None:
             problems.append(f"{tm.qualified}: the table is missing")
             continue
-        missing = [c for c in tm.columns.values() if c.lower() not in columns]
+        present = {column.name.lower() for column in table.columns}
+        missing = [c for c in tm.columns.values() if c.lower() not in present]
         if missing:
             problems.append(f"{tm.qualified}: column(s) {', '.join(missing)} missing")
     if problems:

@@ -23,7 +23,7 @@ import pymysql
 from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint
 from omsbench.endpoints.kafka import KafkaEndpoint
-from omsbench.endpoints.oceanbase import PRIVATE_PARAMETERS
+from omsbench.endpoints.oceanbase import PRIVATE_PARAMETERS, parameter
 from omsbench.exceptions import ServerError
 
 _SBIN = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
@@ -331,11 +331,9 @@ class SeekdbServer(PrivateServer):
         if not self.tls:
             return
         conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", ssl_disabled=True)
-        with conn.cursor() as cur:
-            cur.execute("SHOW PARAMETERS LIKE 'ssl_client_authentication'")
-            columns = [d[0].lower() for d in cur.description]
-            on = str(dict(zip(columns, cur.fetchone(), strict=True))["value"]).lower() == "true"
-            if not on:
+        on = str(parameter(conn, "ssl_client_authentication")).lower() == "true"
+        if not on:
+            with conn.cursor() as cur:
                 cur.execute("ALTER SYSTEM SET ssl_client_authentication = 'TRUE'")
         conn.close()
         if not on:
