@@ -528,6 +528,39 @@ def switchback_cmd(ctx, project, writes_stopped) -> None:
         click.echo(line)
 
 
+@main.command("release")
+@click.argument("project")
+@click.confirmation_option(
+    prompt="Release ends the project: its syncs stop (the fallback to MySQL too). Go on?",
+    help="Release without asking.",
+)
+@click.pass_context
+def release_cmd(ctx, project) -> None:
+    """End PROJECT: stop its syncs, drop its capture triggers and its rows in omsbench's own tables.
+
+    The users' tables and data stay as they are. Run again, it only reports itself.
+    """
+    from omsbench.engine import release
+
+    loaded = _project(ctx, project)
+    record = release.release(loaded)
+    _show(
+        pd.DataFrame(
+            [
+                {
+                    "side": side,
+                    "triggers dropped": len(found["triggers_dropped"]),
+                    "rows deleted": sum(found["rows_deleted"].values()),
+                }
+                for side, found in record["sides"].items()
+            ]
+        )
+    )
+    for line in release.notes(loaded, record):
+        click.echo(line)
+    click.echo(f"project {loaded.name} released at {record['released_at']}")
+
+
 def _phases(record: dict) -> None:
     _show(pd.DataFrame([{"phase": k, "done_at": v} for k, v in record["phases"].items()]))
 

@@ -84,6 +84,13 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     with connect(seekdb_tcp.endpoint().dsn()) as dst:
         assert_same_tables(src, dst, [(database, t, database, t) for t in ALL_TABLES])
 
+    panel.buttons["release"].click()  # the end: nothing may start again, checking stays possible
+    panel.wait(60)
+    assert panel.last_error is None and project.released
+    panel.refresh()
+    assert panel.buttons["start"].disabled and panel.buttons["start"].tooltip == "the project was released"
+    assert panel.buttons["release"].disabled and not panel.buttons["verify"].disabled
+
 
 def test_a_failing_action_shows_the_error_and_what_to_do(workspace, source, seekdb_tcp, unique):
     project = make_project(workspace, source, seekdb_tcp.endpoint(), objects={"include": [f"{unique('none')}.*"]})

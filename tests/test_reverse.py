@@ -16,7 +16,7 @@ from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import capture, reverse, runner, sampledb, switchover
+from omsbench.engine import capture, lifecycle, release, reverse, runner, sampledb, switchover
 from omsbench.engine.project import Project
 from omsbench.engine.spec import Switchover
 from omsbench.engine.workload import Workload
@@ -211,6 +211,9 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     run.wait()
     # the last phases take milliseconds: the kill may come after the run ended, never before the phase
     assert project.state.step(project.name, "switchover")["state"] in ("died", "done")  # never "running"
+    if project.state.step(project.name, "switchover")["state"] == "died":
+        with pytest.raises(StateError, match="middle of its switchover"):  # it would leave MySQL half moved
+            release.release(project)
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "point the application at OceanBase" in again.stdout
@@ -219,6 +222,48 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     _write(seekdb_tcp.endpoint(), database, seed=7, transactions=100)
     project.wait_for_reverse(timeout=120)
     _same(project, database)
+
+
+def _own_rows(session, project) -> dict[str, int]:
+    """The project's rows in each of omsbench's own tables on one side."""
+    tables = session.query(
+        "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'omsbench' AND COLUMN_NAME = 'project'"
+    )
+    return {
+        t: session.scalar(f"SELECT COUNT(*) FROM omsbench.{t} WHERE project = %s", (project.name,)) for (t,) in tables
+    }
+
+
+def test_release_after_switchover_takes_omsbench_out_of_both_databases(migrated, source, seekdb_tcp, workspace):
+    project, database = migrated
+    switchover.switchover(project, without=[f"{database}.type_zoo"], suspend_triggers=True)
+    project.stop_reverse()  # so changes wait in the change log when the release comes
+    _write(seekdb_tcp.endpoint(), database, seed=4, transactions=30)
+    with connect(seekdb_tcp.endpoint().dsn()) as ob, connect(source.dsn()) as mysql:
+        assert capture.pending(ob, project.name) > 0
+        assert sum(_own_rows(mysql, project).values()) > 0  # the heartbeat and the reverse checkpoint
+    project.start_reverse()
+
+    done = subprocess.run(
+        [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "release", project.name, "--yes"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "stays read-only" in done.stdout and "orders_note" in done.stdout  # what is left to the user
+    assert project.reverse_status()["state"] == "stopped" and project.sync_status()["state"] == "stopped"
+    with connect(seekdb_tcp.endpoint().dsn()) as ob, connect(source.dsn()) as mysql:
+        assert ob.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,)) == 0
+        assert set(_own_rows(ob, project).values()) == {0} and set(_own_rows(mysql, project).values()) == {0}
+        ob.execute(f"UPDATE `{database}`.customers SET name = 'after release' WHERE id = 1")  # nothing captures it
+        assert capture.pending(ob, project.name) == 0
+    record = project.state.detail(project.name, "release")
+    assert len(record["sides"]["target"]["triggers_dropped"]) == 3 * len(TABLES)  # type_zoo had none
+    assert release.release(project) == record  # run again, it only reports itself
+    with pytest.raises(StateError, match="was released"):
+        project.start_sync()
+    assert lifecycle.allowed(project)["start"] == "the project was released"
+    assert lifecycle.allowed(project)["verify"] is None
 
 
 def test_reverse_applies_transactions_in_commit_order(migrated, source, seekdb_tcp):

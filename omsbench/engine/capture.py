@@ -54,12 +54,12 @@ def uncapturable(tables: list[Table]) -> dict[str, str]:
     return found
 
 
-def _prefix(project: str, table: Table) -> str:
-    return f"omsbench_{zlib.crc32(f'{project}{chr(0)}{table.schema}{chr(0)}{table.name}'.encode()):08x}_"
+def _prefix(project: str, schema: str, table: str) -> str:
+    return f"omsbench_{zlib.crc32(f'{project}{chr(0)}{schema}{chr(0)}{table}'.encode()):08x}_"
 
 
 def trigger_name(project: str, table: Table, op: str, version: int) -> str:
-    return f"{_prefix(project, table)}{op.lower()}_v{version}"
+    return f"{_prefix(project, table.schema, table.name)}{op.lower()}_v{version}"
 
 
 def _value(column: Column, row: str) -> str:
@@ -113,7 +113,7 @@ def _versions(session: Session, project: str, table: Table) -> list[tuple[str, i
         "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s AND EVENT_OBJECT_TABLE = %s",
         (table.schema, table.name),
     )
-    prefix = _prefix(project, table)
+    prefix = _prefix(project, table.schema, table.name)
     return [(r[0], int(r[0].rsplit("_v", 1)[1])) for r in rows if r[0].startswith(prefix) and "_v" in r[0]]
 
 
@@ -138,10 +138,20 @@ def install(session: Session, project: str, tables: list[Table]) -> list[str]:
     return names
 
 
-def remove(session: Session, project: str, tables: list[Table]) -> None:
-    for table in tables:
-        for name, _ in _versions(session, project, table):
-            session.execute(f"DROP TRIGGER IF EXISTS {quote(table.schema)}.{quote(name)}")
+def remove(session: Session, project: str) -> list[str]:
+    """Drop the project's capture triggers from every table that has them; return their names.
+
+    Found by name rather than from the tables the project captures now: a table left out since,
+    or renamed, must not keep logging every write into a change log that nobody reads.
+    """
+    dropped = []
+    for schema, name, table in session.query(
+        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
+    ):
+        if name.startswith(_prefix(project, schema, table)):
+            session.execute(f"DROP TRIGGER IF EXISTS {quote(schema)}.{quote(name)}")
+            dropped.append(f"{schema}.{name}")
+    return dropped
 
 
 def pending(session: Session, project: str) -> int:

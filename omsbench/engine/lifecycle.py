@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from omsbench.engine import full, switchover
+from omsbench.engine import full, release, switchover
 from omsbench.engine.project import ACTIVE, Project
 from omsbench.exceptions import StateError
 
-ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify", "switchover", "switchback")
+ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify", "switchover", "switchback", "release")
 """In the order the panel shows them. ``start`` runs what is not done yet, then the sync;
-``switchback`` confirms that the application no longer writes to OceanBase."""
+``switchback`` confirms that the application no longer writes to OceanBase; ``release`` ends
+the project and takes omsbench out of both databases."""
+_AFTER_RELEASE = ("precheck", "verify")
+"""What a released project may still do: nothing that runs a sync or writes."""
 
-STEPS = ("precheck", "schema", "full", "sync", "verify", "switchover", "reverse")
+STEPS = ("precheck", "schema", "full", "sync", "verify", "switchover", "reverse", "release")
 """The steps a project goes through, as recorded in the state store."""
 
 
@@ -35,7 +38,8 @@ def allowed(project: Project) -> dict[str, str | None]:
     databases = "Kafka is on one side of this project" if project.spec.queue else None
     switched = record.get("direction") == "switchover" and record.get("finished")
     returning = record.get("direction") == "switch back" and not record.get("finished")
-    return {
+    moving = bool(record.get("phases")) and not record.get("finished")
+    reasons = {
         "precheck": None,
         "start": f"the sync is already {sync}" if syncing else None,
         "pause": None if sync in ("running", "retrying") else f"the sync is {sync}, not running",
@@ -49,7 +53,11 @@ def allowed(project: Project) -> dict[str, str | None]:
             else f"the forward sync is {sync}: switchover drains a running sync"
         ),
         "switchback": databases or (None if switched or returning else "the project has not switched over"),
+        "release": f"its {record.get('direction')} is not finished" if moving else None,
     }
+    if project.released:
+        return {a: why if a in _AFTER_RELEASE else "the project was released" for a, why in reasons.items()}
+    return reasons
 
 
 def start(project: Project, progress: bool = False) -> int:
@@ -85,5 +93,6 @@ def perform(project: Project, action: str, **options: Any) -> Any:
         "verify": project.verify,
         "switchover": lambda **kw: switchover.switchover(project, **kw),
         "switchback": lambda **kw: switchover.switch_back(project, writes_stopped=True, **kw),
+        "release": lambda: release.release(project),
     }
     return runs[action](**options)

@@ -38,6 +38,7 @@ _NO_TARGET_TABLES = precheck.Finding(
 )  # fmt: skip
 ACTIVE = {"starting", "running", "retrying", "paused"}
 """Sync states in which a runner process or thread must be alive."""
+RELEASE_STEP = "release"
 
 
 class Project:
@@ -68,6 +69,18 @@ class Project:
         path = self.workspace.spec_path(self.name)
         path.write_text(text)
         return path
+
+    @property
+    def released(self) -> bool:
+        return (self.state.step(self.name, RELEASE_STEP) or {}).get("state") == "done"
+
+    def require_unreleased(self, what: str) -> None:
+        """A released project starts nothing: its syncs would write to databases it was taken out of."""
+        if self.released:
+            raise StateError(
+                f"project {self.name} was released: it cannot {what} any more",
+                fix="to migrate again, make a new project (`omsbench init`)",
+            )
 
     def require_databases(self, what: str) -> None:
         """Steps that read and write tables on both sides refuse a project with Kafka on one side."""
@@ -331,6 +344,7 @@ class Project:
 
         ``args`` are ``omsbench sync run`` options such as ``--position=FILE:POS``.
         """
+        self.require_unreleased("start its sync")
         return runner.SyncProcess(self.workspace, self.name, args).launch()
 
     def require_binlog(self, position: BinlogPosition) -> None:
@@ -399,6 +413,7 @@ class Project:
         return ReverseSync(self.spec, self.state, self.selection, detail.get("without", []))
 
     def start_reverse(self) -> int:
+        self.require_unreleased("start its reverse sync")
         return runner.ReverseProcess(self.workspace, self.name).launch()
 
     def stop_reverse(self, timeout: float = 60) -> None:

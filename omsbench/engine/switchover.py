@@ -240,7 +240,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
         if record.get("capture") == reverse_sync.BINLOG:
             return
         with connect(project.spec.target.dsn()) as oceanbase:
-            capture.remove(oceanbase, project.name, capturable(project, record["without"]))
+            capture.remove(oceanbase, project.name)
 
     def restore_source_triggers(record: dict) -> None:
         with connect(project.spec.source.dsn()) as mysql:

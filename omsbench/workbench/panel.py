@@ -31,11 +31,13 @@ _ICONS = {
     "verify": "search",
     "switchover": "exchange",
     "switchback": "undo",
+    "release": "flag-checkered",
 }
 _LABELS = {"switchover": "Switchover", "switchback": "Switch back"}
 _HINTS = {
     "switchover": "stop MySQL writes, drain, verify, capture on OceanBase and start the reverse sync",
     "switchback": "only once the application no longer writes to OceanBase: pressing it confirms that",
+    "release": "end the project: stop its syncs (the fallback too) and take omsbench out of both databases",
 }
 _LIVE = {"sync": "sync_status", "reverse": "reverse_status"}
 """Steps whose state comes with a check that their process is alive."""

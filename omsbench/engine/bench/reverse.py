@@ -162,6 +162,6 @@ def _undo(project: Project, ob: Dsn) -> None:
     """Leave the servers as a next run expects them: no capture, MySQL writable, nothing running."""
     project.stop_sync()
     with connect(ob) as session:
-        capture.remove(session, project.name, switchover.capturable(project, []))
+        capture.remove(session, project.name)
     with connect(project.spec.source.dsn()) as session:
         session.execute("SET GLOBAL read_only = OFF")
