@@ -115,10 +115,15 @@ def test_parallel_apply_replays_a_random_workload_exactly(workspace, source, tar
     assert [w for (w,) in workers] == [1, 2], "both extra sessions applied shares of groups"
 
 
-def test_second_start_is_refused(shop):
+def test_second_start_is_refused_and_stop_ends_a_sync_thread_of_this_process(shop):
     project, _ = shop
-    with running(project), pytest.raises(SyncError, match="already runs"):
-        runner.SyncProcess(project.workspace, project.name).launch()
+    with running(project):
+        with pytest.raises(SyncError, match="already runs"):
+            runner.SyncProcess(project.workspace, project.name).launch()
+        # Stop (a panel's button in the notebook that runs the sync) ends the thread, not this process
+        project.stop_sync()
+        assert project.sync_status()["state"] == "stopped"
+        assert runner.SyncProcess(project.workspace, project.name).pid() is None
 
 
 def test_ddl_is_replayed_at_its_point_and_added_columns_keep_values(shop, source, dst):

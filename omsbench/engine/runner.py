@@ -48,6 +48,11 @@ class SyncProcess(PrivateServer):
 
     def stop(self, timeout: float = 60) -> None:
         self.workspace.state.request(self.project, self.step, "stop")
+        if self.pid() == os.getpid():
+            # A thread of this very process runs it (a notebook's, see run_thread): it ends on the
+            # request, and a signal would end the kernel with it.
+            _wait_released(self, timeout)
+            return
         super().stop(timeout)
 
     def status(self) -> ServerStatus:
@@ -84,6 +89,17 @@ def claim(process: SyncProcess) -> None:
 def release(process: SyncProcess) -> None:
     if process.pid() == os.getpid():
         process.pid_file.unlink(missing_ok=True)
+
+
+def _wait_released(process: SyncProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while process.pid() == os.getpid():
+        if time.monotonic() > deadline:
+            raise SyncError(
+                f"the {process.step} thread of {process.project} did not stop within {timeout:.0f} s",
+                fix="see its state with `omsbench status`; it stops at the end of the transaction group it applies",
+            )
+        time.sleep(0.05)
 
 
 def run_foreground(sync: Sync, process: SyncProcess) -> None:
