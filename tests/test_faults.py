@@ -26,7 +26,7 @@ from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect, limit_
 from omsbench.engine import precheck, runner, sampledb
 from omsbench.engine.bench import chaos
 from omsbench.engine.bench.proxy import Proxy
-from omsbench.engine.servers import MariaDB, SeekdbServer, alive
+from omsbench.engine.servers import MariaDB, SeekdbServer, alive, write_pid
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -125,6 +125,25 @@ def test_a_process_whose_first_thread_exited_still_counts_as_running():
     assert alive(process.pid)
     process.wait(10)
     assert not alive(process.pid)
+
+
+def test_a_pid_file_naming_another_program_is_not_taken_for_the_sync(workspace):
+    """After a reboot or an unclean end, a stale pid file's pid may belong to another program:
+    a start must not be refused for it, nor a stop signal it."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        process = runner.SyncProcess(workspace, "stale-pid")
+        process.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        write_pid(process.pid_file, other.pid)
+        assert process.pid() == other.pid  # while it is that very process, it is ours
+        for stale in (f"{other.pid} 1", str(other.pid)):  # the same pid started at another time, or when unknown
+            process.pid_file.write_text(stale)
+            assert process.pid() is None
+            process.stop(timeout=1)
+            assert other.poll() is None  # not signalled
+    finally:
+        other.kill()
+        other.wait()
 
 
 def _killed_with_open_transactions(server: SeekdbServer, database: str, first_id: int) -> list[int]:

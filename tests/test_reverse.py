@@ -181,7 +181,7 @@ def test_kill_9_of_the_reverse_sync_applies_every_change_once(migrated, source, 
     writer.start()
     for _ in range(3):
         time.sleep(1.0)
-        process_pid = int((project.workspace.root / "run" / project.name / "reverse.pid").read_text())
+        process_pid = runner.ReverseProcess(project.workspace, project.name).pid()
         os.killpg(process_pid, signal.SIGKILL)
         time.sleep(0.3)
         assert project.reverse_status()["state"] == "died"

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from omsbench.engine.servers import PrivateServer, ServerStatus
+from omsbench.engine.servers import PrivateServer, ServerStatus, write_pid
 from omsbench.engine.sync import STEP, Sync
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import SyncError
@@ -83,7 +83,7 @@ def claim(process: SyncProcess) -> None:
     if pid is not None and pid != os.getpid():
         refuse_second(process)
     process.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    process.pid_file.write_text(str(os.getpid()))
+    write_pid(process.pid_file, os.getpid())
 
 
 def release(process: SyncProcess) -> None:

@@ -94,11 +94,7 @@ class PrivateServer:
         return int(port_file.read_text())
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if alive(pid) else None
+        return read_pid(self.pid_file)
 
     def running(self) -> bool:
         return self.pid() is not None and self._ping()
@@ -115,7 +111,7 @@ class PrivateServer:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
-            self.pid_file.write_text(str(proc.pid))
+            write_pid(self.pid_file, proc.pid)
             self._wait(proc)
             self._after_start()
         return self.status()
@@ -170,6 +166,30 @@ def _reap(pid: int) -> None:
     """Collect our own child so that it does not linger as a zombie that still answers kill(0)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def write_pid(path: Path, pid: int) -> None:
+    """The pid with the process's start time: after a reboot, or long after an unclean end, the
+    same pid may belong to another program, which must be neither signalled nor taken for ours."""
+    path.write_text(f"{pid} {_start_time(pid)}")
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a pid file names, if that very process still runs."""
+    try:
+        pid, started = path.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None
+    return pid if alive(pid) and started == _start_time(pid) else None
+
+
+def _start_time(pid: int) -> str:
+    """Clock ticks from boot to the process's start (field 22 of /proc/PID/stat)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
 
 
 def alive(pid: int) -> bool:
