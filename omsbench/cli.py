@@ -544,18 +544,7 @@ def release_cmd(ctx, project) -> None:
 
     loaded = _project(ctx, project)
     record = release.release(loaded)
-    _show(
-        pd.DataFrame(
-            [
-                {
-                    "side": side,
-                    "triggers dropped": len(found["triggers_dropped"]),
-                    "rows deleted": sum(found["rows_deleted"].values()),
-                }
-                for side, found in record["sides"].items()
-            ]
-        )
-    )
+    _show(release.summary(record))
     for line in release.notes(loaded, record):
         click.echo(line)
     click.echo(f"project {loaded.name} released at {record['released_at']}")

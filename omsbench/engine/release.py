@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pandas as pd
+
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import capture, switchover
@@ -69,6 +71,20 @@ def _clean(session: Session, project: str) -> dict:
         if session.scalar(f"SELECT COUNT(*) FROM {quote(OWN_SCHEMA)}.{quote(table)}")
     )
     return {"triggers_dropped": triggers, "rows_deleted": rows, "own_tables_in_use": others}
+
+
+def summary(record: dict) -> pd.DataFrame:
+    """What a release removed, one row per side."""
+    return pd.DataFrame(
+        [
+            {
+                "side": side,
+                "triggers dropped": len(found["triggers_dropped"]),
+                "rows deleted": sum(found["rows_deleted"].values()),
+            }
+            for side, found in record["sides"].items()
+        ]
+    )
 
 
 def notes(project: Project, record: dict) -> list[str]:
