@@ -14,7 +14,7 @@ from helpers import assert_same_tables, exact_rows, kill_while_writing
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import runner, sampledb
+from omsbench.engine import rehearsal, runner, sampledb
 from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
 from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.mapping import select
@@ -22,7 +22,7 @@ from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt
 from omsbench.engine.tracker import Tracker
 from omsbench.engine.workload import Workload
-from omsbench.exceptions import BinlogPurged, SyncError
+from omsbench.exceptions import BinlogPurged, StateError, SyncError
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -120,6 +120,8 @@ def test_second_start_is_refused_and_stop_ends_a_sync_thread_of_this_process(sho
     with running(project):
         with pytest.raises(SyncError, match="already runs"):
             runner.SyncProcess(project.workspace, project.name).launch()
+        with pytest.raises(StateError, match="thread of this process"):  # a rehearsal's kill -9 would end it
+            rehearsal.kill_sync(project)
         # Stop (a panel's button in the notebook that runs the sync) ends the thread, not this process
         project.stop_sync()
         assert project.sync_status()["state"] == "stopped"

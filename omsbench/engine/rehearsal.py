@@ -76,6 +76,11 @@ def kill_sync(project: Project) -> Fault:
     pid = process.pid()
     if pid is None:
         raise StateError(f"the sync of {project.name} is not running", fix="start it first (`omsbench sync start`)")
+    if pid == os.getpid():
+        raise StateError(
+            f"the sync of {project.name} runs as a thread of this process: a kill -9 would end this process too",
+            fix="stop it and run it as a background process (`omsbench sync start`) for the rehearsal",
+        )
     position = project.sync_status().get("position", "")
     os.killpg(pid, signal.SIGKILL)
     while process.pid() is not None:  # the pid file stays behind; pid() turns None once the process is gone
