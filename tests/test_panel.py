@@ -84,6 +84,8 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     with connect(seekdb_tcp.endpoint().dsn()) as dst:
         assert_same_tables(src, dst, [(database, t, database, t) for t in ALL_TABLES])
 
+    panel.buttons["release"].click()  # it cannot be undone: the first click only asks to confirm
+    assert panel.buttons["release"].description == "Confirm release" and not project.released
     panel.buttons["release"].click()  # the end: nothing may start again, checking stays possible
     panel.wait(60)
     assert panel.last_error is None and project.released

@@ -39,8 +39,14 @@ _HINTS = {
     "switchback": "only once the application no longer writes to OceanBase: pressing it confirms that",
     "release": "end the project: stop its syncs (the fallback too) and take omsbench out of both databases",
 }
+_CONFIRM = {"release": "Confirm release"}
+"""Actions that cannot be undone: the first click arms the button, a second one performs it."""
 _LIVE = {"sync": "sync_status", "reverse": "reverse_status"}
 """Steps whose state comes with a check that their process is alive."""
+
+
+def _label(action: str) -> str:
+    return _LABELS.get(action, action.capitalize())
 
 
 class ControlPanel:
@@ -50,8 +56,7 @@ class ControlPanel:
         self.project = project
         self.interval = interval
         self.buttons = {
-            action: w.Button(description=_LABELS.get(action, action.capitalize()), icon=_ICONS[action])
-            for action in lifecycle.ACTIONS
+            action: w.Button(description=_label(action), icon=_ICONS[action]) for action in lifecycle.ACTIONS
         }
         for action, button in self.buttons.items():
             button.on_click(lambda _button, action=action: self.act(action))
@@ -62,6 +67,7 @@ class ControlPanel:
         self.errors = w.HTML()
         self.ddl = w.HTML()
         self.last_error: str | None = None
+        self.armed: str | None = None
         self.job: Future | None = None
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"omsbench-panel-{project.name}")
         self._drawn_samples = -1
@@ -83,14 +89,30 @@ class ControlPanel:
         self.refresh()
 
     # actions --------------------------------------------------------------------------------
-    def act(self, action: str) -> Future:
-        """What a button does: the lifecycle action in the worker thread, one at a time."""
+    def act(self, action: str) -> Future | None:
+        """What a button does: the lifecycle action in the worker thread, one at a time.
+
+        An action that cannot be undone only arms its button on the first click (None is returned).
+        """
+        armed = self.armed
+        self._arm(None)
+        if action in _CONFIRM and armed != action:
+            self._arm(action)
+            return None
         self.last_error = None
         for button in self.buttons.values():
             button.disabled = True
         self.job = self._jobs.submit(self._perform, action)
         self.job.add_done_callback(lambda _job: self.refresh())  # once done, so the buttons count it finished
         return self.job
+
+    def _arm(self, action: str | None) -> None:
+        if self.armed:
+            button = self.buttons[self.armed]
+            button.description, button.button_style = _label(self.armed), ""
+        if action:
+            self.buttons[action].description, self.buttons[action].button_style = _CONFIRM[action], "danger"
+        self.armed = action
 
     def _perform(self, action: str) -> None:
         try:
