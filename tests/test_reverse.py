@@ -262,8 +262,9 @@ def test_release_after_switchover_takes_omsbench_out_of_both_databases(migrated,
     record = project.state.detail(project.name, "release")
     assert len(record["sides"]["target"]["triggers_dropped"]) == 3 * len(TABLES)  # type_zoo had none
     assert release.release(project) == record  # run again, it only reports itself
-    with pytest.raises(StateError, match="was released"):
-        project.start_sync()
+    for step in (project.start_sync, project.start_reverse, project.migrate_schema, project.full):
+        with pytest.raises(StateError, match="was released"):
+            step()
     assert lifecycle.allowed(project)["start"] == "the project was released"
     assert lifecycle.allowed(project)["verify"] is None
 

@@ -170,6 +170,7 @@ class Project:
         return findings
 
     def migrate_schema(self) -> pd.DataFrame:
+        self.require_unreleased("migrate the schema")
         self.state.set_step(self.name, "schema", "running")
         with self.sessions() as (source, target):
             selection = self.selection(source)
@@ -195,6 +196,7 @@ class Project:
         return report
 
     def full(self, executor: Executor | None = None, progress: bool = True, restart: bool = False) -> full.FullResult:
+        self.require_unreleased("copy rows")
         with self.sessions() as (source, target):
             selection = self.selection(source)
             if restart:
