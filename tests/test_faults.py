@@ -201,6 +201,8 @@ def test_chaos_run_survives_every_fault_and_both_sides_hold_the_same_rows(worksp
     assert {f["phase"] for f in faults} == set(chaos.PHASES)
     assert all(f["said"] for f in faults), faults
     assert result["equal"] and out.exit_code == 0
+    nothing = {"triggers": 0, "rows": 0}  # released at the end, whatever the faults left behind
+    assert result["left_after_release"] == {"source": nothing, "target": nothing}, result["left_after_release"]
     # independently of omsbench's checksums: every row, and audit_log (no key) as a multiset, so a
     # change applied twice would show as a duplicate
     with connect(servers[0].endpoint().dsn()) as src, connect(servers[1].endpoint().dsn()) as dst:

@@ -224,16 +224,6 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     _same(project, database)
 
 
-def _bookkeeping_rows(session, project) -> dict[str, int]:
-    """The project's rows in each of omsbench's own tables on one side."""
-    tables = session.query(
-        "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'omsbench' AND COLUMN_NAME = 'project'"
-    )
-    return {
-        t: session.scalar(f"SELECT COUNT(*) FROM omsbench.{t} WHERE project = %s", (project.name,)) for (t,) in tables
-    }
-
-
 def test_release_after_switchover_takes_omsbench_out_of_both_databases(migrated, source, seekdb_tcp, workspace):
     project, database = migrated
     switchover.switchover(project, without=[f"{database}.type_zoo"], suspend_triggers=True)
@@ -241,7 +231,8 @@ def test_release_after_switchover_takes_omsbench_out_of_both_databases(migrated,
     _write(seekdb_tcp.endpoint(), database, seed=4, transactions=30)
     with connect(seekdb_tcp.endpoint().dsn()) as ob, connect(source.dsn()) as mysql:
         assert capture.pending(ob, project.name) > 0
-        assert sum(_bookkeeping_rows(mysql, project).values()) > 0  # the heartbeat and the reverse checkpoint
+        assert release.remains(mysql, project.name)["rows"] > 0  # the heartbeat and the reverse checkpoint
+        assert release.remains(ob, project.name)["triggers"] == 3 * len(TABLES)
     project.start_reverse()
 
     done = subprocess.run(
@@ -254,9 +245,7 @@ def test_release_after_switchover_takes_omsbench_out_of_both_databases(migrated,
     assert project.reverse_status()["state"] == "stopped" and project.sync_status()["state"] == "stopped"
     with connect(seekdb_tcp.endpoint().dsn()) as ob, connect(source.dsn()) as mysql:
         assert ob.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,)) == 0
-        assert set(_bookkeeping_rows(ob, project).values()) == {0} and set(
-            _bookkeeping_rows(mysql, project).values()
-        ) == {0}
+        assert release.remains(ob, project.name) == release.remains(mysql, project.name) == {"triggers": 0, "rows": 0}
         ob.execute(f"UPDATE `{database}`.customers SET name = 'after release' WHERE id = 1")  # nothing captures it
         assert capture.pending(ob, project.name) == 0
     record = project.state.detail(project.name, "release")

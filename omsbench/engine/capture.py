@@ -138,20 +138,27 @@ def install(session: Session, project: str, tables: list[Table]) -> list[str]:
     return names
 
 
-def remove(session: Session, project: str) -> list[str]:
-    """Drop the project's capture triggers from every table that has them; return their names.
+def installed(session: Session, project: str) -> list[tuple[str, str]]:
+    """(schema, name) of the project's capture triggers on any table.
 
     Found by name rather than from the tables the project captures now: a table left out since,
-    or renamed, must not keep logging every write into a change log that nobody reads.
+    or renamed, keeps its triggers until they are dropped.
     """
-    dropped = []
-    for schema, name, table in session.query(
-        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
-    ):
-        if name.startswith(_prefix(project, schema, table)):
-            session.execute(f"DROP TRIGGER IF EXISTS {quote(schema)}.{quote(name)}")
-            dropped.append(f"{schema}.{name}")
-    return dropped
+    return [
+        (schema, name)
+        for schema, name, table in session.query(
+            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
+        )
+        if name.startswith(_prefix(project, schema, table))
+    ]
+
+
+def remove(session: Session, project: str) -> list[str]:
+    """Drop every capture trigger of the project; return their names."""
+    found = installed(session, project)
+    for schema, name in found:
+        session.execute(f"DROP TRIGGER IF EXISTS {quote(schema)}.{quote(name)}")
+    return [f"{schema}.{name}" for schema, name in found]
 
 
 def pending(session: Session, project: str) -> int:

@@ -54,15 +54,31 @@ def release(project: Project) -> dict:
     return record
 
 
+def _bookkeeping(session: Session) -> list[str]:
+    """omsbench's own tables on one side that hold rows by project."""
+    rows = session.query(
+        "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = 'project'",
+        (OWN_SCHEMA,),
+    )
+    return [table for (table,) in rows]
+
+
+def remains(session: Session, project: str) -> dict[str, int]:
+    """What of the project is still in one database: capture triggers and bookkeeping rows."""
+    rows = sum(
+        session.scalar(f"SELECT COUNT(*) FROM {quote(OWN_SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
+        for table in _bookkeeping(session)
+    )
+    return {"triggers": len(capture.installed(session, project)), "rows": int(rows)}
+
+
 def _clean(session: Session, project: str) -> dict:
     """The project's capture triggers and bookkeeping rows gone from one database; what was removed."""
     triggers = capture.remove(session, project)
-    rows = {}
-    for (table,) in session.query(
-        "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = 'project'",
-        (OWN_SCHEMA,),
-    ):
-        rows[table] = session.execute(f"DELETE FROM {quote(OWN_SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
+    rows = {
+        table: session.execute(f"DELETE FROM {quote(OWN_SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
+        for table in _bookkeeping(session)
+    }
     others = sorted(
         table
         for (table,) in session.query(
@@ -70,7 +86,8 @@ def _clean(session: Session, project: str) -> dict:
         )
         if session.scalar(f"SELECT COUNT(*) FROM {quote(OWN_SCHEMA)}.{quote(table)}")
     )
-    return {"triggers_dropped": triggers, "rows_deleted": rows, "own_tables_in_use": others}
+    left = remains(session, project)
+    return {"triggers_dropped": triggers, "rows_deleted": rows, "own_tables_in_use": others, "left": left}
 
 
 def summary(record: dict) -> pd.DataFrame:
@@ -81,6 +98,8 @@ def summary(record: dict) -> pd.DataFrame:
                 "side": side,
                 "triggers dropped": len(found["triggers_dropped"]),
                 "rows deleted": sum(found["rows_deleted"].values()),
+                "triggers left": found["left"]["triggers"],
+                "rows left": found["left"]["rows"],
             }
             for side, found in record["sides"].items()
         ]

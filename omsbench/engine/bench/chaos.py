@@ -13,7 +13,8 @@ switch-back) one fault is injected: kill -9 of the omsbench process doing the ph
 of either server, a cut of every connection to either database, or a target statement that
 times out on a row lock. Then omsbench is treated as a user would: the status is read (that is
 what "omsbench said"), the same command is run again where a process died or a one-shot command
-failed, a paused sync is resumed. At the end both sides are compared by the verification engine.
+failed, a paused sync is resumed. At the end both sides are compared by the verification engine,
+then the project is released, after which neither side may hold a trigger or a row of it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 import pymysql
 
 from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect
-from omsbench.engine import runner, sampledb
+from omsbench.engine import release, runner, sampledb
 from omsbench.engine import spec as specs
 from omsbench.engine.bench.proxy import Proxy
 from omsbench.engine.project import Project
@@ -375,6 +376,15 @@ class Chaos:
         self.app.stop()
         self.project.wait_for_sync(timeout=300)
 
+    def release(self) -> dict:
+        """The project's end, by the CLI as a user runs it; then what each side still holds of it (nothing)."""
+        self._must("release", PROJECT, "--yes")
+        left = {}
+        for side, server in (("source", self.mysql), ("target", self.oceanbase)):
+            with connect(server.endpoint().dsn()) as session:
+                left[side] = release.remains(session, PROJECT)
+        return left
+
 
 def _told(process: subprocess.Popen) -> str:
     """The error and the fix a failed command printed (the CLI's two lines), for the JSON."""
@@ -393,6 +403,17 @@ def _compare(project: Project) -> dict:
     return {"equal": not different, "tables_checked": len(checks), "different": different, "check_error": None}
 
 
+def passed(result: dict) -> bool:
+    """Every fault survived, both sides equal, and the release left nothing of the project behind."""
+    left = result["left_after_release"]
+    return (
+        result["equal"]
+        and result["points_survived"] == result["points_planned"]
+        and left is not None
+        and not any(any(counts.values()) for counts in left.values())
+    )
+
+
 def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000, keep: bool = False) -> dict:
     faults = plan(points, seed)
     chaos = Chaos(workspace, seed, rows)
@@ -405,6 +426,7 @@ def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000
         except Exception as err:  # reported: the run cannot go on, and the JSON says where it stopped
             aborted = f"{type(err).__name__}: {err}"
         compared = _compare(project)
+        released = None if aborted else chaos.release()
     finally:
         chaos.close()
         if not keep:
@@ -416,6 +438,7 @@ def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000
         "seed": seed,
         "aborted": aborted,
         **compared,
+        "left_after_release": released,
         "seconds": round(time.monotonic() - began, 1),
         "faults": [asdict(f) for f in faults],
         "source": chaos.mysql.endpoint().url if keep else None,
