@@ -530,12 +530,9 @@ def switchback_cmd(ctx, project, writes_stopped) -> None:
 
 @main.command("release")
 @click.argument("project")
-@click.confirmation_option(
-    prompt="Release ends the project: its syncs stop (the fallback to MySQL too). Go on?",
-    help="Release without asking.",
-)
+@click.option("--yes", is_flag=True, help="Release without asking.")
 @click.pass_context
-def release_cmd(ctx, project) -> None:
+def release_cmd(ctx, project, yes) -> None:
     """End PROJECT: stop its syncs, drop its capture triggers and its rows in omsbench's own tables.
 
     The users' tables and data stay as they are. Run again, it only reports itself.
@@ -543,11 +540,21 @@ def release_cmd(ctx, project) -> None:
     from omsbench.engine import release
 
     loaded = _project(ctx, project)
+    if not yes and not _confirmed("Release ends the project: its syncs stop (the fallback to MySQL too). Go on?"):
+        raise click.UsageError("not released: answer y, or pass --yes")
     record = release.release(loaded)
     _show(release.summary(record))
     for line in release.notes(loaded, record):
         click.echo(line)
     click.echo(f"project {loaded.name} released at {record['released_at']}")
+
+
+def _confirmed(question: str) -> bool:
+    """A yes from the terminal; no terminal (a script, a pipe) is a no."""
+    try:
+        return click.confirm(question, default=False)
+    except click.Abort:
+        return False
 
 
 def _phases(record: dict) -> None:

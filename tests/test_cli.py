@@ -21,6 +21,7 @@ def omsbench(workspace: Path, *args: str, env: dict | None = None) -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "omsbench.cli", "-w", str(workspace), *args],
         capture_output=True,
+        stdin=subprocess.DEVNULL,  # a command that asks finds no one to answer, as in a script
         text=True,
         env=env,
         timeout=600,
@@ -132,6 +133,13 @@ def test_demo_end_to_end(tmp_path):
     for path in workspace.rglob("*"):
         if path.is_file() and "data" not in path.relative_to(workspace).parts and path.name != "password":
             assert password.encode() not in path.read_bytes(), f"the password leaked into {path}"
+
+    unasked = omsbench(workspace, "release", "demo")  # release asks first; no answer is a no
+    assert unasked.returncode == 2 and "not released" in unasked.stderr
+    released = omsbench(workspace, "release", "demo", "--yes")
+    assert released.returncode == 0 and "project demo released" in released.stdout, released.stderr
+    refused = omsbench(workspace, "sync", "start", "demo")
+    assert refused.returncode == 2 and "was released" in refused.stderr
 
     stopped = omsbench(workspace, "servers", "stop")
     assert stopped.returncode == 0 and "True" not in stopped.stdout
