@@ -79,7 +79,8 @@ class Project:
         if self.released:
             raise StateError(
                 f"project {self.name} was released: it cannot {what} any more",
-                fix="to migrate again, make a new project (`omsbench init`)",
+                fix="to migrate again, make a project under a new name (`omsbench init NEW-NAME ...`);"
+                " this one's record stays in the workspace",
             )
 
     def require_databases(self, what: str) -> None:

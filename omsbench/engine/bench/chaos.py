@@ -165,7 +165,7 @@ class Chaos:
         self.project = Project(spec, self.workspace)
         self.project.save()
         self.project.state.clear_chunks(PROJECT)
-        for step in ("full", "sync", "switchover", "reverse"):
+        for step in ("full", "sync", "switchover", "reverse", "release"):  # a new run: the last one's project ended
             self.project.state.set_step(PROJECT, step, "pending", "chaos run")
         self._must("schema", PROJECT)
         return self.project
