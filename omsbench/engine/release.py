@@ -34,7 +34,7 @@ def release(project: Project) -> dict:
         return project.state.detail(project.name, STEP)
     moving = project.state.detail(project.name, switchover.STEP)
     if moving.get("phases") and not moving.get("finished"):
-        command = "switchover" if moving["direction"] == "switchover" else "switchback"
+        command = "switchover" if moving["direction"] == "switchover" else "switchback --writes-stopped"
         raise StateError(
             f"project {project.name} is in the middle of its {moving['direction']}",
             fix=f"finish it first (`omsbench {command} {project.name}` goes on from where it stopped), then release",
