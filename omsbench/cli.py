@@ -247,7 +247,7 @@ def status(ctx, project) -> None:
         return
     for name, frame in _project(ctx, project).status().items():
         click.secho(name, bold=True)
-        _show(frame)
+        _show(frame.drop(columns=["detail"], errors="ignore"))  # whole reports; the message sums each up
 
 
 @main.command("run")

@@ -128,6 +128,7 @@ def test_demo_end_to_end(tmp_path):
     assert "mariadb" in status.stdout and "True" in status.stdout
     project = omsbench(workspace, "status", "demo")
     assert "full" in project.stdout and "done" in project.stdout
+    assert "start_position" not in project.stdout  # a step's message, not its whole detail record
 
     password = (workspace / "servers" / "mariadb" / "password").read_text().strip()
     for path in workspace.rglob("*"):
