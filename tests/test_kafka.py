@@ -23,7 +23,7 @@ from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import consume, formats, full, lifecycle, runner, sampledb
+from omsbench.engine import consume, formats, full, lifecycle, release, runner, sampledb
 from omsbench.engine.servers import KafkaBroker
 from omsbench.engine.sync import StartAt
 from omsbench.engine.workload import Workload
@@ -432,6 +432,11 @@ def test_oceanbase_changes_reach_kafka_through_the_capture(workspace, seekdb_tcp
     )
     decoded = formats.decode(first.value, first.headers, tables).change.after
     assert (decoded["v"], decoded["d"], decoded["b"]) == ("v1", Decimal("1.25"), b"\x00\xff")
+    # the project's end takes the capture off OceanBase, its source here; Kafka keeps nothing of it
+    record = release.release(project)
+    assert record["sides"]["source"]["triggers_dropped"] and "target" not in record["sides"]
+    with connect(ob_endpoint.dsn()) as ob:
+        assert release.remains(ob, project.name) == {"triggers": 0, "rows": 0}
 
 
 def test_the_panel_runs_and_draws_a_kafka_project(workspace, source, src, broker, unique, request):
