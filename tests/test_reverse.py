@@ -214,6 +214,7 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     if project.state.step(project.name, "switchover")["state"] == "died":
         with pytest.raises(StateError, match="middle of its switchover"):  # it would leave MySQL half moved
             release.release(project)
+        assert "middle of its switchover" in lifecycle.allowed(project)["release"]  # the panel's words too
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert "point the application at OceanBase" in again.stdout

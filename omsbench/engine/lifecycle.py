@@ -38,7 +38,6 @@ def allowed(project: Project) -> dict[str, str | None]:
     databases = "Kafka is on one side of this project" if project.spec.queue else None
     switched = record.get("direction") == "switchover" and record.get("finished")
     returning = record.get("direction") == "switch back" and not record.get("finished")
-    moving = bool(record.get("phases")) and not record.get("finished")
     reasons = {
         "precheck": None,
         "start": f"the sync is already {sync}" if syncing else None,
@@ -53,7 +52,7 @@ def allowed(project: Project) -> dict[str, str | None]:
             else f"the forward sync is {sync}: switchover drains a running sync"
         ),
         "switchback": databases or (None if switched or returning else "the project has not switched over"),
-        "release": f"its {record.get('direction')} is not finished" if moving else None,
+        "release": release.refusal(project),
     }
     if project.released:
         return {a: why if a in _AFTER_RELEASE else "the project was released" for a, why in reasons.items()}

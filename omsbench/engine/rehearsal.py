@@ -76,7 +76,7 @@ def kill_sync(project: Project) -> Fault:
     pid = process.pid()
     if pid is None:
         raise StateError(f"the sync of {project.name} is not running", fix="start it first (`omsbench sync start`)")
-    if pid == os.getpid():
+    if process.runs_here():
         raise StateError(
             f"the sync of {project.name} runs as a thread of this process: a kill -9 would end this process too",
             fix="stop it and run it as a background process (`omsbench sync start`) for the rehearsal",

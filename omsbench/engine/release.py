@@ -33,10 +33,11 @@ def release(project: Project) -> dict:
     if project.released:
         return project.state.detail(project.name, STEP)
     moving = project.state.detail(project.name, switchover.STEP)
-    if moving.get("phases") and not moving.get("finished"):
+    halfway = _halfway(project.name, moving)
+    if halfway:
         command = "switchover" if moving["direction"] == "switchover" else "switchback --writes-stopped"
         raise StateError(
-            f"project {project.name} is in the middle of its {moving['direction']}",
+            halfway,
             fix=f"finish it first (`omsbench {command} {project.name}` goes on from where it stopped), then release",
         )
     project.stop_sync()
@@ -52,6 +53,17 @@ def release(project: Project) -> dict:
     record["released_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     project.state.set_step(project.name, STEP, "done", "released", record)
     return record
+
+
+def refusal(project: Project) -> str | None:
+    """Why release cannot run now, in the words its error uses; None when it can."""
+    return _halfway(project.name, project.state.detail(project.name, switchover.STEP))
+
+
+def _halfway(name: str, moving: dict) -> str | None:
+    if moving.get("phases") and not moving.get("finished"):
+        return f"project {name} is in the middle of its {moving['direction']}"
+    return None
 
 
 def _bookkeeping(session: Session) -> list[str]:

@@ -46,12 +46,15 @@ class SyncProcess(PrivateServer):
         step = self.workspace.state.step(self.project, self.step) or {}
         return step.get("state") in ("running", "retrying", "paused") and self.pid() is not None
 
+    def runs_here(self) -> bool:
+        """A thread of this very process runs it (a notebook's, see run_thread): never signal it,
+        the signal would end the kernel with it."""
+        return self.pid() == os.getpid()
+
     def stop(self, timeout: float = 60) -> None:
         self.workspace.state.request(self.project, self.step, "stop")
-        if self.pid() == os.getpid():
-            # A thread of this very process runs it (a notebook's, see run_thread): it ends on the
-            # request, and a signal would end the kernel with it.
-            _wait_released(self, timeout)
+        if self.runs_here():
+            _wait_released(self, timeout)  # the thread ends on the request
             return
         super().stop(timeout)
 
@@ -87,13 +90,13 @@ def claim(process: SyncProcess) -> None:
 
 
 def release(process: SyncProcess) -> None:
-    if process.pid() == os.getpid():
+    if process.runs_here():
         process.pid_file.unlink(missing_ok=True)
 
 
 def _wait_released(process: SyncProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while process.pid() == os.getpid():
+    while process.runs_here():
         if time.monotonic() > deadline:
             raise SyncError(
                 f"the {process.step} thread of {process.project} did not stop within {timeout:.0f} s",
