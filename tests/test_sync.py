@@ -22,7 +22,7 @@ from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt
 from omsbench.engine.tracker import Tracker
 from omsbench.engine.workload import Workload
-from omsbench.exceptions import BinlogPurged, StateError, SyncError
+from omsbench.exceptions import BinlogPurged, CopyError, StateError, SyncError
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -612,3 +612,46 @@ def test_a_migrated_table_missing_on_the_target_stops_the_sync_with_its_name(sho
     dst.execute(f"DROP TABLE `{database}`.audit_log")
     with pytest.raises(SyncError, match=f"{database}.audit_log were migrated but are not on the target"):
         project.sync().run()
+
+
+def test_rows_larger_than_the_targets_packet_limit_stop_the_load_and_pause_the_sync_clearly(
+    workspace, source, target, seekdb_tcp, src, dst, unique
+):
+    """A target that takes 1 MB statements: rows that fit are copied in as many INSERTs as they need,
+    one that cannot fit fails the load naming the limit, and a synced one pauses the sync until
+    the limit is raised."""
+    database = unique("packet")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, b LONGBLOB)")
+    src.execute(f"INSERT INTO `{database}`.t SELECT seq, REPEAT('b', 200000) FROM `{database}`.seq_1_to_20")
+    src.execute(f"INSERT INTO `{database}`.t VALUES (21, REPEAT('b', 600000))")  # 1.2 MB as a hex literal
+    project = make_project(
+        workspace, source, target, name=database, objects={"include": [f"{database}.*"]},
+        options={"batch_bytes": 4 << 20},
+    )  # fmt: skip
+    project.migrate_schema()
+    limit = dst.scalar("SELECT @@global.max_allowed_packet")
+    with connect(seekdb_tcp.endpoint().dsn()) as server:
+        assert limit == server.packet == 1 << 30  # the seekdb servers omsbench runs take rows of up to 1 GB
+    assert project.precheck().set_index("check").loc["packet size", "status"] == "ok"
+    dst.execute("SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        warned = project.precheck().set_index("check").loc["packet size"]
+        assert warned.status == "warn" and f"{database}.t" in warned.detail and "1 MB" in warned.detail
+        with pytest.raises(CopyError, match="max_allowed_packet") as failed:
+            project.full(progress=False)
+        assert "SET GLOBAL max_allowed_packet" in failed.value.fix
+        assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t") == 0  # the chunk rolled back whole
+        src.execute(f"UPDATE `{database}`.t SET b = 'small' WHERE id = 21")
+        project.full(progress=False)
+        _same(src, dst, database, ["t"])
+        with running(project):
+            src.execute(f"INSERT INTO `{database}`.t VALUES (22, REPEAT('c', 1500000))")
+            assert "paused" in _states_until(project, "paused")
+            assert "max_allowed_packet" in project.sync_status()["message"]
+            dst.execute(f"SET GLOBAL max_allowed_packet = {limit}")
+            project.resume_sync()
+            project.wait_for_sync()
+            _same(src, dst, database, ["t"])
+    finally:
+        dst.execute(f"SET GLOBAL max_allowed_packet = {limit}")

@@ -169,6 +169,8 @@ class Session:
     conn: pymysql.connections.Connection
     flavor: Flavor
     version: str
+    packet: int = 16 << 20
+    """The largest statement the server takes (``max_allowed_packet``): a larger one ends the connection."""
 
     def cursor(self, unbuffered: bool = False):
         return self.conn.cursor(pymysql.cursors.SSCursor if unbuffered else None)
@@ -233,6 +235,17 @@ def limit_lock_waits(session: Session) -> None:
         session.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
 
 
+RAISE_PACKET = (
+    "raise it on the target: SET GLOBAL max_allowed_packet = 1073741824 (OceanBase and MySQL allow up to 1 GB;"
+    " sessions opened afterwards take it)"
+)
+
+
+def packet_too_large(err: BaseException) -> bool:
+    """The server refused a statement larger than its ``max_allowed_packet``: sending it again cannot help."""
+    return isinstance(err, pymysql.err.OperationalError) and bool(err.args) and err.args[0] == 1153
+
+
 _ERROR_FIXES = {
     1045: "check the user name and the password in the environment variable or file the spec names",
     1049: "create the database or fix the database name in the URL",
@@ -264,9 +277,9 @@ def connect(dsn: Dsn, *, autocommit: bool = True, database: str | None = None) -
             fix=_ERROR_FIXES.get(code, "check that the server runs and the spec's URL is right"),
         ) from err
     with conn.cursor() as cur:  # seekdb's handshake says only 5.7.25; VERSION() names OceanBase
-        cur.execute("SELECT VERSION()")
-        version = cur.fetchone()[0]
-    session = Session(conn, Flavor.of(version), version)
+        cur.execute("SELECT VERSION(), @@max_allowed_packet")
+        version, packet = cur.fetchone()
+    session = Session(conn, Flavor.of(version), version, int(packet))
     settings = {"time_zone": "'+00:00'", "sql_mode": f"'{SQL_MODE}'", "group_concat_max_len": 1 << 30}
     if session.flavor is Flavor.OCEANBASE:
         settings.update(oceanbase.SESSION_SETTINGS)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints import oceanbase
-from omsbench.endpoints.connection import Dsn, Session, connect, limit_lock_waits
+from omsbench.endpoints.connection import RAISE_PACKET, Dsn, Session, connect, limit_lock_waits
 from omsbench.endpoints.mysql import start_snapshot
 from omsbench.exceptions import CopyError
 
@@ -28,6 +28,10 @@ CHECKPOINT_DDL = (
     " finished_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
     " PRIMARY KEY (project, source_table, chunk_no))"
 )
+
+
+_PACKET_MARGIN = 1024
+"""Bytes of a packet that are not the statement's rows: the command byte, and room to spare."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
     rows = 0
     batch: list[bytes] = []
     size = 0
+    room = target.packet - len(job.insert_prefix) - _PACKET_MARGIN
     try:
         with source.cursor(unbuffered=True) as cur:
             cur.execute(job.select_sql)
@@ -103,8 +108,14 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
                         f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as {len(literals)}",
                         fix="raise group_concat_max_len on the source",
                     )
-                batch += literals
-                size += len(blob)
+                if size + len(blob) > room:  # sent alone, the batch stays under the target's packet limit
+                    rows += _flush(target, job, batch)
+                    batch, size = [], 0
+                if len(blob) > room:  # large rows: as many per INSERT as fit
+                    rows += _flush_each(target, job, literals, room)
+                else:
+                    batch += literals
+                    size += len(blob) + 1
                 if size >= job.batch_bytes:
                     rows += _flush(target, job, batch)
                     _throttle(job, rows, started)
@@ -142,6 +153,30 @@ def _flush(target: Session, job: ChunkJob, batch: list[bytes]) -> int:
     if batch:
         target.execute(job.insert_prefix + b",".join(batch))
     return len(batch)
+
+
+def _flush_each(target: Session, job: ChunkJob, literals: list[bytes], room: int) -> int:
+    """Send rows in INSERTs that each fit the target's packet limit; a row that alone exceeds it stops the chunk."""
+    batch: list[bytes] = []
+    size = 0
+    for literal in literals:
+        if len(literal) > room:
+            raise CopyError(
+                f"{job.source_table} chunk {job.chunk_no}: a row needs a {_mb(len(literal))} INSERT, but the target"
+                f" takes statements of at most {_mb(target.packet)} (max_allowed_packet; binary values travel as hex)",
+                fix=f"{RAISE_PACKET}, then run the same command again: copied chunks are kept",
+            )
+        if size + len(literal) > room:
+            _flush(target, job, batch)
+            batch, size = [], 0
+        batch.append(literal)
+        size += len(literal) + 1
+    _flush(target, job, batch)
+    return len(literals)
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB"
 
 
 def _throttle(job: ChunkJob, rows: int, started: float) -> None:

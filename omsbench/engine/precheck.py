@@ -11,7 +11,8 @@ import pandas as pd
 from kafka.errors import KafkaError
 
 from omsbench.endpoints import kafka, mysql, oceanbase, rocketmq
-from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect
+from omsbench.endpoints.catalog import SPATIAL_TYPES
+from omsbench.endpoints.connection import RAISE_PACKET, Endpoint, Flavor, Session, connect
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
 from omsbench.engine import full, reverse, schema
@@ -255,6 +256,27 @@ def target_checks(session: Session, selection: Selection, spec: ProjectSpec) -> 
     if "seekdb" in session.version:
         findings.append(_redo_logging(session))
     return findings
+
+
+_LARGE_TYPES = frozenset({"mediumblob", "longblob", "mediumtext", "longtext", "json"}) | SPATIAL_TYPES
+"""Column types whose values can outgrow a 16 MB statement."""
+
+
+def packet_limits(source: Session, target: Session, selection: Selection) -> Finding:
+    """A row the source holds but the target cannot take in one statement stops the load and pauses the sync."""
+    detail = f"the target takes statements of up to {target.packet >> 20} MB (max_allowed_packet)"
+    large = [tm.source.qualified for tm in selection.tables if {c.data_type for c in tm.source.columns} & _LARGE_TYPES]
+    if target.packet >= source.packet or not large:
+        return Finding("packet size", "target", OK, detail)
+    return Finding(
+        "packet size",
+        "target",
+        WARN,
+        f"{detail}, the source up to {source.packet >> 20} MB: a row of {', '.join(large[:5])}"
+        f"{' and others' if len(large) > 5 else ''} larger than that (binary values travel as hex, at twice their"
+        " size) stops the full load and pauses the sync",
+        RAISE_PACKET,
+    )
 
 
 def _redo_logging(session: Session) -> Finding:

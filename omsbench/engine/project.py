@@ -123,6 +123,7 @@ class Project:
                 findings += precheck.source_privileges(source, selection)
                 findings += precheck.source_tables(selection)
                 findings += precheck.target_checks(target, selection, self.spec)
+                findings.append(precheck.packet_limits(source, target, selection))
                 findings.append(precheck.reverse_capture(self.spec, source, target))
         finally:
             for session in (source, target):

@@ -23,7 +23,7 @@ import pymysql
 from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint
 from omsbench.endpoints.kafka import KafkaEndpoint
-from omsbench.endpoints.oceanbase import PRIVATE_PARAMETERS, parameter
+from omsbench.endpoints.oceanbase import PRIVATE_PARAMETERS, parameter, set_private_variables
 from omsbench.exceptions import ServerError
 
 _SBIN = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
@@ -347,16 +347,15 @@ class SeekdbServer(PrivateServer):
             tls.ensure(self.tls_ca.parent)
 
     def _after_start(self) -> None:
-        """Switch TLS on once; seekdb's listener takes it up only at the next start."""
-        if not self.tls:
-            return
-        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", ssl_disabled=True)
-        on = str(parameter(conn, "ssl_client_authentication")).lower() == "true"
-        if not on:
+        """Set omsbench's variables; switch TLS on once (seekdb's listener takes it up only at the next start)."""
+        conn = pymysql.connect(host="127.0.0.1", port=self.port, user="root", ssl_disabled=True, autocommit=True)
+        set_private_variables(conn)
+        switch = self.tls and str(parameter(conn, "ssl_client_authentication")).lower() != "true"
+        if switch:
             with conn.cursor() as cur:
                 cur.execute("ALTER SYSTEM SET ssl_client_authentication = 'TRUE'")
         conn.close()
-        if not on:
+        if switch:
             self.stop()
             self.start()
 

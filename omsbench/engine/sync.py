@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
-from omsbench.endpoints.connection import Flavor, Session, connect
+from omsbench.endpoints.connection import RAISE_PACKET, Flavor, Session, connect, packet_too_large
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
@@ -88,6 +88,14 @@ class Sync:
                 self._set("paused", str(err), statement=err.statement, at=err.position)
                 self._wait_for_user()
             except TRANSIENT as err:
+                if packet_too_large(err):
+                    self._set(
+                        "paused",
+                        f"the target refused a change larger than its max_allowed_packet; {RAISE_PACKET},"
+                        f" then `omsbench {self.step} resume {self.project}`",
+                    )
+                    self._wait_for_user()
+                    continue
                 failures += 1
                 if failures > RETRIES_BEFORE_PAUSE:
                     self._set("paused", f"gave up after {failures - 1} retries: {err}; `omsbench sync resume` retries")
