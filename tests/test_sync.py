@@ -305,6 +305,9 @@ def test_purged_binlog_is_a_clear_error(shop, source):
     thread.join(60)
     assert failures and "full migration" in str(failures[0])
     assert project.sync_status()["state"] == "failed"
+    with pytest.raises(SyncError, match=r"will not reach .*: it failed: ") as waiting:
+        project.wait_for_sync(timeout=10)
+    assert waiting.value.message.count(project.sync_status()["message"]) == 1  # said once
 
 
 def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, src, unique):

@@ -41,6 +41,9 @@ ACTIVE = {"starting", "running", "retrying", "paused"}
 RELEASE_STEP = "release"
 
 
+_STALLED = {"failed": "it failed", "died": "it died", "stopped": "it was stopped", "paused": "it is paused"}
+
+
 class Project:
     def __init__(self, spec: specs.ProjectSpec, workspace: Workspace) -> None:
         self.spec = spec
@@ -378,6 +381,8 @@ class Project:
                 wait_caught_up(source, target, self.name, timeout, self._stalled)
             except SyncError as err:
                 status = self.sync_status()
+                if status["message"] in err.message:  # it gave up because of that state, and says so
+                    raise
                 raise SyncError(f"{err.message}; the sync is {status['state']}: {status['message']}", err.fix) from err
 
     def _stalled(self) -> str | None:
@@ -390,7 +395,7 @@ class Project:
             "resolve",
         ):
             return None  # a resume or a DDL resolution is on its way to the running loop
-        return f"it is {status['state']}: {status['message']}"
+        return f"{_STALLED[status['state']]}: {status['message']}"
 
     def sync_status(self) -> dict:
         """State, position, last rates and lag of the sync, from the state store only (no connection).
