@@ -220,6 +220,33 @@ def test_one_rows_changes_stay_in_order_in_one_partition(workspace, source, src,
     assert 1 in deleted and 101 in on_source
 
 
+def test_a_change_larger_than_the_record_limit_fails_the_sink_naming_it_until_the_limit_is_raised(
+    workspace, source, src, broker, unique
+):
+    database = unique("kbig")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, b LONGBLOB)")
+    project = _publisher(workspace, source, broker, database, format="json")
+    sync, thread = _running(project)
+    try:
+        src.execute(f"INSERT INTO `{database}`.t VALUES (1, REPEAT('b', 1500000)), (2, 'small')")
+        thread.join(60)
+    finally:
+        sync.stop()
+    status = project.sync_status()
+    assert status["state"] == "failed" and "max_message_bytes" in status["message"], status
+    assert f"{database}.{database}.t is a record of 1.4 MB" in status["message"]
+    raised = _publisher(workspace, source, broker, database, format="json", max_message_bytes=4 << 20)
+    sync, thread = _running(raised)  # continues from the checkpoint
+    try:
+        raised.wait_for_sync()
+    finally:
+        sync.stop()
+        thread.join(60)
+    rows = [json.loads(r.value)["after"] for r in kafka.read_all(broker, f"{database}.{database}.t")]
+    assert sorted((int(row["id"]), len(row["b"])) for row in rows) == [(1, 1500000), (2, 5)]
+
+
 def _aborts_hidden(broker: KafkaEndpoint) -> bool:
     """Whether the broker hides aborted transactions from read_committed consumers (Tansu does not)."""
     topic = f"omsbench-probe-{time.time_ns()}"

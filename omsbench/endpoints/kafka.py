@@ -33,6 +33,9 @@ class KafkaEndpoint(QueueEndpoint):
     replication_factor: int = Field(1, ge=1, le=16)
     delivery: Literal["exactly-once", "at-least-once"] = "exactly-once"
     """exactly-once: the changes and the sink's checkpoint commit in one Kafka transaction."""
+    max_message_bytes: int = Field(1 << 20, ge=1 << 10, le=1 << 30)
+    """The largest record the sink sends (the producer's ``max_request_size``); topics omsbench
+    creates get it as ``max.message.bytes``. The broker's ``message.max.bytes`` must allow it too."""
     offsets_topic: str = "omsbench-offsets"
     topics: list[str] = Field(default_factory=list)
     """As a source: the topics (or regular expressions, ``re:...``) the consumer group reads."""
@@ -75,6 +78,7 @@ def producer(endpoint: KafkaEndpoint, transactional_id: str | None = None) -> Ka
             batch_size=256 << 10,
             transactional_id=transactional_id,
             max_in_flight_requests_per_connection=5,
+            max_request_size=endpoint.max_message_bytes,
         )
     except KafkaTimeoutError as err:
         raise _unreachable(endpoint, err) from err
@@ -105,7 +109,9 @@ def ensure_topics(endpoint: KafkaEndpoint, names: set[str], compacted: bool = Fa
         raise _unreachable(endpoint, err) from err
     try:
         missing = names - set(admin.list_topics())
-        configs = {"cleanup.policy": "compact"} if compacted else {}
+        configs = {"max.message.bytes": str(endpoint.max_message_bytes)}
+        if compacted:
+            configs["cleanup.policy"] = "compact"
         partitions = 1 if compacted else endpoint.partitions
         for name in sorted(missing):
             with contextlib.suppress(TopicAlreadyExistsError):  # another sink created it meanwhile

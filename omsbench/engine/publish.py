@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFencedError
 
 from omsbench.endpoints import kafka, rocketmq
 from omsbench.endpoints.catalog import SYSTEM_SCHEMAS
@@ -176,10 +176,25 @@ class KafkaSink(QueueSink):
                 f"another sink of project {self.project} took over the transactional id omsbench-{self.project}",
                 fix="run one sync per project; stop the other one (`omsbench sync stop`)",
             ) from err
+        except MessageSizeTooLargeError as err:
+            if self.transactional:
+                self._abort()
+            raise self._too_large(batch) from err
         except KafkaError:
             if self.transactional:
                 self._abort()
             raise
+
+    def _too_large(self, batch: list[formats.Message]) -> SyncError:
+        """The client or the broker refused a record: name it, since kafka-python's text blames the user's settings."""
+        biggest = max(batch, key=lambda m: len(m.value))
+        return SyncError(
+            f"a change for topic {biggest.topic} is a record of {len(biggest.value) / (1 << 20):.1f} MB: over what"
+            f" the sink may send (target.max_message_bytes, {self.endpoint.max_message_bytes / (1 << 20):.1f} MB)"
+            " or what the broker or topic accepts (message.max.bytes, max.message.bytes)",
+            fix="raise target.max_message_bytes in the spec, and the broker's and the topic's limits where they are"
+            f" lower, then `omsbench sync start {self.project}`: it continues from its checkpoint",
+        )
 
     def _acknowledged(self, futures: list) -> None:
         self.producer.flush()
