@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -9,17 +12,18 @@ from contextlib import contextmanager
 import pymysql
 import pytest
 from conftest import make_project
-from helpers import assert_same_tables, exact_rows, kill_while_writing
+from helpers import assert_same_tables, exact_rows, kill_while_writing, launched
 
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import rehearsal, runner, sampledb
 from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
-from omsbench.engine.cdc import BinlogReader
+from omsbench.engine.cdc import PIECE_ROWS, BinlogReader
+from omsbench.engine.changes import Transaction
 from omsbench.engine.mapping import select
 from omsbench.engine.schema import ensure_own_table
-from omsbench.engine.sync import STEP, StartAt
+from omsbench.engine.sync import STEP, StartAt, key
 from omsbench.engine.tracker import Tracker
 from omsbench.engine.workload import Workload
 from omsbench.exceptions import BinlogPurged, CopyError, StateError, SyncError
@@ -483,6 +487,70 @@ def test_a_reader_drops_the_transactions_its_own_project_applied(workspace, sour
         src.conn.commit()
     reader = _reader(workspace, source, target, src, database, "mine", start)
     assert _replayed_ids(reader) == [1]
+
+
+def test_a_large_transaction_is_read_in_pieces_and_one_of_the_projects_own_is_dropped_whole(
+    workspace, source, target, src, unique
+):
+    database = unique("pieces")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v INT)")
+    ensure_own_table(src, CHECKPOINT_DDL)
+    start = master_status(src)
+    rows = 2 * PIECE_ROWS + 5000
+    for n, project in enumerate(["theirs", "mine"]):
+        src.conn.begin()
+        src.execute(
+            f"INSERT INTO `{database}`.t SELECT seq, {n} FROM `{database}`.seq_{n * rows}_to_{(n + 1) * rows - 1}"
+        )
+        src.upsert("`omsbench`.`sync_checkpoint`", {"project": project, "gtid": None}, {"file": "f", "pos": n})
+        src.conn.commit()
+    reader = _reader(workspace, source, target, src, database, "mine", start)
+    stream: list[Transaction] = []
+    reader.pieces = stream.append
+    try:
+        stream += reader.transactions()
+    finally:
+        reader.close()
+    ends = [n for n, t in enumerate(stream) if not t.more]
+    theirs, mine = stream[: ends[0] + 1], stream[ends[0] + 1 :]
+    assert len(ends) == 2 and ends[1] == len(stream) - 1
+    for txn in (theirs, mine):  # pieces of whole rows events, each of at least PIECE_ROWS rows
+        assert len(txn) >= 3 and all(t.more and t.rows >= PIECE_ROWS for t in txn[:-1])
+    assert [c.after["id"] for t in theirs for c in t.changes] == list(range(rows))  # all, once, in order
+    assert all(key(a.position) < key(b.position) for a, b in itertools.pairwise(theirs))
+    assert not theirs[-1].drop_pieces and mine[-1].drop_pieces and mine[-1].rows == 0
+
+
+def test_a_large_transaction_commits_whole_and_a_kill_inside_it_repeats_nothing(
+    workspace, source, mysql_target, src, unique, request
+):
+    """Its pieces wait in one open target transaction (its rows stay invisible there) until the last."""
+    database = unique("bigtxn")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(60) NOT NULL)")
+    src.execute(f"INSERT INTO `{database}`.t SELECT seq, 0, 'x' FROM `{database}`.seq_1_to_150000")
+    project = make_project(
+        workspace, source, mysql_target.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    )
+    project.migrate_schema()
+    project.full(progress=False)
+    process = launched(workspace, project, request)
+    runner.wait_for(workspace, project.name, {"running"})
+    src.execute(f"UPDATE `{database}`.t SET k = k + 1, c = 'y'")  # one transaction of 150,000 row changes
+    with connect(mysql_target.endpoint().dsn()) as dst:
+        deadline = time.monotonic() + 120
+        while not (dst.scalar("SELECT MAX(trx_rows_modified) FROM information_schema.INNODB_TRX") or 0) >= PIECE_ROWS:
+            assert time.monotonic() < deadline and not dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1")
+            time.sleep(0.15)  # InnoDB refreshes INNODB_TRX only when it was not read for 0.1 s
+        assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1") == 0  # nothing committed yet
+        os.kill(process.pid(), signal.SIGKILL)
+        time.sleep(0.3)
+        assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1") == 0  # and nothing kept
+        process.launch()
+        src.execute(f"UPDATE `{database}`.t SET k = k + 1 WHERE id <= 10")
+        project.wait_for_sync(timeout=300)
+        _same(src, dst, database, ["t"])
 
 
 def test_a_replication_connection_cut_inside_a_transaction_loses_no_row(

@@ -160,6 +160,14 @@ class Applier:
             raise
         return time.time()
 
+    finish = apply
+    """The last piece of a large transaction: it commits the pieces with it."""
+
+    def apply_piece(self, changes: list[RowChange]) -> None:
+        """A piece of a large transaction, into the open target transaction; nothing commits until ``finish``."""
+        for segment in self._segments(changes):
+            self._apply_segment(segment)
+
     def checkpoint_only(self, txn: Transaction) -> None:
         """Move the checkpoint past a transaction that changes nothing on the target (a DDL, a skip)."""
         self._checkpoint([txn])
@@ -366,6 +374,13 @@ class ParallelApplier:
         pairs = zip(self.others, shares, strict=True)
         futures = [self.pool.submit(applier.apply, group, share) for applier, share in pairs if share]
         return self.main.apply(group, main, before_commit=lambda: _all_done(futures))
+
+    def apply_piece(self, changes: list[RowChange]) -> None:
+        self.main.apply_piece(changes)
+
+    def finish(self, group: list[Transaction]) -> float:
+        """In the main session too: its open transaction holds the pieces' rows, which another session would wait on."""
+        return self.main.apply(group)
 
     def checkpoint_only(self, txn: Transaction) -> None:
         self.main.checkpoint_only(txn)

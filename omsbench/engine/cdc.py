@@ -145,8 +145,17 @@ class Decoder:
         return tuple(image[c] for c in self.key) if self.key else None
 
 
+PIECE_ROWS = 10_000
+"""Rows of a large transaction the reader holds before it hands them on as a piece."""
+
+
 class BinlogReader:
-    """Iterate whole transactions from ``start``; rows of tables the tracker does not know are dropped."""
+    """Iterate whole transactions from ``start``; rows of tables the tracker does not know are dropped.
+
+    With ``pieces``, a transaction that grows past ``PIECE_ROWS`` rows goes out in pieces as it is
+    read (``Transaction.more``), so that memory does not grow with a batch job's million-row
+    UPDATE; the applier keeps one target transaction open until the last piece.
+    """
 
     def __init__(
         self,
@@ -158,14 +167,21 @@ class BinlogReader:
         start: BinlogPosition,
         skip_before: float | None = None,
         blocking: bool = True,
+        pieces: Callable[[Transaction], None] | None = None,
     ) -> None:
         self.dsn, self.flavor, self.server_id = dsn, flavor, server_id
         self.tracker, self.project, self.start = tracker, project, start
         self.skip_before, self.blocking = skip_before, blocking
+        self.pieces = pieces if skip_before is None else None  # a piece must never belong to a skipped transaction
         self.gtids = _gtid_state(start.gtid)
         """MariaDB's GTID position, domain -> last GTID: what a checkpoint needs to resume by GTID."""
         self.stream = None
         self._changes: list[RowChange] = []
+        self._gtid: str | None = None
+        self._echo = False
+        """The open transaction wrote this project's mark: one it applied itself, not to replay."""
+        self._pieced = False
+        """Pieces of the open transaction went out already."""
         self._decoders: dict[int, Decoder | None] = {}
         self._schemas: dict[tuple[str, str], Table] = {}
 
@@ -190,7 +206,7 @@ class BinlogReader:
         self.stream = stream = open_stream(
             self.dsn, self.flavor, self.server_id, self.start, self.blocking, take=self._take
         )
-        gtid, heartbeat, echo, file = None, None, False, None
+        heartbeat, file = None, None
         for event in stream:
             if isinstance(event, RotateEvent):
                 # Table ids live as long as a server run. A new file may follow a restart that gave
@@ -204,8 +220,8 @@ class BinlogReader:
                 file = event.next_binlog
                 continue
             if isinstance(event, MariadbGtidEvent):
-                gtid, heartbeat, echo = event.gtid, None, False
-                self._changes = []
+                heartbeat = None
+                self._begin(event.gtid)
                 self.gtids[event.domain_id] = event.gtid
             elif isinstance(event, TableMapEvent):
                 self._decoders[event.table_id] = self._decoder(event)
@@ -216,21 +232,33 @@ class BinlogReader:
                 if decoder.table is _HEARTBEAT_TABLE:
                     heartbeat = self._heartbeat(event) or heartbeat
                 elif decoder.table is _ECHO:
-                    echo = True
+                    self._echo = True
                 elif decoder.table is _APPLIED:
-                    echo = echo or self._ours(event) is not None
+                    self._echo = self._echo or self._ours(event) is not None
                 else:
-                    self._changes += _changes(type(event), decoder.images(event), decoder)
+                    self._add(_changes(type(event), decoder.images(event), decoder))
             elif isinstance(event, XidEvent) or (isinstance(event, QueryEvent) and _is_commit(event.query)):
-                yield from self._emit(event, stream, gtid, [] if echo else self._changes, None, heartbeat)
-                gtid, heartbeat, echo = None, None, False
-                self._changes = []
+                yield from self._emit(event, stream, [] if self._echo else self._changes, None, heartbeat)
+                heartbeat = None
+                self._begin(None)
             elif isinstance(event, QueryEvent) and not _NOT_DDL.match(event.query):
                 schema = event.schema.decode() if isinstance(event.schema, bytes) else event.schema
                 statement = mask_statement(event.query)
-                yield from self._emit(event, stream, gtid, [], Ddl(schema or None, statement), None)
-                gtid, heartbeat, echo = None, None, False
-                self._changes = []
+                yield from self._emit(event, stream, [], Ddl(schema or None, statement), None)
+                heartbeat = None
+                self._begin(None)
+
+    def _begin(self, gtid: str | None) -> None:
+        self._gtid, self._echo, self._pieced = gtid, False, False
+        self._changes = []
+
+    def _add(self, changes: list[RowChange]) -> None:
+        """Collect a rows event's changes; hand a large transaction's rows on as a piece."""
+        self._changes += changes
+        if self.pieces is not None and len(self._changes) >= PIECE_ROWS and not self._echo:
+            inside = BinlogPosition(self.stream.log_file, self.stream.log_pos, None)
+            self.pieces(Transaction(inside, 0.0, time.time(), self._gtid, self._changes, more=True))
+            self._changes, self._pieced = [], True
 
     def _take(self, packet: bytes, checksum: bool) -> bool:
         """Decode a rows event from its packet when the table's readers are planned; drop one of a
@@ -248,16 +276,20 @@ class BinlogReader:
     def _decode(self, packet: bytes, checksum: bool, decoder: Decoder) -> bool:
         decoded = decoder.readers and binlog_rows.images(packet, checksum, decoder.readers)
         if decoded:
-            self._changes += _changes(*decoded, decoder)
+            self._add(_changes(*decoded, decoder))
         return bool(decoded)
 
-    def _emit(self, event, stream, gtid, changes, ddl, heartbeat) -> Iterator[Transaction]:
+    def _emit(self, event, stream, changes, ddl, heartbeat) -> Iterator[Transaction]:
         if self.skip_before is not None and event.timestamp < int(self.skip_before):
             return  # binlog timestamps are whole seconds: start with the second the user named
+        gtid = self._gtid
         state = ",".join(self.gtids[d] for d in sorted(self.gtids)) or gtid
         self.start = BinlogPosition(stream.log_file, stream.log_pos, state)
-        if changes or ddl or heartbeat is not None:
-            yield Transaction(self.start, float(event.timestamp), time.time(), gtid, changes, ddl, heartbeat)
+        if changes or ddl or heartbeat is not None or self._pieced:  # the last piece ends what the others began
+            yield Transaction(
+                self.start, float(event.timestamp), time.time(), gtid, changes, ddl, heartbeat,
+                drop_pieces=self._pieced and self._echo,
+            )  # fmt: skip
 
     def _decoder(self, event: TableMapEvent) -> Decoder | None:
         """A decoder for tracked tables (cached per schema object, so DDL refreshes it), else None."""

@@ -62,7 +62,8 @@ class Ddl:
 
 @dataclass(slots=True)
 class Transaction:
-    """One source transaction, whole: the applier never splits it.
+    """One source transaction, whole: the applier never splits it across target commits. A large
+    one arrives in pieces (``more``), which the applier keeps in one open target transaction.
 
     ``position`` is where the stream continues after this transaction, the value a checkpoint
     stores. ``commit_ts`` is the source's commit time in seconds; ``read_at`` the reader's clock
@@ -77,6 +78,12 @@ class Transaction:
     ddl: Ddl | None = None
     heartbeat: float | None = None
     """Set when the transaction carries a heartbeat: the reader-host time it was written."""
+    more: bool = False
+    """A piece of a large transaction: more of it follows, and its last piece (``more`` False)
+    ends it. ``position`` lies inside the transaction; only the last piece's may be checkpointed."""
+    drop_pieces: bool = False
+    """On a last piece: the transaction turned out to be one this project applied itself (see
+    ``cdc.APPLIED_MARKS``); the pieces before it must be rolled back, not committed."""
 
     __reduce__ = _by_fields
 

@@ -35,10 +35,10 @@ class Meter:
     """Time the applying thread spent applying; the rest it waited for the reader."""
     _since: float = field(default_factory=time.monotonic)
 
-    def applied(self, rows: int, transactions: int, seconds: float) -> None:
+    def applied(self, rows: int, transactions: int, seconds: float, commits: int = 1) -> None:
         self.rows += rows
         self.total_rows += rows
-        self.groups += 1
+        self.groups += commits
         self.transactions += transactions
         self.apply_seconds += seconds
 

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 
 from omsbench.endpoints.connection import Dsn, Flavor
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine.cdc import BinlogReader
+from omsbench.engine.cdc import PIECE_ROWS, BinlogReader
 from omsbench.engine.changes import Transaction
 from omsbench.engine.mapping import Selection
 from omsbench.engine.tracker import Tracker
 
 POLL = 0.2
 _MAX_BATCH = 2000
+"""Transactions a batch holds at most, and rows (``PIECE_ROWS``): so that a reader ahead of the
+applier holds at most ``_QUEUED_BATCHES + 1`` batches, whatever the size of the transactions."""
+_QUEUED_BATCHES = 8
 _spawn = multiprocessing.get_context("spawn")  # the parent may hold an embedded seekdb a fork must not copy
 
 
@@ -38,11 +41,13 @@ class ReaderArgs:
     project: str
     start: BinlogPosition
     skip_before: float | None
+    pieces: bool = True
+    """Send a large transaction in pieces as it is read (a sink that can apply it so)."""
 
 
 class ReaderProcess:
     def __init__(self, args: ReaderArgs, tracker: Tracker) -> None:
-        self.out = _spawn.Queue(maxsize=64)
+        self.out = _spawn.Queue(maxsize=_QUEUED_BATCHES)
         self.ready: deque = deque()
         self.schemas = _spawn.Queue()
         self.process = _spawn.Process(
@@ -78,8 +83,11 @@ def _main(args: ReaderArgs, tables: dict, out, schemas) -> None:
     threading.Thread(target=_exit_with_parent, name="omsbench-binlog-orphan-guard", daemon=True).start()
     tracker = Tracker(Selection())
     tracker.tables = tables
-    reader = BinlogReader(args.dsn, args.flavor, args.server_id, tracker, args.project, args.start, args.skip_before)
     sender = _Sender(out)
+    reader = BinlogReader(
+        args.dsn, args.flavor, args.server_id, tracker, args.project, args.start, args.skip_before,
+        pieces=sender.add if args.pieces else None,
+    )  # fmt: skip
     try:
         for txn in reader.transactions():
             sender.add(txn)
@@ -107,13 +115,14 @@ class _Sender(threading.Thread):
 
     def __init__(self, out) -> None:
         super().__init__(name="omsbench-binlog-sender", daemon=True)
-        self.out, self.batch, self.wake = out, [], threading.Event()
+        self.out, self.batch, self.rows, self.wake = out, [], 0, threading.Event()
         self.start()
 
     def add(self, item: object) -> None:
-        while len(self.batch) >= _MAX_BATCH:  # the applier is paused or slower: wait instead of growing
+        while len(self.batch) >= _MAX_BATCH or self.rows >= PIECE_ROWS:  # the applier is paused or slower
             time.sleep(POLL / 10)
         self.batch.append(item)
+        self.rows += item.rows if isinstance(item, Transaction) else 0
         self.wake.set()
 
     def run(self) -> None:
@@ -123,7 +132,7 @@ class _Sender(threading.Thread):
             self._send()
 
     def _send(self) -> None:
-        batch, self.batch = self.batch, []
+        batch, self.batch, self.rows = self.batch, [], 0
         if batch:
             self.out.put(batch)
 

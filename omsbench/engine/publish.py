@@ -347,6 +347,8 @@ class CaptureQueueSync(ReverseSync):
 class QueueSync(Sync):
     """The forward sync (retries, pause, stop, DDL, samples) with a Kafka topic set as its target."""
 
+    pieces = False  # a queue sink takes whole transactions
+
     def _session(self) -> None:
         with connect(self.spec.source.dsn()) as source:
             tracker = Tracker(self.selection(source))

@@ -59,6 +59,8 @@ def label(position: BinlogPosition) -> str:
 class Sync:
     step = STEP
     """The state-store step this loop reports to and takes requests from."""
+    pieces = True
+    """Its sink applies a large transaction piece by piece (``Transaction.more``) in one target transaction."""
 
     def __init__(
         self,
@@ -169,7 +171,7 @@ class Sync:
         """
         position, skip_before = start
         args = ReaderArgs(
-            self.binlog.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before
+            self.binlog.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before, self.pieces
         )
         heartbeat.install(source)
         beat = heartbeat.Heartbeat(self.binlog.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
@@ -222,28 +224,64 @@ class Sync:
                 self._ddl(txn, applier, ddl)
                 reader.ddl_applied(applier.tracker)
                 continue
+            if txn.more:
+                self._apply_pieces(txn, reader, judge, applier, floors)
+                continue
             group, pending = self._group(txn, reader)
-            for t in group:
-                if floors:
-                    t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
-            started = time.monotonic()
-            filters.apply(judge, applier.tracker, group)
-            committed = applier.apply(group)
-            self.position = group[-1].position
-            self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
-            for t in group:
-                if t.heartbeat is not None:
-                    self.meter.heartbeat(t.heartbeat, t.read_at, committed)
-            self._maybe_sample()
+            self._apply(group, judge, applier, floors, applier.apply)
+
+    def _apply(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> None:
+        """``apply`` the group (filtered) and count it; the target commits it with the checkpoint."""
+        started = time.monotonic()
+        _prepare(group, judge, applier, floors)
+        committed = apply(group)
+        self.position = group[-1].position
+        self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
+        for t in group:
+            if t.heartbeat is not None:
+                self.meter.heartbeat(t.heartbeat, t.read_at, committed)
+        self._maybe_sample()
+
+    def _apply_pieces(self, piece: Transaction, reader: ReaderProcess, judge: Session, applier, floors: dict) -> None:
+        """A large transaction, piece by piece into one target transaction that commits with its last piece.
+
+        A stop before the last piece rolls the pieces back: the checkpoint stays before the transaction.
+        """
+        try:
+            while piece is not None and piece.more:
+                started = time.monotonic()
+                _prepare([piece], judge, applier, floors)
+                applier.apply_piece(piece.changes)
+                self.meter.applied(piece.rows, 0, time.monotonic() - started, commits=0)
+                self._maybe_sample()
+                piece = self._next(reader)
+        except BaseException:
+            applier.rollback()
+            raise
+        if piece is None or piece.drop_pieces:
+            applier.rollback()
+            if piece is not None:  # one this project applied itself: only the checkpoint moves
+                applier.checkpoint_only(piece)
+                self.position = piece.position
+            return
+        self._apply([piece], judge, applier, floors, applier.finish)
+
+    def _next(self, reader: ReaderProcess) -> Transaction | None:
+        """The next transaction or piece, waiting for it; None once a stop is requested."""
+        while not self._stop_requested():
+            txn = reader.take()
+            if txn is not None:
+                return txn
+        return None
 
     def _group(self, first: Transaction, reader: ReaderProcess) -> tuple[list[Transaction], Transaction | None]:
-        """Whole transactions that are already waiting, up to group_rows, stopping before a DDL."""
+        """Whole transactions that are already waiting, up to group_rows, stopping before a DDL or a piece."""
         group, rows = [first], first.rows
         while rows < self.spec.options.group_rows:
             txn = reader.take(wait=False)
             if txn is None:
                 break
-            if txn.ddl is not None:
+            if txn.ddl is not None or txn.more:
                 return group, txn
             group.append(txn)
             rows += txn.rows
@@ -289,6 +327,14 @@ class Sync:
         if self.meter.due():
             values = self.meter.sample()
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
+
+
+def _prepare(group: list[Transaction], judge: Session, applier, floors: dict) -> None:
+    """Drop what the full load's copy of a keyless table holds already, and the rows the filters exclude."""
+    if floors:
+        for t in group:
+            t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
+    filters.apply(judge, applier.tracker, group)
 
 
 def _keyless_floors(loaded: dict[tuple[str, int], dict], tracker: Tracker) -> dict[tuple[str, str], tuple[str, int]]:
