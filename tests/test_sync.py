@@ -26,7 +26,7 @@ from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt, key
 from omsbench.engine.tracker import Tracker
 from omsbench.engine.workload import Workload
-from omsbench.exceptions import BinlogPurged, CopyError, StateError, SyncError
+from omsbench.exceptions import BinlogPurged, CopyError, StateError, SyncError, VerifyError
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -724,5 +724,11 @@ def test_rows_larger_than_the_targets_packet_limit_stop_the_load_and_pause_the_s
             project.resume_sync()
             project.wait_for_sync()
             _same(src, dst, database, ["t"])
+        dst.execute("SET GLOBAL max_allowed_packet = 1048576")
+        dst.execute(f"UPDATE `{database}`.t SET b = 'changed' WHERE id = 22")
+        with pytest.raises(VerifyError, match="max_allowed_packet") as fixing:
+            project.verify(apply_fix=True)
+        assert "SET GLOBAL max_allowed_packet" in fixing.value.fix
+        assert dst.scalar(f"SELECT b FROM `{database}`.t WHERE id = 22") == b"changed"  # no fix half-applied
     finally:
         dst.execute(f"SET GLOBAL max_allowed_packet = {limit}")

@@ -11,6 +11,7 @@ multiset of row hashes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import random
@@ -19,14 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
+import pymysql
 from pymysql.converters import escape_item
 
 from omsbench.endpoints.catalog import quote
-from omsbench.endpoints.connection import Session
+from omsbench.endpoints.connection import RAISE_PACKET, Session, packet_too_large
 from omsbench.engine import checksum, chunking
 from omsbench.engine.checksum import Side, TableCheck, as_hex, canonical, digest, key_span, rule
 from omsbench.engine.literals import value_literal
 from omsbench.engine.mapping import TableMap
+from omsbench.exceptions import VerifyError
 
 LEAF_ROWS = 1000
 CHUNK_ROWS = 10_000
@@ -400,11 +403,18 @@ def apply_fixes(target: Session, statements: list[str]) -> None:
         for statement in statements:
             target.execute(statement)
         target.execute("COMMIT")
-    except BaseException:
-        target.execute("ROLLBACK")
+    except BaseException as err:
+        with contextlib.suppress(pymysql.err.MySQLError):  # a lost connection rolled back already
+            target.execute("ROLLBACK")
+        if packet_too_large(err):
+            raise VerifyError(
+                "a fix statement is larger than the target takes (max_allowed_packet); no fix was applied",
+                fix=f"{RAISE_PACKET}, then apply the fix again",
+            ) from err
         raise
     finally:
-        target.execute("SET SESSION foreign_key_checks = 1")
+        with contextlib.suppress(pymysql.err.MySQLError):
+            target.execute("SET SESSION foreign_key_checks = 1")
 
 
 def differences_frame(verdicts: list[TableVerdict]) -> pd.DataFrame:
