@@ -48,6 +48,14 @@ def assert_same_tables(src: Session, dst: Session, pairs: list[tuple[str, str, s
             )
 
 
+def wait_inside_a_transaction(mysql: Session, rows: int, applied: str) -> None:
+    """Return once a transaction on ``mysql`` has written ``rows`` rows; the ``applied`` query stays 0 until then."""
+    deadline = time.monotonic() + 120
+    while not (mysql.scalar("SELECT MAX(trx_rows_modified) FROM information_schema.INNODB_TRX") or 0) >= rows:
+        assert time.monotonic() < deadline and not mysql.scalar(applied)
+        time.sleep(0.15)  # InnoDB refreshes INNODB_TRX only when it was not read for 0.1 s
+
+
 def make_writable(endpoint: Endpoint) -> None:
     """Undo a switchover's read-only source, so a failed test does not break the ones after it."""
     with connect(endpoint.dsn()) as session:

@@ -11,12 +11,14 @@ import time
 from dataclasses import asdict
 
 import pytest
-from conftest import make_project
-from helpers import assert_same_tables, make_writable
+from conftest import make_project, seq_table_migrated
+from helpers import assert_same_tables, make_writable, wait_inside_a_transaction
 
+from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import capture, lifecycle, release, reverse, runner, sampledb, switchover
+from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
 from omsbench.engine.spec import Switchover
 from omsbench.engine.workload import Workload
@@ -282,6 +284,40 @@ def test_reverse_applies_transactions_in_commit_order(migrated, source, seekdb_t
     with connect(source.dsn()) as mysql:
         assert mysql.scalar(f"SELECT balance FROM {table} WHERE id = 5") == 2
     _same(project, database)
+
+
+def test_a_large_oceanbase_transaction_is_read_in_pieces_and_a_kill_inside_it_repeats_nothing(
+    workspace, source, seekdb_tcp, src, unique, request
+):
+    """Its pieces wait in one open MySQL transaction until the last: kill -9 meanwhile keeps none of it."""
+    database = unique("revbig")
+    columns = "id INT PRIMARY KEY, v INT NOT NULL"
+    project = seq_table_migrated(workspace, source, seekdb_tcp.endpoint(), src, database, columns, "seq, 0", 60000)
+    request.addfinalizer(lambda: make_writable(source))
+    request.addfinalizer(project.stop_reverse)
+    project.start_sync()
+    switchover.switchover(project)
+    project.state.request(project.name, "reverse", "pause")
+    runner.wait_for(project.workspace, project.name, {"paused"}, step="reverse")
+    with connect(seekdb_tcp.endpoint().dsn()) as ob:
+        ob.execute(f"UPDATE `{database}`.t SET v = v + 1")  # one transaction, 60,000 captured rows
+        ob.execute(f"UPDATE `{database}`.t SET v = 7 WHERE id = 3")
+        (trx, rows), later = capture.waiting(ob, project.name, 10)
+        tables = catalog.read(ob, [database]).tables
+        pieces = list(capture.read_pieces(ob, project.name, tables, trx, rows))
+    assert rows == 60000 and later[1] == 1
+    assert [p.more for p in pieces] == [True] * 5 + [False] and {p.rows for p in pieces} == {PIECE_ROWS}
+    assert [c.key[0] for p in pieces for c in p.changes] == list(range(1, 60001))  # every row once, in order
+    project.state.request(project.name, "reverse", "resume")
+    with connect(source.dsn()) as mysql:
+        wait_inside_a_transaction(mysql, PIECE_ROWS, f"SELECT SUM(v) FROM `{database}`.t")
+        os.killpg(runner.ReverseProcess(project.workspace, project.name).pid(), signal.SIGKILL)
+        time.sleep(0.3)
+        assert mysql.scalar(f"SELECT SUM(v) FROM `{database}`.t") == 0  # none of it committed
+        project.start_reverse()
+        project.wait_for_reverse(timeout=120)
+        assert mysql.scalar(f"SELECT SUM(v) FROM `{database}`.t") == 60000 + 6  # all of it, once
+    _same(project, database, ["t"])
 
 
 def test_ddl_on_oceanbase_after_switchover_pauses_until_mysql_follows(migrated, source, seekdb_tcp):

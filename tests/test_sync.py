@@ -11,16 +11,16 @@ from contextlib import contextmanager
 
 import pymysql
 import pytest
-from conftest import make_project
-from helpers import assert_same_tables, exact_rows, kill_while_writing, launched
+from conftest import make_project, seq_table_migrated
+from helpers import assert_same_tables, exact_rows, kill_while_writing, launched, wait_inside_a_transaction
 
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import rehearsal, runner, sampledb
 from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
-from omsbench.engine.cdc import PIECE_ROWS, BinlogReader
-from omsbench.engine.changes import Transaction
+from omsbench.engine.cdc import BinlogReader
+from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.mapping import select
 from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt, key
@@ -527,23 +527,15 @@ def test_a_large_transaction_commits_whole_and_a_kill_inside_it_repeats_nothing(
 ):
     """Its pieces wait in one open target transaction (its rows stay invisible there) until the last."""
     database = unique("bigtxn")
-    src.execute(f"CREATE DATABASE `{database}`")
-    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(60) NOT NULL)")
-    src.execute(f"INSERT INTO `{database}`.t SELECT seq, 0, 'x' FROM `{database}`.seq_1_to_150000")
-    project = make_project(
-        workspace, source, mysql_target.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    columns = "id INT PRIMARY KEY, k INT NOT NULL, c CHAR(60) NOT NULL"
+    project = seq_table_migrated(
+        workspace, source, mysql_target.endpoint(), src, database, columns, "seq, 0, 'x'", 150000
     )
-    project.migrate_schema()
-    project.full(progress=False)
     process = launched(workspace, project, request)
     runner.wait_for(workspace, project.name, {"running"})
     src.execute(f"UPDATE `{database}`.t SET k = k + 1, c = 'y'")  # one transaction of 150,000 row changes
     with connect(mysql_target.endpoint().dsn()) as dst:
-        deadline = time.monotonic() + 120
-        while not (dst.scalar("SELECT MAX(trx_rows_modified) FROM information_schema.INNODB_TRX") or 0) >= PIECE_ROWS:
-            assert time.monotonic() < deadline and not dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1")
-            time.sleep(0.15)  # InnoDB refreshes INNODB_TRX only when it was not read for 0.1 s
-        assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1") == 0  # nothing committed yet
+        wait_inside_a_transaction(dst, PIECE_ROWS, f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1")
         os.kill(process.pid(), signal.SIGKILL)
         time.sleep(0.3)
         assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t WHERE k = 1") == 0  # and nothing kept

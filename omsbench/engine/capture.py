@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -23,8 +24,9 @@ from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Tabl
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.apply import APPLIER_MARK
-from omsbench.engine.changes import Op, RowChange, Transaction
+from omsbench.engine.changes import PIECE_ROWS, Op, RowChange, Transaction
 from omsbench.engine.schema import ensure_own_table
+from omsbench.exceptions import StateError
 
 CHANGE_LOG_DDL = (
     "CREATE TABLE IF NOT EXISTS `omsbench`.`change_log` ("
@@ -166,21 +168,26 @@ def pending(session: Session, project: str) -> int:
     return int(session.scalar("SELECT COUNT(*) FROM `omsbench`.`change_log` WHERE project = %s", (project,)))
 
 
-def read(session: Session, project: str, tables: dict[tuple[str, str], Table], limit: int) -> list[Transaction]:
-    """Up to ``limit`` whole committed transactions, in commit order.
+def waiting(session: Session, project: str, limit: int) -> list[tuple[int, int]]:
+    """Up to ``limit`` committed transactions, in commit order: (id, rows captured).
 
     A transaction's rows become visible together when it commits, so asking for all rows of the
     transactions seen is asking for whole ones. Their order is that of their last captured row:
     a transaction that waited for another's row lock wrote that row, and so its last row, after
     the other had committed, which is the order the applier must keep.
     """
-    found = session.query(
-        "SELECT trx FROM `omsbench`.`change_log` WHERE project = %s GROUP BY trx ORDER BY MAX(seq) LIMIT %s",
-        (project, limit),
-    )
-    if not found:
-        return []
-    ids = [row[0] for row in found]
+    return [
+        (int(trx), int(rows))
+        for trx, rows in session.query(
+            "SELECT trx, COUNT(*) FROM `omsbench`.`change_log` WHERE project = %s GROUP BY trx ORDER BY MAX(seq)"
+            " LIMIT %s",
+            (project, limit),
+        )
+    ]
+
+
+def read(session: Session, project: str, tables: dict[tuple[str, str], Table], ids: list[int]) -> list[Transaction]:
+    """The transactions ``waiting`` listed, whole, in commit order."""
     marks = ", ".join(["%s"] * len(ids))
     rows = session.query(
         "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at, version"
@@ -188,6 +195,34 @@ def read(session: Session, project: str, tables: dict[tuple[str, str], Table], l
         (project, *ids),
     )
     return sorted(_transactions(rows, tables), key=lambda txn: txn.position.pos)
+
+
+def read_pieces(
+    session: Session, project: str, tables: dict[tuple[str, str], Table], trx: int, rows: int
+) -> Iterator[Transaction]:
+    """One large transaction of ``rows`` rows in pieces of ``PIECE_ROWS``, in capture order; the last
+    has ``more`` False. Only the pieces being applied are held, not the whole transaction."""
+    newest = {
+        (trx, schema, name): version
+        for schema, name, version in session.query(
+            "SELECT schema_name, table_name, MAX(version) FROM `omsbench`.`change_log`"
+            " WHERE project = %s AND trx = %s GROUP BY schema_name, table_name",
+            (project, trx),
+        )
+    }
+    after, read_rows = 0, 0
+    while read_rows < rows:
+        page = session.query(
+            "SELECT seq, trx, schema_name, table_name, op, before_image, after_image, at, version"
+            " FROM `omsbench`.`change_log` WHERE project = %s AND trx = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (project, trx, after, PIECE_ROWS),
+        )
+        if not page:
+            raise StateError(f"change log rows of OceanBase transaction {trx} went missing while read")
+        read_rows, after = read_rows + len(page), page[-1][0]
+        (piece,) = _transactions(page, tables, newest)
+        piece.more = read_rows < rows
+        yield piece
 
 
 def purge(session: Session, project: str, transactions: list[str]) -> None:
@@ -201,15 +236,19 @@ def purge(session: Session, project: str, transactions: list[str]) -> None:
         )
 
 
-def _transactions(rows: list[tuple], tables: dict[tuple[str, str], Table]) -> list[Transaction]:
+def _transactions(
+    rows: list[tuple], tables: dict[tuple[str, str], Table], newest: dict[tuple, int] | None = None
+) -> list[Transaction]:
     """Rows of several transactions, interleaved by seq, grouped by transaction; each ends at its last row.
 
     A transaction that ran while a table's triggers were being replaced was captured by both
-    versions: only the newest version's rows of that table count.
+    versions: only the newest version's rows of that table count (``newest``: (trx, schema,
+    table) -> version, when ``rows`` are not all of the transaction's).
     """
-    newest: dict[tuple, int] = {}
-    for _, trx, schema, name, *_rest, version in rows:
-        newest[(trx, schema, name)] = max(version, newest.get((trx, schema, name), 0))
+    if newest is None:
+        newest = {}
+        for _, trx, schema, name, *_rest, version in rows:
+            newest[(trx, schema, name)] = max(version, newest.get((trx, schema, name), 0))
     by_trx: dict[int, Transaction] = {}
     read_at = datetime.now(timezone.utc).timestamp()
     for seq, trx, schema, name, op, before, after, at, version in rows:

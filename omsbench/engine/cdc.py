@@ -24,7 +24,7 @@ from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine.changes import Ddl, Op, RowChange, Transaction
+from omsbench.engine.changes import PIECE_ROWS, Ddl, Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import BinlogPurged, SyncError
 
@@ -143,10 +143,6 @@ class Decoder:
 
     def key_of(self, image: dict) -> tuple | None:
         return tuple(image[c] for c in self.key) if self.key else None
-
-
-PIECE_ROWS = 10_000
-"""Rows of a large transaction the reader holds before it hands them on as a piece."""
 
 
 class BinlogReader:

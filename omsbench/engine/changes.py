@@ -60,6 +60,10 @@ class Ddl:
     statement: str
 
 
+PIECE_ROWS = 10_000
+"""Rows of a large transaction a reader holds before it hands them on as a piece (``Transaction.more``)."""
+
+
 @dataclass(slots=True)
 class Transaction:
     """One source transaction, whole: the applier never splits it across target commits. A large

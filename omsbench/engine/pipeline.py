@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from omsbench.endpoints.connection import Dsn, Flavor
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine.cdc import PIECE_ROWS, BinlogReader
-from omsbench.engine.changes import Transaction
+from omsbench.engine.cdc import BinlogReader
+from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.mapping import Selection
 from omsbench.engine.tracker import Tracker
 

@@ -311,6 +311,7 @@ class CaptureQueueSync(ReverseSync):
     """
 
     step = SYNC_STEP
+    pieces = False  # a queue sink takes whole transactions
 
     def _connected(self) -> None:
         with connect(self.spec.source.dsn()) as oceanbase:

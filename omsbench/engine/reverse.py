@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import pymysql
 
@@ -33,7 +34,7 @@ from omsbench.engine import capture
 from omsbench.engine import sync as forward_sync
 from omsbench.engine.apply import Applier, read_checkpoint
 from omsbench.engine.cdc import REVERSE_MARK
-from omsbench.engine.changes import Transaction
+from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import ensure_own_table
@@ -221,18 +222,50 @@ class ReverseSync(Sync):
             if time.monotonic() - looked > SCHEMA_POLL:
                 self._follow_ddl(oceanbase, shapes, schemas)
                 looked = time.monotonic()
-            group = capture.read(oceanbase, self.project, shapes, TRANSACTIONS_PER_READ)
-            if not group:
+            listed = capture.waiting(oceanbase, self.project, TRANSACTIONS_PER_READ)
+            if not listed:
                 self._maybe_sample()
                 self.stopping.wait(IDLE)
                 continue
             started = time.monotonic()
-            committed = applier.apply(group)
+            trx, rows = listed[0]
+            if self.pieces and rows > PIECE_ROWS:
+                last, committed = _apply_in_pieces(
+                    capture.read_pieces(oceanbase, self.project, shapes, trx, rows), applier
+                )
+                group = [last]
+            else:
+                group = capture.read(oceanbase, self.project, shapes, _within(listed, PIECE_ROWS))
+                committed = applier.apply(group)
+                rows = sum(t.rows for t in group)
             capture.purge(oceanbase, self.project, [t.gtid for t in group])
             self.position = group[-1].position
-            self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
+            self.meter.applied(rows, len(group), time.monotonic() - started)
             self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
             self._maybe_sample()
+
+
+def _apply_in_pieces(pieces: Iterator[Transaction], applier: Applier) -> tuple[Transaction, float]:
+    """A large transaction into one open MySQL transaction, committed with its last piece: (it, commit time)."""
+    try:
+        for piece in pieces:
+            if piece.more:
+                applier.apply_piece(piece.changes)
+        return piece, applier.finish([piece])  # the last piece
+    except BaseException:
+        applier.rollback()
+        raise
+
+
+def _within(listed: list[tuple[int, int]], rows: int) -> list[int]:
+    """The first listed transactions that hold ``rows`` rows together (at least one)."""
+    ids, total = [], 0
+    for trx, count in listed:
+        if ids and total + count > rows:
+            break
+        ids.append(trx)
+        total += count
+    return ids
 
 
 def _columns(table: Table, names: dict[str, str] | None = None) -> list[str]:
