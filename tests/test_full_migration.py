@@ -7,7 +7,7 @@ from conftest import make_project
 from helpers import assert_same_tables, exact_rows
 
 from omsbench.engine import sampledb
-from omsbench.exceptions import CopyError
+from omsbench.exceptions import CopyError, VerifyError
 
 
 @pytest.fixture
@@ -85,3 +85,34 @@ def test_full_before_schema_names_the_missing_tables(workspace, source, target, 
         project.full(progress=False)
     assert "omsbench schema" in err.value.fix
     assert project.state.step("noschema", "full")["state"] == "failed"  # never left "running"
+
+
+def test_a_value_the_source_cannot_render_stops_the_load_and_the_check_instead_of_passing_for_null(
+    workspace, source, target, src, dst, unique
+):
+    """MariaDB renders a function result over max_allowed_packet as NULL with only a warning: a 700 KB
+    BLOB is 1.4 MB as hex, over a 1 MB limit. Unnoticed, the load would write NULL and the check
+    would compare NULL with NULL."""
+    database = unique("render")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, b LONGBLOB)")
+    big = "IF(seq = 50, REPEAT('B', 700000), 'small')"
+    src.execute(f"INSERT INTO `{database}`.t SELECT seq, {big} FROM `{database}`.seq_1_to_100")
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    limit = src.scalar("SELECT @@global.max_allowed_packet")
+    src.execute("SET GLOBAL max_allowed_packet = 1048576")
+    try:
+        with pytest.raises(CopyError, match="rendered a value as NULL") as failed:
+            project.full(progress=False)
+        assert "SET GLOBAL max_allowed_packet" in failed.value.fix
+        assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t") == 0  # nothing of the chunk was written
+        src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
+        project.full(progress=False)
+        assert_same_tables(src, dst, [(database, "t", database, "t")])
+        dst.execute(f"UPDATE `{database}`.t SET b = 'changed' WHERE id = 50")
+        src.execute("SET GLOBAL max_allowed_packet = 1048576")
+        with pytest.raises(VerifyError, match="cannot render a value"):
+            project.verify()
+    finally:
+        src.execute(f"SET GLOBAL max_allowed_packet = {limit}")

@@ -235,10 +235,19 @@ def limit_lock_waits(session: Session) -> None:
         session.execute(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
 
 
-RAISE_PACKET = (
-    "raise it on the target: SET GLOBAL max_allowed_packet = 1073741824 (OceanBase and MySQL allow up to 1 GB;"
-    " sessions opened afterwards take it)"
-)
+def raise_packet(server: str) -> str:
+    """What to do when a statement or a value outgrows a server's ``max_allowed_packet``."""
+    return (
+        f"raise it on the {server}: SET GLOBAL max_allowed_packet = 1073741824 (OceanBase and MySQL allow up to"
+        " 1 GB; sessions opened afterwards take it)"
+    )
+
+
+def oversized(session: Session) -> str | None:
+    """Why the session's last query rendered a value as NULL, if it did: MySQL and MariaDB return NULL,
+    with warning 1301, for a function result larger than ``max_allowed_packet`` (a 10 MB BLOB as hex
+    under the default 16 MB), which would pass for a NULL in the data."""
+    return next((message for _, code, message in session.query("SHOW WARNINGS") if code == 1301), None)
 
 
 def packet_too_large(err: BaseException) -> bool:

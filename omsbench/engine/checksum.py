@@ -21,7 +21,7 @@ from pymysql.converters import escape_item
 
 from omsbench.endpoints import catalog
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
-from omsbench.endpoints.connection import Session
+from omsbench.endpoints.connection import Session, oversized, raise_packet
 from omsbench.engine.chunking import Bound, key_range
 from omsbench.engine.mapping import TableMap
 from omsbench.exceptions import VerifyError
@@ -160,9 +160,23 @@ class TableCheck:
         return self.source_rows == self.target_rows and self.source_checksum == self.target_checksum
 
 
+def rendered(session: Session, tm: TableMap, side: str, sql: str) -> list[tuple]:
+    """Rows of a query that renders values as text. A value the server renders as NULL because it
+    outgrows ``max_allowed_packet`` would drop out of the checksums unseen: it stops the check."""
+    rows = session.query(sql)
+    found = oversized(session)
+    if found:
+        raise VerifyError(
+            f"the {side} cannot render a value of {tm.source.qualified if side == 'source' else tm.qualified} within"
+            f" its max_allowed_packet of {session.packet >> 20} MB ({found}): it would be compared as NULL",
+            fix=f"binary values are compared as hex, at twice their size: {raise_packet(side)}, then check again",
+        )
+    return rows
+
+
 def digest(session: Session, tm: TableMap, side: str, lower: Bound = None, upper: Bound = None) -> tuple[int, int]:
     """Row count and checksum of the rows of one side, optionally within a key range."""
-    count, checksum = session.query(checksum_sql(tm, side, lower, upper))[0]
+    count, checksum = rendered(session, tm, side, checksum_sql(tm, side, lower, upper))[0]
     return int(count), int(checksum or 0)
 
 
@@ -170,7 +184,8 @@ def digest_slices(
     session: Session, tm: TableMap, side: str, lower: int, upper: int, step: int
 ) -> dict[int, tuple[int, int]]:
     """Row count and checksum by slice number (slices without rows are absent)."""
-    return {int(n): (int(c), int(s or 0)) for n, c, s in session.query(slices_sql(tm, side, lower, upper, step))}
+    sql = slices_sql(tm, side, lower, upper, step)
+    return {int(n): (int(c), int(s or 0)) for n, c, s in rendered(session, tm, side, sql)}
 
 
 def require_comparable(target: Session, tables: list[TableMap]) -> None:

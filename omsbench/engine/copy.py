@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints import oceanbase
-from omsbench.endpoints.connection import RAISE_PACKET, Dsn, Session, connect, limit_lock_waits
+from omsbench.endpoints.connection import Dsn, Session, connect, limit_lock_waits, oversized, raise_packet
 from omsbench.endpoints.mysql import start_snapshot
 from omsbench.exceptions import CopyError
 
@@ -120,6 +120,7 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
                     rows += _flush(target, job, batch)
                     _throttle(job, rows, started)
                     batch, size = [], 0
+        _require_rendered(source, job)
         rows += _flush(target, job, batch)
         _throttle(job, rows, started)
         snapshot = position.as_dict() if position else None
@@ -164,7 +165,7 @@ def _flush_each(target: Session, job: ChunkJob, literals: list[bytes], room: int
             raise CopyError(
                 f"{job.source_table} chunk {job.chunk_no}: a row needs a {_mb(len(literal))} INSERT, but the target"
                 f" takes statements of at most {_mb(target.packet)} (max_allowed_packet; binary values travel as hex)",
-                fix=f"{RAISE_PACKET}, then run the same command again: copied chunks are kept",
+                fix=f"{raise_packet('target')}, then run the same command again: copied chunks are kept",
             )
         if size + len(literal) > room:
             _flush(target, job, batch)
@@ -173,6 +174,18 @@ def _flush_each(target: Session, job: ChunkJob, literals: list[bytes], room: int
         size += len(literal) + 1
     _flush(target, job, batch)
     return len(literals)
+
+
+def _require_rendered(source: Session, job: ChunkJob) -> None:
+    """A value the source could not render came as NULL: stop the chunk (its rows roll back) instead of writing it."""
+    found = oversized(source)
+    if found:
+        raise CopyError(
+            f"{job.source_table} chunk {job.chunk_no}: the source rendered a value as NULL because it would outgrow"
+            f" its max_allowed_packet of {_mb(source.packet)} ({found}); nothing of the chunk was written",
+            fix=f"binary values travel as hex, at twice their size: {raise_packet('source')}, then run the same"
+            " command again: copied chunks are kept",
+        )
 
 
 def _mb(size: int) -> str:

@@ -12,7 +12,7 @@ from kafka.errors import KafkaError
 
 from omsbench.endpoints import kafka, mysql, oceanbase, rocketmq
 from omsbench.endpoints.catalog import SPATIAL_TYPES
-from omsbench.endpoints.connection import RAISE_PACKET, Endpoint, Flavor, Session, connect
+from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, raise_packet
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
 from omsbench.engine import full, reverse, schema
@@ -275,7 +275,7 @@ def packet_limits(source: Session, target: Session, selection: Selection) -> Fin
         f"{detail}, the source up to {source.packet >> 20} MB: a row of {', '.join(large[:5])}"
         f"{' and others' if len(large) > 5 else ''} larger than that (binary values travel as hex, at twice their"
         " size) stops the full load and pauses the sync",
-        RAISE_PACKET,
+        raise_packet("target"),
     )
 
 

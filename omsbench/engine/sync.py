@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
-from omsbench.endpoints.connection import RAISE_PACKET, Flavor, Session, connect, packet_too_large
+from omsbench.endpoints.connection import Flavor, Session, connect, packet_too_large, raise_packet
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
@@ -93,7 +93,7 @@ class Sync:
                 if packet_too_large(err):
                     self._set(
                         "paused",
-                        f"the target refused a change larger than its max_allowed_packet; {RAISE_PACKET},"
+                        f"the target refused a change larger than its max_allowed_packet; {raise_packet('target')},"
                         f" then `omsbench {self.step} resume {self.project}`",
                     )
                     self._wait_for_user()

@@ -24,9 +24,9 @@ import pymysql
 from pymysql.converters import escape_item
 
 from omsbench.endpoints.catalog import quote
-from omsbench.endpoints.connection import RAISE_PACKET, Session, packet_too_large
+from omsbench.endpoints.connection import Session, packet_too_large, raise_packet
 from omsbench.engine import checksum, chunking
-from omsbench.engine.checksum import Side, TableCheck, as_hex, canonical, digest, key_span, rule
+from omsbench.engine.checksum import Side, TableCheck, as_hex, canonical, digest, key_span, rendered, rule
 from omsbench.engine.literals import value_literal
 from omsbench.engine.mapping import TableMap
 from omsbench.exceptions import VerifyError
@@ -215,7 +215,9 @@ def _fetch(session: Session, tm: TableMap, side: Side, where: str) -> dict[tuple
     columns = tm.source.columns
     canon = [canonical(c, n) for c, n in zip(columns, side.columns, strict=True)]
     keys = [quote(k) for k in side.key]
-    rows = session.query(f"SELECT {', '.join(keys + canon + _values(tm, side))} FROM {side.table}{where}")
+    rows = rendered(
+        session, tm, side.name, f"SELECT {', '.join(keys + canon + _values(tm, side))} FROM {side.table}{where}"
+    )
     n, m = len(keys), len(columns)
     return {tuple(r[:n]): (r[n : n + m], r[n + m : n + 2 * m], r[n + 2 * m :]) for r in rows}
 
@@ -310,12 +312,10 @@ def _compare_multisets(source: Session, target: Session, tm: TableMap, verdict: 
     counts = {}
     for name, session in (("source", source), ("target", target)):
         side = Side.of(tm, name)
-        counts[name] = dict(
-            session.query(
-                f"SELECT h, COUNT(*) FROM (SELECT {side.row_hash(tm)} AS h FROM {side.table}{side.where()}) AS r"
-                " GROUP BY h"
-            )
+        sql = (
+            f"SELECT h, COUNT(*) FROM (SELECT {side.row_hash(tm)} AS h FROM {side.table}{side.where()}) AS r GROUP BY h"
         )
+        counts[name] = dict(rendered(session, tm, name, sql))
     src_side, dst_side = Side.of(tm, "source"), Side.of(tm, "target")
     for digest_hex in sorted(counts["source"].keys() | counts["target"].keys()):
         surplus = counts["source"].get(digest_hex, 0) - counts["target"].get(digest_hex, 0)
@@ -342,7 +342,7 @@ def _fetch_by_hash(session: Session, tm: TableMap, side: Side, digest_hex: str) 
     no row has it any more."""
     where = side.where()
     where += (" AND " if where else " WHERE ") + f"{side.row_hash(tm)} = '{digest_hex}'"
-    rows = session.query(f"SELECT {', '.join(_values(tm, side))} FROM {side.table}{where} LIMIT 1")
+    rows = rendered(session, tm, side.name, f"SELECT {', '.join(_values(tm, side))} FROM {side.table}{where} LIMIT 1")
     if not rows:
         return None
     return rows[0][: len(tm.source.columns)], rows[0][len(tm.source.columns) :]
@@ -409,7 +409,7 @@ def apply_fixes(target: Session, statements: list[str]) -> None:
         if packet_too_large(err):
             raise VerifyError(
                 "a fix statement is larger than the target takes (max_allowed_packet); no fix was applied",
-                fix=f"{RAISE_PACKET}, then apply the fix again",
+                fix=f"{raise_packet('target')}, then apply the fix again",
             ) from err
         raise
     finally:
