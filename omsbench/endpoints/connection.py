@@ -171,6 +171,8 @@ class Session:
     version: str
     packet: int = 16 << 20
     """The largest statement the server takes (``max_allowed_packet``): a larger one ends the connection."""
+    warnings: int = 0
+    """How many warnings the last ``query`` raised: most queries raise none, and need no SHOW WARNINGS."""
 
     def cursor(self, unbuffered: bool = False):
         return self.conn.cursor(pymysql.cursors.SSCursor if unbuffered else None)
@@ -178,6 +180,7 @@ class Session:
     def query(self, sql: str, args: Any = None) -> list[tuple]:
         with self.conn.cursor() as cur:
             cur.execute(sql, args)
+            self.warnings = cur.warning_count
             return list(cur.fetchall())
 
     def scalar(self, sql: str, args: Any = None) -> Any:
