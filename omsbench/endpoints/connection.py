@@ -249,11 +249,14 @@ def raise_packet(server: str) -> str:
     )
 
 
+_CUT = {1301, 1260}  # a function result over max_allowed_packet as NULL; a GROUP_CONCAT cut short
+
+
 def oversized(session: Session) -> str | None:
-    """Why the session's last query rendered a value as NULL, if it did: MySQL and MariaDB return NULL,
-    with warning 1301, for a function result larger than ``max_allowed_packet`` (a 10 MB BLOB as hex
-    under the default 16 MB), which would pass for a NULL in the data."""
-    return next((message for _, code, message in session.query("SHOW WARNINGS") if code == 1301), None)
+    """Why the session's last query rendered a value as NULL or cut it, if it did: MySQL and MariaDB
+    return NULL, with only a warning, for a function result larger than ``max_allowed_packet`` (a
+    10 MB BLOB as hex under the default 16 MB), which would pass for a NULL in the data."""
+    return next((message for _, code, message in session.query("SHOW WARNINGS") if code in _CUT), None)
 
 
 def packet_too_large(err: BaseException) -> bool:

@@ -106,7 +106,7 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
                 if len(literals) != count:
                     raise CopyError(
                         f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as {len(literals)}",
-                        fix="raise group_concat_max_len on the source",
+                        fix=f"the group outgrew the source's max_allowed_packet: {raise_packet('source')}",
                     )
                 if size + len(blob) > room:  # sent alone, the batch stays under the target's packet limit
                     rows += _flush(target, job, batch)
