@@ -2,7 +2,8 @@
 
 Multi-statement transactions (a few rolled back), primary-key changes, NULLs and every type of
 ``type_zoo``, large rows, deletes that cascade to child rows, and duplicate rows in the keyless
-``audit_log``. Tests, the sync benchmark and chaos runs replay it while a sync runs.
+``audit_log``; and, on request, a batch job's large transaction. Tests, the sync benchmark and
+chaos runs replay it while a sync runs.
 """
 
 from __future__ import annotations
@@ -61,6 +62,26 @@ class Workload:
             else:
                 conn.commit()
         return self.counts
+
+    def batch(self, changes: int) -> bool:
+        """A batch job: one transaction that rewrites every order item an odd number of times (each
+        ends one higher), ``changes`` row changes at least: a large transaction for a sync to carry.
+        False when it was a deadlock victim (rolled back)."""
+        items = max(1, int(self.session.scalar("SELECT COUNT(*) FROM order_items")))
+        passes = -(-changes // items) | 1
+        conn = self.session.conn
+        conn.begin()
+        try:
+            for n in range(passes):
+                self.session.execute(f"UPDATE order_items SET qty = qty {'-' if n % 2 else '+'} 1")
+        except pymysql.err.OperationalError as err:
+            if err.args[0] not in RETRYABLE:
+                raise
+            conn.rollback()
+            self.counts["deadlocks"] = self.counts.get("deadlocks", 0) + 1
+            return False
+        conn.commit()
+        return True
 
     def _id(self, upper: int) -> int:
         return self.rng.randint(1, max(1, upper))

@@ -36,6 +36,7 @@ from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect
 from omsbench.engine import release, runner, sampledb
 from omsbench.engine import spec as specs
 from omsbench.engine.bench.proxy import Proxy
+from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
 from omsbench.engine.servers import MariaDB, SeekdbServer
 from omsbench.engine.workload import RETRYABLE, Workload
@@ -85,6 +86,12 @@ def plan(points: int, seed: int) -> list[Fault]:
     return faults
 
 
+BATCH_EVERY_S = 10
+BATCH_CHANGES = 3 * PIECE_ROWS // 2
+"""Now and then the application runs a batch job: one transaction large enough that the syncs
+take it in pieces, so that faults also meet a transaction half applied."""
+
+
 class Application(threading.Thread):
     """The user's application: the shop workload against one database, reconnecting after faults."""
 
@@ -93,14 +100,20 @@ class Application(threading.Thread):
         self.endpoint, self.seed, self.spatial = endpoint, seed, spatial
         self.stopping = threading.Event()
         self.interruptions = 0
+        self.batches = 0
+        """Batch jobs committed."""
 
     def run(self) -> None:
+        batch_due = time.monotonic() + BATCH_EVERY_S / 5  # the first soon, so that short runs have one too
         while not self.stopping.is_set():
             try:
                 with connect(self.endpoint.dsn(), autocommit=False) as session:
                     workload = Workload(session, DATABASE, seed=self.seed + self.interruptions, spatial=self.spatial)
                     while not self.stopping.is_set():
                         workload.run(4)
+                        if time.monotonic() > batch_due:
+                            self.batches += workload.batch(BATCH_CHANGES)
+                            batch_due = time.monotonic() + BATCH_EVERY_S
                         time.sleep(0.01)
             except (pymysql.err.MySQLError, OmsError, OSError):
                 self.interruptions += 1  # a restarted server: the application reconnects, as a pool does
@@ -142,6 +155,8 @@ class Chaos:
         self.oceanbase = SeekdbServer(workspace.folder("chaos", "seekdb"))
         self.folder, self.commands = folder, 0
         self.app: Application | None = None
+        self.batches = 0
+        """Batch jobs the applications committed: large transactions the syncs carried through the faults."""
 
     # setup ------------------------------------------------------------------------------------
     def start(self) -> Project:
@@ -359,7 +374,7 @@ class Chaos:
         for fault in of["sync"]:
             self.endure(fault)
         time.sleep(2)
-        self.app.stop()
+        self._stop_app()
         self.one_shot(("switchover", PROJECT), of["switchover"], again=False)
         self._keep_running("reverse", Fault(0, "reverse"))
         self.app = Application(self.oceanbase.endpoint(), self.seed + 1000, spatial=False)
@@ -367,14 +382,18 @@ class Chaos:
         for fault in of["reverse"]:
             self.endure(fault)
         time.sleep(2)
-        self.app.stop()
+        self._stop_app()
         self.one_shot(("switchback", PROJECT, "--writes-stopped"), of["switchback"], again=False)
         self._keep_running("sync", Fault(0, "switchback"))
         self.app = Application(self.mysql.endpoint(), self.seed + 2000, spatial=True)
         self.app.start()
         time.sleep(3)
-        self.app.stop()
+        self._stop_app()
         self.project.wait_for_sync(timeout=300)
+
+    def _stop_app(self) -> None:
+        self.app.stop()
+        self.batches += self.app.batches
 
     def release(self) -> dict:
         """The project's end, by the CLI as a user runs it; then what each side still holds of it (nothing)."""
@@ -439,6 +458,7 @@ def run(workspace: Workspace, points: int = 8, seed: int = 1, rows: int = 20_000
         "aborted": aborted,
         **compared,
         "left_after_release": released,
+        "batches": chaos.batches,
         "seconds": round(time.monotonic() - began, 1),
         "faults": [asdict(f) for f in faults],
         "source": chaos.mysql.endpoint().url if keep else None,
