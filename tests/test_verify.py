@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_project
+from conftest import make_project, seq_table_migrated
 
 from omsbench.engine import checksum, sampledb, verify
 from omsbench.engine.verify import DIFFERENT, EXTRA, MISSING
@@ -195,3 +195,23 @@ def test_a_keyless_row_gone_between_count_and_fetch_is_reported_without_values(m
     assert found[["kind", "target_value"]].values.tolist() == [[EXTRA, None]]
     monkeypatch.undo()
     assert project.verify().equal
+
+
+def test_large_rows_are_compared_a_few_at_a_time_and_every_difference_is_found(
+    workspace, source, target, src, dst, unique
+):
+    """Rows of 1 MB: leaves of about 8 MB of rows instead of 1,000 rows (which held 3.7 GB)."""
+    database = unique("lobs")
+    project = seq_table_migrated(
+        workspace, source, target, src, database, "id INT PRIMARY KEY, b LONGBLOB",
+        "seq, REPEAT(CHAR(65 + seq % 26), 1000000)", 60,
+    )  # fmt: skip
+    src.execute(f"ANALYZE TABLE `{database}`.t")
+    assert verify._leaf(project.selection(src).tables[0]) < 16
+    dst.execute(f"UPDATE `{database}`.t SET b = 'changed' WHERE id IN (1, 30)")
+    dst.execute(f"DELETE FROM `{database}`.t WHERE id = 60")
+    dst.execute(f"INSERT INTO `{database}`.t VALUES (61, 'extra')")
+    result = project.verify()
+    found = {(d.key, d.kind) for d in result.differences.itertuples()}
+    assert found == {("id=1", DIFFERENT), ("id=30", DIFFERENT), ("id=60", MISSING), ("id=61", EXTRA)}
+    assert project.verify(apply_fix=True).equal

@@ -32,6 +32,10 @@ from omsbench.engine.mapping import TableMap
 from omsbench.exceptions import VerifyError
 
 LEAF_ROWS = 1000
+LEAF_BYTES = 8 << 20
+"""At most about this much row data is fetched at once to compare rows: a fetched row is held as
+its canonical text, its values and its literal (binary as hex twice), some five times its size,
+so 1,000 rows of 1 MB BLOBs took 3.7 GB; tables of large rows get smaller leaves."""
 CHUNK_ROWS = 10_000
 """Rows per checked range: a range that differs is read again to narrow it down, so smaller ranges
 waste less on a few scattered differences; below this the per-query cost on seekdb dominates
@@ -77,8 +81,14 @@ def verify_table(
     seed: int | None = None,
 ) -> TableVerdict:
     """Compare one table; ``sample`` < 1 compares only that share of its key ranges, chosen at random."""
+    leaf_rows = _leaf(tm, leaf_rows)
     with ThreadPoolExecutor(2, thread_name_prefix="omsbench-verify") as pool:
         return _Comparer(source, target, tm, pool, leaf_rows).run(chunk_size, sample, random.Random(seed))
+
+
+def _leaf(tm: TableMap, rows: int = LEAF_ROWS) -> int:
+    """Rows to fetch at once for a row-by-row comparison: ``rows``, fewer where rows are large."""
+    return max(1, min(rows, LEAF_BYTES // max(tm.source.avg_row_length, 1)))
 
 
 class _Comparer:
@@ -230,9 +240,9 @@ def verify_keys(source: Session, target: Session, tm: TableMap, keys: set[tuple]
     verdict = TableVerdict(
         TableCheck(tm.source.qualified, tm.qualified, len(keys), len(keys), "", ""), ranges_compared=0
     )
-    ordered = sorted(keys, key=repr)
-    for start in range(0, len(ordered), LEAF_ROWS):
-        batch = ordered[start : start + LEAF_ROWS]
+    ordered, leaf = sorted(keys, key=repr), _leaf(tm)
+    for start in range(0, len(ordered), leaf):
+        batch = ordered[start : start + leaf]
         verdict.ranges_compared += 1
         _compare_rows(source, target, tm, verdict, lambda side, batch=batch: side.where_keys(batch))
     return verdict
