@@ -116,3 +116,19 @@ def test_a_value_the_source_cannot_render_stops_the_load_and_the_check_instead_o
             project.verify()
     finally:
         src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
+
+
+def test_a_table_of_large_rows_is_cut_into_chunks_by_size(workspace, source, target, src, dst, unique):
+    """Each chunk is one target transaction: 100 rows of 1 MB are not one 100 MB transaction."""
+    database = unique("lobload")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, b LONGBLOB)")
+    src.execute(
+        f"INSERT INTO `{database}`.t SELECT seq, REPEAT(CHAR(65 + seq % 26), 1000000) FROM `{database}`.seq_1_to_100"
+    )
+    src.execute(f"ANALYZE TABLE `{database}`.t")
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    project.full(progress=False)
+    assert len(project.state.plan(project.name, f"{database}.t")) >= 2
+    assert_same_tables(src, dst, [(database, "t", database, "t")])

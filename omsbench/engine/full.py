@@ -79,6 +79,16 @@ def _key_width(lower: chunking.Bound, upper: chunking.Bound, group_rows: int, ch
     return max(1, (int(upper[0]) - int(lower[0])) * group_rows // chunk_size)
 
 
+CHUNK_BYTES = 64 << 20
+"""A chunk is one target transaction: tables of large rows get fewer rows per chunk, so that
+20,000 rows of 1 MB BLOBs do not become one 20 GB transaction (seekdb holds it in memory)."""
+
+
+def chunk_rows(tm: TableMap, options: Options) -> int:
+    """Rows per chunk: the spec's ``chunk_size``, fewer where rows are large."""
+    return max(1, min(options.chunk_size, CHUNK_BYTES // max(tm.source.avg_row_length, 1)))
+
+
 def rows_per_group(tm: TableMap, batch_bytes: int) -> int:
     """Aim for about four groups a batch, from the source's average row length."""
     return max(1, min(50_000, batch_bytes // 4 // max(tm.source.avg_row_length * 2, 64)))
@@ -129,7 +139,7 @@ def _plans(
         key = tm.source.qualified
         plans[key] = state.plan(project, key)
         if not plans[key]:
-            state.save_plan(project, key, chunking.plan(source, tm, options.chunk_size))
+            state.save_plan(project, key, chunking.plan(source, tm, chunk_rows(tm, options)))
             plans[key] = state.plan(project, key)
     return plans
 
@@ -236,7 +246,7 @@ def _pending_jobs(
                     state.mark_chunk(project, key, chunk["chunk_no"], finished["rows"], finished["snapshot"], 0)
                 continue
             sql = select_sql(
-                tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes), options.chunk_size
+                tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes), chunk_rows(tm, options)
             )
             jobs.append(
                 ChunkJob(
