@@ -7,7 +7,9 @@ from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
 from omsbench.engine import runner, sampledb
+from omsbench.engine.state import StateStore
 from omsbench.engine.workload import Workload
+from omsbench.workbench import charts
 from omsbench.workbench.panel import ControlPanel
 
 ALL_TABLES = ["audit_log", "customers", "legacy_notes", "order_items", "orders", "products", "type_zoo"]
@@ -104,3 +106,16 @@ def test_a_failing_action_shows_the_error_and_what_to_do(workspace, source, seek
     assert (project.state.step(project.name, "schema") or {}).get("state") is None
     assert project.sync_status()["state"] == "never started"  # nothing ran past the failed step
     assert not panel.buttons["start"].disabled  # the user can fix the spec and press Start again
+
+
+def test_charts_of_a_long_sync_are_thinned_and_keep_their_spikes(tmp_path):
+    """A sync samples every second: after half an hour the lag chart passed altair's 5,000 rows and failed."""
+    state = StateStore(tmp_path / "state.db")
+    for n in range(2500):
+        stages = {f"{stage}_p{p}_ms": 1.0 for stage in ("lag", "read", "apply") for p in (50, 99)}
+        state.add_metrics("p", "sync", {**stages, "lag_p99_ms": 5000.0 if n == 1234 else 2.0, "rows_per_s": n})
+    for chart in charts.for_project(state, "p").values():
+        assert charts.to_svg(chart).startswith("<svg")
+    frame = charts.thinned(charts.lag_frame(state.metrics("p")), "stage", {"p50": "mean", "p99": "max"})
+    assert frame.groupby("stage")["ts"].nunique().max() <= charts.MAX_POINTS
+    assert frame[frame["stage"] == "lag"]["p99"].max() == 5000.0  # the spike survives the thinning
