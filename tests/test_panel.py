@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from conftest import make_project
 from helpers import assert_same_tables, make_writable
 
@@ -119,3 +121,9 @@ def test_charts_of_a_long_sync_are_thinned_and_keep_their_spikes(tmp_path):
     frame = charts.thinned(charts.lag_frame(state.metrics("p")), "stage", {"p50": "mean", "p99": "max"})
     assert frame.groupby("stage")["ts"].nunique().max() <= charts.MAX_POINTS
     assert frame[frame["stage"] == "lag"]["p99"].max() == 5000.0  # the spike survives the thinning
+    # the panel reads a mark to know whether to draw again, and then only the recent samples
+    mark, since = state.metrics_mark("p"), datetime.now(timezone.utc)
+    assert state.metrics_mark("p") == mark
+    state.add_metrics("p", "sync", {"rows_per_s": 7.0})
+    assert state.metrics_mark("p") > mark
+    assert state.metrics("p", since)["value"].tolist() == [7.0]

@@ -7,6 +7,7 @@ wherever a person meets it. Each chart function takes the DataFrame the state st
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 import altair as alt
 import pandas as pd
@@ -113,13 +114,16 @@ def history(runs: pd.DataFrame, measures: tuple[str, ...] = ("lag_p99_ms", "diff
     )
 
 
-def for_project(state: StateStore, project: str) -> dict[str, alt.Chart]:
-    """Every chart the state store has data for, by title: what the panel and reports show."""
+def for_project(state: StateStore, project: str, since: datetime | None = None) -> dict[str, alt.Chart]:
+    """Every chart the state store has data for, by title: what the panel and reports show.
+
+    ``since`` limits the lag and rate charts to the samples taken from then on.
+    """
     out: dict[str, alt.Chart] = {}
     chunks = state.chunk_progress(project)
     if len(chunks):
         out["Full migration progress"] = progress(chunks)
-    metrics = state.metrics(project)
+    metrics = state.metrics(project, since)
     for stage, lag_name, rates_name in ((SYNC_STEP, "Lag", "Rates"), (REVERSE_STEP, "Reverse lag", "Reverse rates")):
         samples = metrics[metrics["stage"] == stage]
         if len(samples):
