@@ -225,9 +225,6 @@ class Session:
         self.close()
 
 
-CONNECT_TIMEOUT_S = 10
-"""How long omsbench tries to reach a server (a database, a Kafka cluster) before it names it unreachable."""
-
 LOCK_WAIT_S = 10
 """How long a write of omsbench waits for a row lock (MySQL's default is 50 s). Only omsbench
 writes the target during a load or a sync, so a long wait means something holds the row."""
@@ -285,7 +282,7 @@ def connect(dsn: Dsn, *, autocommit: bool = True, database: str | None = None) -
             charset="utf8mb4",
             autocommit=autocommit,
             ssl=dsn.ssl,
-            connect_timeout=CONNECT_TIMEOUT_S,
+            connect_timeout=10,
             local_infile=False,
         )
     except pymysql.err.MySQLError as err:

@@ -17,16 +17,12 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from pydantic import Field, field_validator
 
-from omsbench.endpoints.connection import CONNECT_TIMEOUT_S
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.exceptions import ConnectError
 
 _READ_IDLE = 1.0
 """Seconds without a new record after which a topic counts as read to its end. End offsets are not
 asked for: some Kafka-protocol brokers report them wrong, and what counts is what a consumer gets."""
-
-
-_BOOTSTRAP_MS = CONNECT_TIMEOUT_S * 1000  # kafka-python's default is 30 s
 
 
 class KafkaEndpoint(QueueEndpoint):
@@ -76,7 +72,6 @@ def producer(endpoint: KafkaEndpoint, transactional_id: str | None = None) -> Ka
     try:
         made = KafkaProducer(
             bootstrap_servers=endpoint.servers,
-            bootstrap_timeout_ms=_BOOTSTRAP_MS,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
@@ -97,7 +92,6 @@ def consumer(endpoint: KafkaEndpoint, **settings) -> KafkaConsumer:
     try:
         return KafkaConsumer(
             bootstrap_servers=endpoint.servers,
-            bootstrap_timeout_ms=_BOOTSTRAP_MS,
             isolation_level="read_committed",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -110,7 +104,7 @@ def consumer(endpoint: KafkaEndpoint, **settings) -> KafkaConsumer:
 def ensure_topics(endpoint: KafkaEndpoint, names: set[str], compacted: bool = False) -> None:
     """Create the topics that do not exist yet, with the endpoint's partitions and replication."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=endpoint.servers, bootstrap_timeout_ms=_BOOTSTRAP_MS)
+        admin = KafkaAdminClient(bootstrap_servers=endpoint.servers)
     except KafkaTimeoutError as err:
         raise _unreachable(endpoint, err) from err
     try:
@@ -161,7 +155,7 @@ def read_all(endpoint: KafkaEndpoint, topic: str, idle: float = _READ_IDLE) -> l
 def topics(endpoint: KafkaEndpoint) -> set[str]:
     """The names of the cluster's topics."""
     try:
-        admin = KafkaAdminClient(bootstrap_servers=endpoint.servers, bootstrap_timeout_ms=_BOOTSTRAP_MS)
+        admin = KafkaAdminClient(bootstrap_servers=endpoint.servers)
     except KafkaTimeoutError as err:
         raise _unreachable(endpoint, err) from err
     try:
