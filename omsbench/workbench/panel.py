@@ -76,7 +76,7 @@ class ControlPanel:
         self.armed: str | None = None
         self.job: Future | None = None
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"omsbench-panel-{project.name}")
-        self._drawn_samples = -1
+        self._drawn_mark = -1
         self._drawing = threading.Lock()
         self._stopping = threading.Event()
         self._timer: threading.Thread | None = None
@@ -199,17 +199,17 @@ class ControlPanel:
         """Redraw the lag and rate charts only when new samples arrived: SVG rendering costs.
 
         The timer thread and a caller may refresh at once; the lock makes the second one wait for
-        the drawing the first started, rather than see the sample count and an empty chart.
+        the drawing the first started, rather than see the new mark and an empty chart.
         """
         with self._drawing:
             mark = self.project.state.metrics_mark(self.project.name)
-            if mark == self._drawn_samples:
+            if mark == self._drawn_mark:
                 return
             since = datetime.now(timezone.utc) - PANEL_WINDOW
             found = charts.for_project(self.project.state, self.project.name, since)
             names = ("Lag", "Rates", "Reverse lag", "Reverse rates")
             self.lag.value = "".join(charts.to_svg(found[name]) for name in names if name in found)
-            self._drawn_samples = mark
+            self._drawn_mark = mark
 
     def _errors(self, steps: pd.DataFrame, status: dict) -> str:
         lines = [self.last_error] if self.last_error else []
