@@ -691,7 +691,12 @@ def _load_benchmark(name: str, summary: str, apply_workers: bool = False) -> Non
 
     @click.option("--seconds", default=15, show_default=True, type=click.IntRange(2), help="Length of each run.")
     @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="sysbench threads.")
-    @click.option("--rate", default=0, type=click.IntRange(0), help="Fixed transactions/s for the lag run (0: half).")
+    @click.option(
+        "--rate",
+        default=0,
+        type=click.IntRange(0),
+        help="Fixed transactions/s for the lag run (0: half of the slower of source and sync).",
+    )
     @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
     @click.pass_context
     def command(ctx, seconds, threads, rate, as_json, **options) -> None:

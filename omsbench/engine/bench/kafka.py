@@ -48,7 +48,7 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
     try:
         runner.wait_for(workspace, project.name, {"running"})
         throughput = _throughput(project, sync, server, seconds, threads)
-        rate = rate or cdc.half_of_applied(throughput, "published_events_per_s")
+        rate = rate or cdc.default_rate(throughput, "published_events_per_s")
         latency = _latency(sync, server, seconds, threads, rate)
     finally:
         sync.stop()
@@ -105,10 +105,13 @@ def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: 
 def _latency(sync, server: MariaDB, seconds: int, threads: int, rate: int) -> dict:
     _published(sync, server)
     mark = len(sync.meter.history)
-    cdc.write_only(server, seconds, threads, f"--rate={rate}")
+    reached = cdc.write_only(server, seconds, threads, f"--rate={rate}")
     _published(sync, server)
     lags = np.array([sample[0] for sample in sync.meter.history[mark:]])
-    result = {"fixed_rate_transactions_per_s": rate, "heartbeats": len(lags)}
+    result = {
+        "fixed_rate_transactions_per_s": rate, "fixed_rate_reached_transactions_per_s": round(reached),
+        "heartbeats": len(lags),
+    }  # fmt: skip
     for p in (50, 99):
         result[f"lag_p{p}_ms"] = round(float(np.percentile(lags, p)), 2) if len(lags) else None
     return result

@@ -5,7 +5,8 @@
    two rates is what the triggers cost the application (``capture_overhead_ratio``, 1.0 = free).
 2. Throughput: with the reverse sync paused, sysbench writes a backlog; then the sync applies it
    to MySQL as fast as it can (``applied_rows_per_s``).
-3. Lag: sysbench at a fixed rate (half the applied throughput by default) with the reverse sync
+3. Lag: sysbench at a fixed rate (by default half the throughput of the slower of the captured
+   application and the reverse sync) with the reverse sync
    running; lag percentiles by stage are taken from every applied group (capture time on
    OceanBase to commit on MySQL).
 Finally both sides are compared with checksums computed inside each.
@@ -53,7 +54,7 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
             project.wait_for_reverse(timeout=600)
             throughput = _throughput(project, reverse, ob, seconds, threads)
             applied_transactions = throughput["applied_rows_per_s"] / throughput["rows_per_transaction"]
-            rate = rate or max(1, int(min(applied_transactions, with_capture) / 2))
+            rate = rate or sysbench.half_rate(applied_transactions, with_capture)
             latency = _latency(project, reverse, ob, seconds, threads, rate)
         finally:
             reverse.stop()
@@ -148,10 +149,13 @@ def _throughput(project: Project, reverse, ob: Dsn, seconds: int, threads: int) 
 
 def _latency(project: Project, reverse, ob: Dsn, seconds: int, threads: int, rate: int) -> dict:
     mark = len(reverse.meter.history)
-    _sysbench(ob, seconds, threads, f"--rate={rate}")
+    reached = _sysbench(ob, seconds, threads, f"--rate={rate}")
     project.wait_for_reverse(timeout=600)
     lags = np.array(reverse.meter.history[mark:])
-    result: dict = {"fixed_rate_transactions_per_s": rate, "groups": len(lags)}
+    result: dict = {
+        "fixed_rate_transactions_per_s": rate, "fixed_rate_reached_transactions_per_s": round(reached),
+        "groups": len(lags),
+    }  # fmt: skip
     for i, stage in enumerate(("lag", "read", "apply")):
         for p in (50, 99):
             result[f"{stage}_p{p}_ms"] = round(float(np.percentile(lags[:, i], p)), 2) if len(lags) else None

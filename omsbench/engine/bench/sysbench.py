@@ -53,6 +53,15 @@ def run_tool(cmd: list[str]) -> str:
     return done.stdout
 
 
+def half_rate(*transactions_per_second: float) -> int:
+    """The default rate of a lag run: half of what the slowest of source and sync carries (transactions/s).
+
+    The source's own rate counts too: a rate it cannot write alone is no fixed rate. sysbench then
+    writes flat out behind its schedule, and the lag measured is that of a saturated machine.
+    """
+    return max(1, int(min(transactions_per_second) / 2))
+
+
 def transactions_per_second(output: str) -> float:
     """The rate a ``sysbench ... run`` printed."""
     return float(_TPS.search(output).group(2))
