@@ -42,6 +42,8 @@ from omsbench.exceptions import SyncError
 
 log = logging.getLogger(__name__)
 _MARK = "rocketmq"
+_FIRST = "first-start"
+"""Where a queue sync without a full load first began: the state-store mark its later starts go back to."""
 
 
 def read_mark(endpoint: KafkaEndpoint, project: str) -> dict | None:
@@ -365,10 +367,20 @@ class QueueSync(Sync):
                 publisher.close()
 
     def _handover(self, source: Session) -> BinlogPosition:
-        """After a full load, where its snapshot ends; without one, the source's binlog as it is now."""
+        """After a full load, where its snapshot ends; without one, where the binlog ended when this
+        project's sync first started.
+
+        That place is kept in the state store before anything is read: a sync that dies before its
+        first mark (a kill -9, a crash while it starts) starts there again. Taking the binlog's end
+        of the moment at every start would skip, without a word, what was written in between.
+        """
         try:
             return super()._handover(source)
         except SyncError:
-            position = master_status(source)
+            first = self.state.mark(self.project, _FIRST)
+            if first is None:
+                first = master_status(source).as_dict()
+                self.state.save_mark(self.project, _FIRST, first)
+            position = BinlogPosition(**first)
             log.info("no full load to hand over from: publishing the changes after %s", label(position))
             return position
