@@ -180,10 +180,7 @@ def _latency(project: Project, sync, server: MariaDB, seconds: int, threads: int
     project.wait_for_sync()
     catch_up = time.monotonic() - began
     lags = np.array(sync.meter.history[mark:])
-    result = {
-        "fixed_rate_transactions_per_s": rate, "fixed_rate_reached_transactions_per_s": round(reached),
-        "heartbeats": len(lags), "catch_up_seconds": round(catch_up, 3),
-    }  # fmt: skip
+    result = {**sysbench.fixed_rate(rate, reached), "heartbeats": len(lags), "catch_up_seconds": round(catch_up, 3)}
     for i, stage in enumerate(("lag", "read", "apply")):
         for p in (50, 95, 99):
             result[f"{stage}_p{p}_ms"] = round(float(np.percentile(lags[:, i], p)), 2) if len(lags) else None

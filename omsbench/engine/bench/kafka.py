@@ -108,10 +108,7 @@ def _latency(sync, server: MariaDB, seconds: int, threads: int, rate: int) -> di
     reached = cdc.write_only(server, seconds, threads, f"--rate={rate}")
     _published(sync, server)
     lags = np.array([sample[0] for sample in sync.meter.history[mark:]])
-    result = {
-        "fixed_rate_transactions_per_s": rate, "fixed_rate_reached_transactions_per_s": round(reached),
-        "heartbeats": len(lags),
-    }  # fmt: skip
+    result = {**sysbench.fixed_rate(rate, reached), "heartbeats": len(lags)}
     for p in (50, 99):
         result[f"lag_p{p}_ms"] = round(float(np.percentile(lags, p)), 2) if len(lags) else None
     return result

@@ -152,10 +152,7 @@ def _latency(project: Project, reverse, ob: Dsn, seconds: int, threads: int, rat
     reached = _sysbench(ob, seconds, threads, f"--rate={rate}")
     project.wait_for_reverse(timeout=600)
     lags = np.array(reverse.meter.history[mark:])
-    result: dict = {
-        "fixed_rate_transactions_per_s": rate, "fixed_rate_reached_transactions_per_s": round(reached),
-        "groups": len(lags),
-    }  # fmt: skip
+    result: dict = {**sysbench.fixed_rate(rate, reached), "groups": len(lags)}
     for i, stage in enumerate(("lag", "read", "apply")):
         for p in (50, 99):
             result[f"{stage}_p{p}_ms"] = round(float(np.percentile(lags[:, i], p)), 2) if len(lags) else None

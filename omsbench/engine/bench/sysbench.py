@@ -62,6 +62,11 @@ def half_rate(*transactions_per_second: float) -> int:
     return max(1, int(min(transactions_per_second) / 2))
 
 
+def fixed_rate(asked: int, reached: float) -> dict:
+    """A lag run's rate as asked and as sysbench reached it: they part where the machine cannot hold it."""
+    return {"fixed_rate_transactions_per_s": asked, "fixed_rate_reached_transactions_per_s": round(reached)}
+
+
 def transactions_per_second(output: str) -> float:
     """The rate a ``sysbench ... run`` printed."""
     return float(_TPS.search(output).group(2))
