@@ -87,8 +87,8 @@ def _migrated(workspace: Workspace, mysql: MariaDB, oceanbase: SeekdbServer, pro
         target.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
         target.execute("DROP DATABASE IF EXISTS `omsbench`")
     project.state.clear_chunks(spec.name)
-    for step in ("full", "switchover"):
-        project.state.set_step(spec.name, step, "pending", "benchmark")
+    for step in ("full", "switchover"):  # with an empty record: a finished switchover's would be kept, and skipped
+        project.state.set_step(spec.name, step, "pending", "benchmark", {})
     project.migrate_schema()
     project.full(progress=progress)
     return project
