@@ -455,12 +455,7 @@ def test_oceanbase_changes_reach_kafka_through_the_capture(workspace, seekdb_tcp
                 time.sleep(0.005)
         with connect(ob_endpoint.dsn()) as writer:
             writer.execute(f"ALTER TABLE `{database}`.a ADD COLUMN extra INT")
-            deadline = time.monotonic() + 60  # the capture looks at the catalog every 2 s, then rebuilds its triggers
-            while time.monotonic() < deadline and not writer.scalar(
-                "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = %s"
-                " AND ACTION_STATEMENT LIKE %s", (database, "%NEW.`extra`%")
-            ):  # fmt: skip
-                time.sleep(0.2)
+            # at once: the triggers capturing it still lack the new column
             writer.execute(f"INSERT INTO `{database}`.a VALUES (1000, 'late', 1.5, X'01', 7)")
 
     kill_while_writing(process, project, write, kills=2, every=1.0)
@@ -488,6 +483,30 @@ def test_oceanbase_changes_reach_kafka_through_the_capture(workspace, seekdb_tcp
     assert record["sides"]["source"]["triggers_dropped"] and "target" not in record["sides"]
     with connect(ob_endpoint.dsn()) as ob:
         assert release.remains(ob, project.name) == {"triggers": 0, "rows": 0}
+
+
+def test_a_row_written_right_after_a_column_is_added_on_oceanbase_is_published_with_it(
+    workspace, seekdb_tcp, broker, unique, request
+):
+    """The capture looks at the columns after it lists changes and before it reads them, so no change made
+    after a DDL is read in the table's old shape (its triggers may not yet name the new column)."""
+    database = unique("kcol")
+    ob_endpoint = seekdb_tcp.endpoint()
+    topic = f"{database}.{database}.a"
+    with connect(ob_endpoint.dsn()) as ob:
+        ob.execute(f"CREATE DATABASE `{database}`")
+        ob.execute(f"CREATE TABLE `{database}`.a (id INT PRIMARY KEY, v VARCHAR(20))")
+        project = make_project(workspace, ob_endpoint, KafkaEndpoint(kafka=broker.kafka, format="debezium"),
+                               name=database, objects={"include": [f"{database}.*"]})  # fmt: skip
+        launched(workspace, project, request)
+        ob.execute(f"INSERT INTO `{database}`.a VALUES (1, 'a')")
+        _published_until(broker, database, lambda f: len(f.get(topic, [])) == 1)  # the sink is idle now
+        ob.execute(f"ALTER TABLE `{database}`.a ADD COLUMN extra INT")
+        ob.execute(f"INSERT INTO `{database}`.a VALUES (2, 'b', 7)")
+        ob.execute(f"UPDATE `{database}`.a SET extra = 8 WHERE id = 1")
+    found = _published_until(broker, database, lambda f: len(f.get(topic, [])) >= 3)
+    published = [(v["op"], v["after"]["id"], v["after"].get("extra", "absent")) for v in _values(found[topic])]
+    assert sorted(published) == [("c", 1, "absent"), ("c", 2, 7), ("u", 1, 8)]  # partitions keep no order across keys
 
 
 def test_the_panel_runs_and_draws_a_kafka_project(workspace, source, src, broker, unique, request):

@@ -15,7 +15,9 @@ such tables cannot be captured and :func:`uncapturable` names them before anythi
 from __future__ import annotations
 
 import json
+import logging
 import zlib
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -41,6 +43,8 @@ POSITION_FILE = "change_log"
 _OPS = {"I": (Op.INSERT, None, "NEW"), "U": (Op.UPDATE, "OLD", "NEW"), "D": (Op.DELETE, "OLD", None)}
 _EVENTS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 _MARK_VARIABLE = APPLIER_MARK.split()[1]  # @omsbench_applier
+_LOOKUP_KEYS = 1000
+log = logging.getLogger(__name__)
 
 
 def uncapturable(tables: list[Table]) -> dict[str, str]:
@@ -163,6 +167,19 @@ def remove(session: Session, project: str) -> list[str]:
     return [f"{schema}.{name}" for schema, name in found]
 
 
+def columns_fingerprint(session: Session, schemas: set[str]) -> tuple:
+    """What changes when a table in ``schemas`` gains, loses or changes a column: a cheap query
+    (a fraction of a catalog read), so the capture can look before every read."""
+    marks = ", ".join(["%s"] * len(schemas))
+    return tuple(
+        session.query(
+            "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('.', TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE)))"
+            f" FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN ({marks})",
+            tuple(schemas),
+        )[0]
+    )
+
+
 def pending(session: Session, project: str) -> int:
     """Changes captured and not yet purged: 0 means the reverse sync has applied everything."""
     return int(session.scalar("SELECT COUNT(*) FROM `omsbench`.`change_log` WHERE project = %s", (project,)))
@@ -194,7 +211,9 @@ def read(session: Session, project: str, tables: dict[tuple[str, str], Table], i
         f" FROM `omsbench`.`change_log` WHERE project = %s AND trx IN ({marks}) ORDER BY seq",
         (project, *ids),
     )
-    return sorted(_transactions(rows, tables), key=lambda txn: txn.position.pos)
+    transactions = _transactions(rows, tables)
+    _complete(session, transactions, tables)
+    return sorted(transactions, key=lambda txn: txn.position.pos)
 
 
 def read_pieces(
@@ -221,6 +240,7 @@ def read_pieces(
             raise StateError(f"change log rows of OceanBase transaction {trx} went missing while read")
         read_rows, after = read_rows + len(page), page[-1][0]
         (piece,) = _transactions(page, tables, newest)
+        _complete(session, [piece], tables)
         piece.more = read_rows < rows
         yield piece
 
@@ -268,11 +288,54 @@ def _transactions(
 
 
 def _decode(image: str | None, table: Table) -> dict | None:
+    """The row's values; a column the table gained after this change was captured is missing."""
     if image is None:
         return None
     values = json.loads(image, parse_float=Decimal)
-    # a column the table gained after this change was captured has no value in it: NULL
-    return {c.name: _typed(values.get(c.name), c.data_type) for c in table.columns if not c.generated}
+    return {c.name: _typed(values[c.name], c.data_type) for c in table.stored_columns if c.name in values}
+
+
+def _complete(session: Session, transactions: list[Transaction], tables: dict[tuple[str, str], Table]) -> None:
+    """Give the changes captured without some of their table's columns the row's current values of them.
+
+    Triggers name their columns, so a column added on OceanBase is captured only by triggers
+    built after the DDL, and seekdb lists a new trigger a moment before writes fire it. A change
+    made in between lacks the column; the value the row holds now is the one to send, since every
+    later change of the row follows in the change log (a row gone since takes NULL: its delete
+    follows). A keyless row cannot be looked up and takes NULL, with a warning.
+    """
+    short: dict[tuple[str, str], list[RowChange]] = defaultdict(list)
+    for txn in transactions:
+        for change in txn.changes:
+            width = len(tables[(change.schema, change.table)].stored_columns)
+            if any(image is not None and len(image) < width for image in (change.before, change.after)):
+                short[(change.schema, change.table)].append(change)
+    for name, changes in short.items():
+        table = tables[name]
+        if not table.key:
+            log.warning("%d change(s) of keyless %s lack new columns, set to NULL", len(changes), table.qualified)
+        now = _current(session, table, {c.key for c in changes}) if table.key else {}
+        for change in changes:
+            values = now.get(change.key) or {}
+            for image in (change.before, change.after):
+                for column in table.stored_columns if image is not None else ():
+                    image.setdefault(column.name, values.get(column.name))
+
+
+def _current(session: Session, table: Table, keys: set[tuple]) -> dict[tuple, dict]:
+    """The rows of ``keys`` as they are now, decoded like a captured image, by key."""
+    keys, found = list(keys), {}
+    row = "(" + ", ".join(["%s"] * len(table.key)) + ")"
+    for start in range(0, len(keys), _LOOKUP_KEYS):
+        some = keys[start : start + _LOOKUP_KEYS]
+        for (image,) in session.query(
+            f"SELECT {_image(table, 't')} FROM {quote(table.schema)}.{quote(table.name)} t"
+            f" WHERE ({', '.join(quote(c) for c in table.key)}) IN ({', '.join([row] * len(some))})",
+            [value for key in some for value in key],
+        ):
+            values = _decode(image, table)
+            found[tuple(values[c] for c in table.key)] = values
+    return found
 
 
 def _typed(value, kind: str):

@@ -53,7 +53,7 @@ CHECKPOINT_DDL = (
     " source_ts DOUBLE, applied_at DOUBLE)"
 )
 SCHEMA_POLL = 2.0
-"""Seconds between looks at OceanBase's catalog for DDL on the captured tables."""
+"""Seconds between looks at OceanBase's catalog for DDL on the captured tables while none change."""
 TRANSACTIONS_PER_READ = 2000
 """Transactions applied in one MySQL commit at most, when the change log holds a backlog."""
 _NO_SUCH_TABLE = 1146
@@ -215,14 +215,17 @@ class ReverseSync(Sync):
         )
 
     def _capture_loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:
-        looked = time.monotonic()
+        looked, columns = 0.0, None
         while not self._stop_requested():
             if self._paused():
                 continue
-            if time.monotonic() - looked > SCHEMA_POLL:
-                self._follow_ddl(oceanbase, shapes, schemas)
-                looked = time.monotonic()
             listed = capture.waiting(oceanbase, self.project, TRANSACTIONS_PER_READ)
+            if listed or time.monotonic() - looked > SCHEMA_POLL:
+                # after listing: a change made after a DDL is then read knowing the columns the DDL gave
+                now = capture.columns_fingerprint(oceanbase, schemas)
+                if now != columns:
+                    self._follow_ddl(oceanbase, shapes, schemas)
+                looked, columns = time.monotonic(), now
             if not listed:
                 self._maybe_sample()
                 self.stopping.wait(IDLE)
