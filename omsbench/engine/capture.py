@@ -292,7 +292,7 @@ def _decode(image: str | None, table: Table) -> dict | None:
     if image is None:
         return None
     values = json.loads(image, parse_float=Decimal)
-    return {c.name: _typed(values[c.name], c.data_type) for c in table.stored_columns if c.name in values}
+    return {c.name: _typed(values[c.name], c.data_type) for c in table.columns if not c.generated and c.name in values}
 
 
 def _complete(session: Session, transactions: list[Transaction], tables: dict[tuple[str, str], Table]) -> None:
@@ -305,9 +305,10 @@ def _complete(session: Session, transactions: list[Transaction], tables: dict[tu
     follows). A keyless row cannot be looked up and takes NULL, with a warning.
     """
     short: dict[tuple[str, str], list[RowChange]] = defaultdict(list)
+    widths = {name: len(table.stored_columns) for name, table in tables.items()}
     for txn in transactions:
         for change in txn.changes:
-            width = len(tables[(change.schema, change.table)].stored_columns)
+            width = widths[(change.schema, change.table)]
             if any(image is not None and len(image) < width for image in (change.before, change.after)):
                 short[(change.schema, change.table)].append(change)
     for name, changes in short.items():
