@@ -57,7 +57,8 @@ APPLIER_MARK = "SET @omsbench_applier = 1"
 """Reverse capture triggers skip sessions that carry this mark, so applied changes never loop."""
 _ROW_IS_REFERENCED = 1451
 _NO_SUCH_TABLE = 1146
-_BATCH = 1000
+KEYS_PER_STATEMENT = 1000
+"""Keys one ``IN`` list names at most: a statement's size stays bounded whatever the number of keys."""
 
 
 class Relations(NamedTuple):
@@ -272,8 +273,8 @@ class Applier:
             self._foreign_key_checks(tc.cascading)
             if tc.deleted:
                 self._cascade(tc)
-            for start in range(0, len(keys), _BATCH):
-                sql = _delete_sql(self.target, tc.tm, keys[start : start + _BATCH])
+            for start in range(0, len(keys), KEYS_PER_STATEMENT):
+                sql = _delete_sql(self.target, tc.tm, keys[start : start + KEYS_PER_STATEMENT])
                 try:
                     self.target.execute(sql)
                 except pymysql.err.IntegrityError as err:
@@ -298,7 +299,7 @@ class Applier:
             values = sorted((v for v in values if None not in v), key=repr)
             if not values:
                 continue
-            where = _in_list(self.target, child, fk.columns, values)
+            where = in_list(self.target, [child.columns[c] for c in fk.columns], values)
             if fk.on_delete.upper() == "CASCADE":
                 self.target.execute(f"DELETE FROM {child.quoted} WHERE {where}")
             else:
@@ -466,15 +467,15 @@ def _key_getter(tm: TableMap):
 
 
 def _delete_sql(target: Session, tm: TableMap, keys: list[tuple]) -> str:
-    return f"DELETE FROM {tm.quoted} WHERE {_in_list(target, tm, tm.source.key, keys)}"
+    return f"DELETE FROM {tm.quoted} WHERE {in_list(target, [tm.columns[c] for c in tm.source.key], keys)}"
 
 
-def _in_list(target: Session, tm: TableMap, columns: list[str], rows: list[tuple]) -> str:
-    """``col IN (...)`` or ``(a, b) IN ((...), ...)`` over the target names of source ``columns``."""
-    literal = target.conn.escape
+def in_list(session: Session, columns: list[str], rows: list[tuple]) -> str:
+    """``col IN (...)`` or ``(a, b) IN ((...), ...)``, the values as literals of ``session``'s connection."""
+    literal = session.conn.escape
     if len(columns) == 1:
-        return f"{quote(tm.columns[columns[0]])} IN ({', '.join(literal(row[0]) for row in rows)})"
-    names = ", ".join(quote(tm.columns[c]) for c in columns)
+        return f"{quote(columns[0])} IN ({', '.join(literal(row[0]) for row in rows)})"
+    names = ", ".join(quote(c) for c in columns)
     return f"({names}) IN ({', '.join('(' + ', '.join(literal(v) for v in row) + ')' for row in rows)})"
 
 

@@ -25,7 +25,7 @@ from decimal import Decimal
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table, quote
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine.apply import APPLIER_MARK
+from omsbench.engine.apply import APPLIER_MARK, KEYS_PER_STATEMENT, in_list
 from omsbench.engine.changes import PIECE_ROWS, Op, RowChange, Transaction
 from omsbench.engine.schema import ensure_own_table
 from omsbench.exceptions import StateError
@@ -43,7 +43,6 @@ POSITION_FILE = "change_log"
 _OPS = {"I": (Op.INSERT, None, "NEW"), "U": (Op.UPDATE, "OLD", "NEW"), "D": (Op.DELETE, "OLD", None)}
 _EVENTS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 _MARK_VARIABLE = APPLIER_MARK.split()[1]  # @omsbench_applier
-_LOOKUP_KEYS = 1000
 log = logging.getLogger(__name__)
 
 
@@ -316,23 +315,21 @@ def _complete(session: Session, transactions: list[Transaction], tables: dict[tu
         if not table.key:
             log.warning("%d change(s) of keyless %s lack new columns, set to NULL", len(changes), table.qualified)
         now = _current(session, table, {c.key for c in changes}) if table.key else {}
+        names = [c.name for c in table.stored_columns]
         for change in changes:
             values = now.get(change.key) or {}
-            for image in (change.before, change.after):
-                for column in table.stored_columns if image is not None else ():
-                    image.setdefault(column.name, values.get(column.name))
+            for image in (i for i in (change.before, change.after) if i is not None):
+                for column in names:
+                    image.setdefault(column, values.get(column))
 
 
 def _current(session: Session, table: Table, keys: set[tuple]) -> dict[tuple, dict]:
     """The rows of ``keys`` as they are now, decoded like a captured image, by key."""
     keys, found = list(keys), {}
-    row = "(" + ", ".join(["%s"] * len(table.key)) + ")"
-    for start in range(0, len(keys), _LOOKUP_KEYS):
-        some = keys[start : start + _LOOKUP_KEYS]
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
         for (image,) in session.query(
             f"SELECT {_image(table, 't')} FROM {quote(table.schema)}.{quote(table.name)} t"
-            f" WHERE ({', '.join(quote(c) for c in table.key)}) IN ({', '.join([row] * len(some))})",
-            [value for key in some for value in key],
+            f" WHERE {in_list(session, table.key, keys[start : start + KEYS_PER_STATEMENT])}"
         ):
             values = _decode(image, table)
             found[tuple(values[c] for c in table.key)] = values
