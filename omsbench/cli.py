@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def _database_error(err: pymysql.err.MySQLError) -> OmsError:
     )
 
 
+def _command() -> str:
+    """How the user's shell reaches this omsbench: a hint naming a command not on PATH (an
+    inactive .venv) would fail when pasted."""
+    installed = Path(sys.prefix, "bin", "omsbench")
+    on_path = shutil.which("omsbench")
+    return "omsbench" if on_path and Path(on_path).resolve() == installed.resolve() else str(installed)
+
+
 def _show(frame: pd.DataFrame) -> None:
     with pd.option_context("display.max_rows", 500, "display.max_colwidth", 90, "display.width", 200):
         click.echo(frame.to_string(index=False) if len(frame) else "(nothing)")
@@ -88,21 +97,37 @@ def _project(ctx: click.Context, ref: str) -> Project:
 @click.argument("name")
 @click.option("--source", required=True, help="mysql+pymysql://user@host:port/ (no password in the URL)")
 @click.option("--source-password-env", help="Environment variable holding the source password.")
+@click.option("--source-password-file", help="File holding the source password.")
 @click.option("--target", required=True, help="mysql+pymysql://user@host:port/ or seekdb:///data/dir")
 @click.option("--target-password-env", help="Environment variable holding the target password.")
+@click.option("--target-password-file", help="File holding the target password.")
 @click.option("--include", multiple=True, default=["*.*"], show_default=True, help="db.table pattern; repeatable.")
 @click.option("--exclude", multiple=True, help="db.table pattern; repeatable.")
 @click.option(
     "--notebook", type=click.Path(dir_okay=False), help="Also write a notebook with the control panel of NAME here."
 )
 @click.pass_context
-def init(ctx, name, source, source_password_env, target, target_password_env, include, exclude, notebook) -> None:
-    """Write a project spec NAME.yaml into the workspace (and, with --notebook, its control-panel notebook)."""
+def init(
+    ctx,
+    name,
+    source,
+    source_password_env,
+    source_password_file,
+    target,
+    target_password_env,
+    target_password_file,
+    include,
+    exclude,
+    notebook,
+) -> None:
+    """Write a project spec NAME.yaml into the workspace (and, with --notebook, its control-panel notebook).
+
+    Without a password option the account is used with no password."""
     spec = specs.parse(
         {
             "name": name,
-            "source": {"url": source, "password_env": source_password_env},
-            "target": {"url": target, "password_env": target_password_env},
+            "source": {"url": source, "password_env": source_password_env, "password_file": source_password_file},
+            "target": {"url": target, "password_env": target_password_env, "password_file": target_password_file},
             "objects": {"include": list(include), "exclude": list(exclude)},
         },
         origin="omsbench init",
@@ -309,13 +334,14 @@ def demo(ctx, rows, target_kind, as_json) -> None:
     """Start private servers, migrate a sample shop database, verify it and write a report."""
     from omsbench.workbench import demo as demos
 
-    summary = demos.run(ctx.obj, rows=rows, target=target_kind, progress=not as_json)
+    say = (lambda _: None) if as_json else (lambda line: click.echo(line, err=True))
+    summary = demos.run(ctx.obj, rows=rows, target=target_kind, progress=not as_json, say=say)
     if as_json:
         click.echo(json.dumps(summary, default=str))
     else:
         _show(pd.DataFrame([{"table": t, **v} for t, v in summary["tables"].items()]))
         verdict = "VERIFIED: source and target are equal" if summary["equal"] else "DIFFERENCES FOUND"
-        click.echo(f"{verdict}\nreport: {summary['report']}\nstop the servers with: omsbench servers stop")
+        click.echo(f"{verdict}\nreport: {summary['report']}\nstop the servers with: {_command()} servers stop")
     sys.exit(0 if summary["equal"] else 1)
 
 

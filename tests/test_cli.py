@@ -120,12 +120,17 @@ def test_demo_end_to_end(tmp_path):
     assert summary["target"].startswith("seekdb:///")
     assert len(summary["tables"]) == 7
     assert all(t["source_rows"] == t["target_rows"] > 0 for t in summary["tables"].values())
+    assert sum(t["source_rows"] for t in summary["tables"].values()) == 3000  # the rows it was asked for
     html = Path(summary["report"]).read_text()
     assert "VERIFIED" in html and "<script" not in html and "http://" not in html and "https://" not in html
     assert Path(summary["report"]).with_suffix(".json").exists()
 
     status = omsbench(workspace, "servers", "status")
     assert "mariadb" in status.stdout and "True" in status.stdout
+    again = omsbench(workspace, "demo", "--rows", "3000")  # for a person: what starts, and when it is ready
+    assert again.returncode == 0 and "VERIFIED" in again.stdout, again.stderr
+    assert "starting the private MariaDB" in again.stderr and "MariaDB ready on port" in again.stderr
+    assert "rows=3,000" in again.stderr and "servers stop" in again.stdout
     project = omsbench(workspace, "status", "demo")
     assert "full" in project.stdout and "done" in project.stdout
     assert "start_position" not in project.stdout  # a step's message, not its whole detail record
@@ -160,6 +165,12 @@ def test_init_writes_a_spec_and_refuses_a_password_in_the_url(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "include:\n  - shop.*" in (tmp_path / "ws" / "projects" / "p1.yaml").read_text()
+    done = omsbench(
+        tmp_path / "ws", "init", "p3", "--source", "mysql+pymysql://u@h/", "--source-password-file", "~/pw", "--target",
+        "seekdb:///tmp/x",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "password_file: ~/pw" in (tmp_path / "ws" / "projects" / "p3.yaml").read_text()
     done = omsbench(tmp_path / "ws", "init", "p2", "--source", "mysql://u:hunter2@h/", "--target", "seekdb:///x")
     assert done.returncode == 2 and "the URL holds a password" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout

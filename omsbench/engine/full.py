@@ -311,7 +311,7 @@ def _execute(
                 copied += done.rows
                 window_rows += done.rows
                 bar.update(1)
-                bar.set_postfix(rows=copied)
+                bar.set_postfix_str(f"rows={copied:,}")
                 if on_chunk:
                     on_chunk(done)
                 elapsed = time.monotonic() - last_sample

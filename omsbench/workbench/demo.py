@@ -5,6 +5,9 @@ It uses nothing a user's own project does not: the same Project steps, the same 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.engine import sampledb
 from omsbench.engine import spec as specs
@@ -25,12 +28,24 @@ def target_endpoint(workspace: Workspace, kind: str) -> Endpoint:
     return Endpoint(url=f"seekdb://{workspace.folder('seekdb')}")
 
 
-def run(workspace: Workspace, rows: int = 100_000, target: str = "embedded", progress: bool = True) -> dict:
+def run(
+    workspace: Workspace,
+    rows: int = 100_000,
+    target: str = "embedded",
+    progress: bool = True,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict:
+    """Each stage is announced through ``say``: starting servers takes seconds a user should not spend wondering."""
+    started = time.monotonic()
+    say(f"starting the private MariaDB (the source) in {workspace.folder('servers', 'mariadb')} ...")
     source_server = MariaDB(workspace.folder("servers", "mariadb"))
     source_server.start()
     source = source_server.endpoint()
+    say(f"MariaDB ready on port {source_server.port} after {time.monotonic() - started:.1f} s")
+    say(f"creating the sample database `{sampledb.DATABASE}` with {rows:,} rows ...")
     with connect(source.dsn()) as session:
         sampledb.create(session, rows)
+    say(f"opening the {target} OceanBase (seekdb) target ...")
     spec = specs.ProjectSpec(
         name=PROJECT,
         source=source,
@@ -40,9 +55,12 @@ def run(workspace: Workspace, rows: int = 100_000, target: str = "embedded", pro
     project = Project(spec, workspace)
     project.save()
     _reset_target(project)
+    say("target ready; precheck ...")
     findings = project.require_precheck()
+    say("schema migration ...")
     schema_report = project.migrate_schema()
     result = project.full(progress=progress)
+    say("check: row counts and checksums computed inside both databases ...")
     checks = project.check()
     equal = bool(checks["equal"].all())
     summary = {
