@@ -382,7 +382,7 @@ class KafkaBroker(PrivateServer):
 
     It keeps its topics in memory, so they are gone after a restart; produce, consume, consumer
     groups and transactions work, but it does not report aborted transactions to
-    ``read_committed`` consumers (see the README). Point a spec at a real Kafka for production.
+    ``read_committed`` consumers (see docs/queues.md). Point a spec at a real Kafka for production.
     """
 
     name = "kafka"
