@@ -17,8 +17,8 @@ import pandas as pd
 import pymysql
 
 from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine import lifecycle, runner
 from omsbench.engine import precheck as prechecks
-from omsbench.engine import runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
 from omsbench.engine.reverse import STEP as REVERSE_STEP
@@ -27,7 +27,7 @@ from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.sync import StartAt
 from omsbench.engine.verify import CHUNK_ROWS as VERIFY_CHUNK_ROWS
 from omsbench.engine.workspace import Workspace
-from omsbench.exceptions import OmsError, StateError
+from omsbench.exceptions import NotNow, OmsError, StateError
 
 
 class _Group(click.Group):
@@ -422,7 +422,7 @@ def sync_run(ctx, project, position, gtid, timestamp) -> None:
 def sync_pause(ctx, project) -> None:
     """Stop applying changes; the checkpoint stays where it is."""
     loaded = _project(ctx, project)
-    loaded.pause_sync()
+    lifecycle.perform(loaded, "pause")
     click.echo(f"asked the sync of {loaded.name} to pause")
 
 
@@ -432,7 +432,7 @@ def sync_pause(ctx, project) -> None:
 def sync_resume(ctx, project) -> None:
     """Continue a paused sync from its checkpoint."""
     loaded = _project(ctx, project)
-    loaded.resume_sync()
+    lifecycle.perform(loaded, "resume")
     click.echo(f"asked the sync of {loaded.name} to resume")
 
 
@@ -479,7 +479,7 @@ def sync_resolve(ctx, project, skip, replacement) -> None:
 @click.argument("project")
 @click.pass_context
 def sync_status(ctx, project) -> None:
-    """State, position, rates and lag of the sync, and the DDL it met."""
+    """State, position, rates and lag of the sync, and the DDL it met; exit 1 while it is paused, failed or gone."""
     loaded = _project(ctx, project)
     status = loaded.sync_status()
     for key, value in status.items():
@@ -488,6 +488,26 @@ def sync_status(ctx, project) -> None:
     if len(ddl):
         click.secho("DDL", bold=True)
         _show(ddl[["at", "position", "action", "reason", "statement"]])
+    _exit_unless_healthy(status, "sync", loaded.name)
+
+
+_NEEDS_USER = {
+    "paused": "resume it with `omsbench {command} resume {project}` once the cause is dealt with",
+    "failed": "deal with the cause above, then `omsbench {command} start {project}`",
+    "died": "`omsbench {command} start {project}` goes on from its checkpoint",
+}
+"""States a sync does not leave by itself, with what the user does about each."""
+
+
+def _exit_unless_healthy(status: dict, command: str, project: str) -> None:
+    """A status that needs the user ends in exit 1 with the fix, so a script or a monitor sees it."""
+    fix = _NEEDS_USER.get(status["state"])
+    if fix is None:
+        return
+    click.secho(f"the {command} of {project} is {status['state']}: {status['message']}", fg="red", err=True)
+    if "fix:" not in (status["message"] or ""):
+        click.echo("  fix: " + fix.format(command=command, project=project), err=True)
+    sys.exit(1)
 
 
 @sync.command("report")
@@ -627,6 +647,9 @@ def reverse_stop(ctx, project) -> None:
 def reverse_resume(ctx, project) -> None:
     """Continue a reverse sync that paused (after DDL on OceanBase, or on request)."""
     loaded = _project(ctx, project)
+    state = loaded.reverse_status()["state"]
+    if state != "paused":
+        raise NotNow(f"the reverse sync of {loaded.name} is {state}, not paused", fix="nothing to resume")
     ctx.obj.state.request(loaded.name, REVERSE_STEP, "resume")
     click.echo(f"asked the reverse sync of {loaded.name} to resume")
 
@@ -643,9 +666,12 @@ def reverse_resolve(ctx, project, skip, replacement) -> None:
 @click.argument("project")
 @click.pass_context
 def reverse_status(ctx, project) -> None:
-    """State, position, rates and lag of the reverse sync."""
-    for key, value in _project(ctx, project).reverse_status().items():
+    """State, position, rates and lag of the reverse sync; exit 1 while it is paused, failed or gone."""
+    loaded = _project(ctx, project)
+    status = loaded.reverse_status()
+    for key, value in status.items():
         click.echo(f"{key:>20}: {value}")
+    _exit_unless_healthy(status, "reverse", loaded.name)
 
 
 @main.group()

@@ -51,6 +51,12 @@ class StateError(OmsError):
     """The state store does not match what the request needs (unknown project, step order)."""
 
 
+class NotNow(StateError):
+    """The action is refused in the state the project is in (pausing a sync that does not run)."""
+
+    exit_code = 1
+
+
 class BinlogPurged(OmsError):
     """The binlog a sync must continue from is gone from the source."""
 

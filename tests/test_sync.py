@@ -193,6 +193,27 @@ def test_untranslatable_ddl_pauses_until_replaced_or_skipped(shop, source, dst):
     assert "PAGE_CHECKSUM" in decisions.loc["skipped", "statement"]
 
 
+def test_a_resume_without_a_decision_leaves_a_refused_ddl_paused(shop, source, dst):
+    """A resume is acted on once: it used to stay on file and answer every later pause, so a sync
+    refused the DDL, "resumed", refused it again every second, and showed as running."""
+    project, database = shop
+    with running(project), connect(source.dsn()) as src:
+        src.execute(f"USE `{database}`")
+        src.execute("CREATE TABLE history (id INT PRIMARY KEY) ENGINE=Aria")  # OceanBase has no Aria
+        runner.wait_for(project.workspace, project.name, {"paused"}, timeout=20)
+        project.resume_sync()  # no decision: the same DDL is refused again
+        assert "starting" in _states_until(project, "starting", timeout=10)
+        runner.wait_for(project.workspace, project.name, {"paused"}, timeout=20)
+        assert project.state.requested(project.name, STEP)["want"] == "run"  # the resume was taken
+        seen = {project.sync_status()["state"] for _ in range(30) if not time.sleep(0.1)}
+        assert seen == {"paused"}, seen
+        assert "--skip" in project.sync_status()["message"]
+        _resolve(project, skip=True)
+        src.execute("INSERT INTO history VALUES (1)")
+        project.wait_for_sync()
+    assert project.state.ddl(project.name).action.tolist() == ["skipped"]
+
+
 def test_filters_and_renames_follow_the_spec(workspace, source, target, src, dst, unique):
     database = unique("cdcmap")
     project = _migrated(
@@ -326,6 +347,8 @@ def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, sr
         assert omsbench(workspace.root, "sync", "start", project.name).returncode == 2  # refused: it runs
         assert omsbench(workspace.root, "sync", "pause", project.name).returncode == 0
         runner.wait_for(workspace, project.name, {"paused"})
+        paused = omsbench(workspace.root, "sync", "status", project.name)
+        assert paused.returncode == 1 and f"fix: resume it with `omsbench sync resume {project.name}`" in paused.stderr
         src.execute(f"UPDATE `{database}`.customers SET name = 'paused' WHERE id = 3")
         time.sleep(1)
         with connect(seekdb_tcp.endpoint().dsn()) as dst:
@@ -333,10 +356,16 @@ def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, sr
         assert omsbench(workspace.root, "sync", "resume", project.name).returncode == 0
         project.wait_for_sync()
         status = omsbench(workspace.root, "sync", "status", project.name)
-        assert "running" in status.stdout and "lag_p50_ms" in status.stdout
+        assert status.returncode == 0 and "running" in status.stdout and "lag_p50_ms" in status.stdout
     finally:
         stopped = omsbench(workspace.root, "sync", "stop", project.name)
     assert stopped.returncode == 0 and project.sync_status()["state"] == "stopped"
+    assert omsbench(workspace.root, "sync", "status", project.name).returncode == 0  # stopped by the user: fine
+    log = runner.SyncProcess(workspace, project.name).log.read_text()
+    assert "sync paused: paused on request" in log and "sync stopped: stopped on request" in log, log
+    for action in ("pause", "resume"):
+        refused = omsbench(workspace.root, "sync", action, project.name)
+        assert refused.returncode == 1 and "the sync is stopped" in refused.stderr, refused.stderr
     with connect(seekdb_tcp.endpoint().dsn()) as dst:
         _same(src, dst, database)
     reported = omsbench(workspace.root, "sync", "report", project.name)

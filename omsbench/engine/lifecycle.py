@@ -12,7 +12,7 @@ from typing import Any
 
 from omsbench.engine import full, release, switchover
 from omsbench.engine.project import ACTIVE, Project
-from omsbench.exceptions import StateError
+from omsbench.exceptions import NotNow, StateError
 
 ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify", "switchover", "switchback", "release")
 """In the order the panel shows them. ``start`` runs what is not done yet, then the sync;
@@ -82,7 +82,7 @@ def perform(project: Project, action: str, **options: Any) -> Any:
         raise StateError(f"unknown action {action!r}", fix=f"use one of {', '.join(ACTIONS)}")
     refusal = allowed(project)[action]
     if refusal:
-        raise StateError(f"cannot {action} project {project.name}: {refusal}", fix="see `omsbench status`")
+        raise NotNow(f"cannot {action} project {project.name}: {refusal}", fix="see `omsbench status`")
     runs: dict[str, Callable[..., Any]] = {
         "precheck": project.precheck,
         "start": lambda **kw: start(project, **kw),

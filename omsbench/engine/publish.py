@@ -315,7 +315,7 @@ class CaptureQueueSync(ReverseSync):
     step = SYNC_STEP
     pieces = False  # a queue sink takes whole transactions
 
-    def _connected(self) -> None:
+    def _session(self) -> None:
         with connect(self.spec.source.dsn()) as oceanbase:
             selection = self.selection(oceanbase)
             tables = [tm.source for tm in selection.tables]

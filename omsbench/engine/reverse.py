@@ -156,15 +156,6 @@ class ReverseSync(Sync):
         self.binlog = spec.target
 
     def _session(self) -> None:
-        try:
-            self._connected()
-        except DdlPaused:
-            # wait for a new resume: the one that led here must not retry at once, again and again
-            self.state.request(self.project, self.step, "pause")
-            self._want = (0.0, None)
-            raise
-
-    def _connected(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
             record = self.state.detail(self.project, "switchover")
             self._keep_read_only(mysql, record)

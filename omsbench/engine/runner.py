@@ -8,6 +8,7 @@ process and a thread.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -106,7 +107,10 @@ def _wait_released(process: SyncProcess, timeout: float) -> None:
 
 
 def run_foreground(sync: Sync, process: SyncProcess) -> None:
-    """The body of ``omsbench sync run``: SIGTERM and SIGINT stop the sync at a group boundary."""
+    """The body of ``omsbench sync run``: SIGTERM and SIGINT stop the sync at a group boundary.
+
+    Its standard error is the process's log file: every state change is written there with its time."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     claim(process)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sync.stop())

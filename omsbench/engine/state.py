@@ -390,12 +390,26 @@ class StateStore:
             conn.execute(stmt)
 
     def requested(self, project: str, step: str) -> dict | None:
-        query = select(controls.c.want, controls.c.payload).where(
+        query = select(controls.c.want, controls.c.payload, controls.c.at).where(
             controls.c.project == project, controls.c.step == step
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
         return dict(row) if row else None
+
+    def settle(self, project: str, step: str, request: dict) -> None:
+        """Mark ``request`` (as read by ``requested``) acted on, unless a newer one came since.
+
+        A resume that stayed on file would answer the next pause at once: a sync refused a DDL,
+        "resumed", refused it again, and looked running while it went nowhere.
+        """
+        stmt = (
+            controls.update()
+            .where(controls.c.project == project, controls.c.step == step, controls.c.at == request["at"])
+            .values(want="run", payload=None, at=now())
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
 
     def save_mark(self, project: str, name: str, value: dict) -> None:
         values = {"value": value, "at": now()}

@@ -88,7 +88,7 @@ class Sync:
                 failures = 0
             except DdlPaused as err:
                 self._set("paused", str(err), statement=err.statement, at=err.position)
-                self._wait_for_user()
+                self._wait_for_user(at=err.position)
             except TRANSIENT as err:
                 if packet_too_large(err):
                     self._set(
@@ -121,24 +121,45 @@ class Sync:
 
     def requested(self) -> str | None:
         """The user's last request, read from the state store at most every poll interval."""
+        want = self._request()
+        return want["want"] if want else None
+
+    def _request(self) -> dict | None:
         read_at, want = self._want
         if time.monotonic() - read_at >= POLL:
             want = self.state.requested(self.project, self.step)
             self._want = (time.monotonic(), want)
-        return want["want"] if want else None
+        return want
+
+    def _settle(self, request: dict) -> None:
+        """The request was acted on: it must not answer the next pause too."""
+        self.state.settle(self.project, self.step, request)
+        self._want = (0.0, None)
 
     def _stop_requested(self) -> bool:
         if self.requested() == "stop":
             self.stopping.set()
         return self.stopping.is_set()
 
-    def _wait_for_user(self) -> None:
-        """Block until a resume, a DDL resolution or a stop arrives."""
-        while not self._stop_requested() and self.requested() not in ("resume", "resolve"):
+    def _wait_for_user(self, at: str | None = None) -> None:
+        """Block until a resume, the resolution of the DDL ``at``, or a stop arrives.
+
+        A resume is taken here; a resolution stays on file until the DDL it names is replayed."""
+        while not self._stop_requested():
+            want = self._request() or {}
+            if want.get("want") == "resume":
+                self._settle(want)
+                self._set("starting", "resumed; connecting")
+                return
+            if want.get("want") == "resolve" and at and (want.get("payload") or {}).get("position") == at:
+                return
             self.stopping.wait(POLL)
 
     def _set(self, state: str, message: str, **detail) -> None:
         position = label(self.position) if self.position else None
+        before = self.state.step(self.project, self.step) or {}
+        if (before.get("state"), before.get("message")) != (state, message) and message != "replaying":
+            log.info("%s %s: %s", self.step, state, message)
         self.state.set_step(self.project, self.step, state, message, {"position": position, **detail})
 
     # one connected session ----------------------------------------------------------------------
@@ -295,22 +316,24 @@ class Sync:
             self.position = txn.position
             return
         resolution = self._resolution(where)
-        if resolution and resolution.get("skip"):
+        payload = (resolution or {}).get("payload") or {}
+        if payload.get("skip"):
             decision_args = (txn.ddl.statement, "skipped", "skipped by the user", "")
         else:
-            decision = ddl.apply(txn.ddl, where, (resolution or {}).get("sql"))
+            decision = ddl.apply(txn.ddl, where, payload.get("sql"))
             decision_args = (decision.statement, decision.action, decision.reason, decision.target_sql)
         self.state.record_ddl(self.project, where, *decision_args)
         applier.checkpoint_only(txn)
         self.position = txn.position
         if resolution:
-            self.state.request(self.project, self.step, "resume")
+            self._settle(resolution)
             self._set("running", f"DDL at {where} resolved")
 
     def _resolution(self, where: str) -> dict | None:
+        """The user's decision on the DDL ``where`` (the whole request, payload under "payload")."""
         want = self.state.requested(self.project, self.step)
         if want and want["want"] == "resolve" and (want["payload"] or {}).get("position") == where:
-            return want["payload"]
+            return want
         return None
 
     def _paused(self) -> bool:
@@ -320,6 +343,8 @@ class Sync:
         while not self._stop_requested() and self.requested() == "pause":
             self.stopping.wait(POLL)
         if not self.stopping.is_set():
+            if self.requested() == "resume":
+                self._settle(self._request())
             self._set("running", "resumed")
         return True
 
