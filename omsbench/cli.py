@@ -40,6 +40,10 @@ class _Group(click.Group):
             _fail(err)
         except pymysql.err.MySQLError as err:
             _fail(_database_error(err))
+        except KeyboardInterrupt:
+            # 130 as for any program that SIGINT ends; click's "Aborted!" with exit 1 read as "differences"
+            click.secho("\nstopped; run the same command again to resume", fg="yellow", err=True)
+            sys.exit(130)
 
 
 def _fail(err: OmsError) -> None:
@@ -290,6 +294,8 @@ def status(ctx, project) -> None:
 def run_cmd(ctx, notebook, parameters) -> None:
     """Execute runbook NOTEBOOK (a name from notebooks/ or a path) with papermill into a run folder.
 
+    Exit 1 when the runbook failed or reported a failed check (passed or equal false).
+
     Values are read as YAML: 3 is a number, true a boolean, anything else text. The executed
     notebook and its offline HTML stay in the workspace's runs/ folder as the run's record.
     """
@@ -304,9 +310,15 @@ def run_cmd(ctx, notebook, parameters) -> None:
             return value  # not YAML: the text itself
 
     done = runbooks.run(ctx.obj, notebook, {name: read(value) for name, value in parameters})
-    click.echo(f"run {done.id} done\nnotebook: {done.notebook}\nhtml: {done.html}")
+    click.echo(f"run {done.id} {done.state}\nnotebook: {done.notebook}\nhtml: {done.html}")
     for key, value in done.outcome.items():
         click.echo(f"{key:>20}: {value}")
+    failed = runbooks.failed_checks(done.outcome)
+    if failed:
+        click.secho(
+            f"the runbook reported {', '.join(f'{k}: false' for k in failed)}; see {done.html}", fg="red", err=True
+        )
+        sys.exit(1)
 
 
 @main.command()
@@ -720,6 +732,14 @@ def bench() -> None:
     """Benchmarks, each run side by side with its baseline."""
 
 
+def _bench_result(result: dict, as_json: bool) -> None:
+    """Print a benchmark's JSON; exit 1 unless what it moved arrived equal: a fast wrong answer is no result."""
+    click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+    if result.get("equal") is not True:
+        click.secho("the benchmark's data did not arrive equal (equal is not true): its rates mean nothing", err=True)
+        sys.exit(1)
+
+
 def _benchmark(name: str, summary: str) -> None:
     """Register ``omsbench bench NAME``: runs omsbench.engine.bench.NAME and prints its JSON."""
 
@@ -730,8 +750,7 @@ def _benchmark(name: str, summary: str) -> None:
     @click.pass_context
     def command(ctx, rows, threads, as_json) -> None:
         module = importlib.import_module(f"omsbench.engine.bench.{name}")
-        result = module.run(ctx.obj, rows=rows, threads=threads, progress=not as_json)
-        click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+        _bench_result(module.run(ctx.obj, rows=rows, threads=threads, progress=not as_json), as_json)
 
 
 _benchmark("full", "omsbench full load vs mysqldump|mysql vs mydumper|myloader, each into a fresh seekdb.")
@@ -754,7 +773,7 @@ def _load_benchmark(name: str, summary: str, apply_workers: bool = False) -> Non
     def command(ctx, seconds, threads, rate, as_json, **options) -> None:
         module = importlib.import_module(f"omsbench.engine.bench.{name}")
         result = module.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json, **options)
-        click.echo(json.dumps(result, indent=None if as_json else 2, default=str))
+        _bench_result(result, as_json)
 
     if apply_workers:
         command = click.option(

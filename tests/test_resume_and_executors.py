@@ -9,6 +9,7 @@ import sys
 import time
 
 import pymysql
+import pytest
 import yaml
 from conftest import make_project
 from helpers import exact_rows
@@ -37,7 +38,12 @@ def _omsbench(workspace, *args) -> list[str]:
     return [sys.executable, "-m", "omsbench.cli", "-w", str(workspace.root), *args]
 
 
-def test_kill_9_during_full_load_then_resume(workspace, source, seekdb_tcp, src, unique, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "state"),
+    [(signal.SIGKILL, "died"), (signal.SIGINT, "stopped")],  # a crash; Ctrl-C in the terminal
+    ids=["kill-9", "ctrl-c"],
+)
+def test_a_full_load_stopped_mid_way_then_resumes(workspace, source, seekdb_tcp, src, unique, tmp_path, sig, state):
     db = unique("killme")
     _sbtest(src, db, 40_000)
     target = seekdb_tcp.endpoint()
@@ -45,7 +51,7 @@ def test_kill_9_during_full_load_then_resume(workspace, source, seekdb_tcp, src,
     spec.write_text(
         yaml.safe_dump(
             {
-                "name": "kill",
+                "name": db,  # its own checkpoint rows on the shared target
                 "source": source.model_dump(exclude_none=True),
                 "target": target.model_dump(exclude_none=True),
                 "objects": {"include": [f"{db}.*"]},
@@ -62,18 +68,23 @@ def test_kill_9_during_full_load_then_resume(workspace, source, seekdb_tcp, src,
     )
     with connect(target.dsn()) as dst:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and _chunks_done(dst) < 8:
+        while time.monotonic() < deadline and _chunks_done(dst, db) < 8:
             time.sleep(0.2)
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
-        done = _chunks_done(dst)
+        os.killpg(run.pid, sig)
+        _, err = run.communicate(timeout=120)
+        done = _chunks_done(dst, db)
         assert 8 <= done < 41, f"the kill should land mid-load, {done} chunks were done"
-        recorded = dst.scalar("SELECT SUM(row_count) FROM omsbench.full_chunks WHERE project = 'kill'")
+        recorded = dst.scalar("SELECT SUM(row_count) FROM omsbench.full_chunks WHERE project = %s", (db,))
         present = dst.scalar(f"SELECT COUNT(*) FROM `{db}`.sbtest") + dst.scalar(f"SELECT COUNT(*) FROM `{db}`.nokey")
         assert present == recorded  # each chunk's rows committed with its checkpoint, never half of one
     status = subprocess.run(_omsbench(workspace, "status", str(spec)), capture_output=True, text=True)
     full_row = next(line for line in status.stdout.splitlines() if line.split()[1:2] == ["full"])
-    assert full_row.split()[2] == "died" and "it was killed or crashed" in full_row  # not "running"
+    assert full_row.split()[2] == state  # not "running"
+    if sig == signal.SIGKILL:
+        assert "it was killed or crashed" in full_row
+    else:
+        assert run.returncode == 130 and "run the same command again to resume" in err.decode(), err
+        assert "interrupted by the user" in full_row and "KeyboardInterrupt" not in status.stdout
 
     resumed = subprocess.run(_omsbench(workspace, "full", str(spec)), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -87,10 +98,10 @@ def test_kill_9_during_full_load_then_resume(workspace, source, seekdb_tcp, src,
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def _chunks_done(dst) -> int:
+def _chunks_done(dst, project: str) -> int:
     """0 until the load has created its checkpoint table (seekdb may list it a moment before it answers)."""
     try:
-        return dst.scalar("SELECT COUNT(*) FROM omsbench.full_chunks WHERE project = 'kill'")
+        return dst.scalar("SELECT COUNT(*) FROM omsbench.full_chunks WHERE project = %s", (project,))
     except pymysql.err.ProgrammingError as err:
         if err.args[0] != 1146:  # no such table yet
             raise

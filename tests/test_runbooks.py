@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -127,6 +128,27 @@ def test_cli_run_records_a_failed_run_with_its_html(workspace, tmp_path):
     assert runs["state"].tolist() == ["failed"] and "missing.yaml" in runs["error"][0]
     html = next((workspace.root / "runs").glob("*-precheck/precheck.html"))
     assert "missing.yaml" in _offline(html)
+
+
+def test_cli_run_exits_1_when_the_runbook_reports_a_failed_check(workspace, tmp_path, source):
+    spec = tmp_path / "creds.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "creds",
+                "source": {"url": source.url, "password_env": "OMS_TEST_PW"},
+                "target": {"url": f"seekdb://{tmp_path / 'sdb'}"},
+            }
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "run", "precheck", "-p", "spec", str(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMS_TEST_PW": "wrong-password-123"},
+    )
+    assert result.returncode == 1 and "passed: false" in result.stderr, result.stdout + result.stderr
+    assert workspace.state.runs()["state"].tolist() == ["checks failed"]
 
 
 def test_init_notebook_opens_the_panel_of_the_project(workspace, source, seekdb_tcp, tmp_path):

@@ -29,6 +29,7 @@ from omsbench.engine.state import StateStore
 from omsbench.exceptions import CopyError, OmsError
 
 STEP = "full"
+INTERRUPTED = "interrupted by the user; copied chunks are kept: run the same command again to resume"
 
 
 @dataclass
@@ -157,8 +158,8 @@ def run(
 ) -> FullResult:
     """Copy every selected table; chunks already recorded on the target are skipped.
 
-    Whatever stops the load (a refused precondition, a failed chunk, Ctrl-C) leaves the step
-    ``failed`` with the reason, never ``running``; copied chunks stay and the next run resumes.
+    Whatever stops the load leaves the step ``failed`` with the reason (``stopped`` for Ctrl-C),
+    never ``running``; copied chunks stay and the next run resumes.
     """
     result = FullResult()
     previous = state.step(project, STEP)
@@ -172,6 +173,9 @@ def run(
         _execute(
             jobs, executor or default_executor(options), executor is None, state, project, result, progress, on_chunk
         )
+    except KeyboardInterrupt:
+        state.set_step(project, STEP, "stopped", INTERRUPTED, {"start_position": result.start_position})
+        raise
     except BaseException as err:
         state.set_step(
             project, STEP, "failed", f"{type(err).__name__}: {err}", {"start_position": result.start_position}

@@ -93,10 +93,17 @@ def run(workspace: Workspace, name: str | Path, parameters: dict[str, Any] | Non
         error = f"{err.ename}: {err.evalue} (cell {err.exec_count})"
     found = outcome_of(executed) if executed.exists() else {}
     html = export_html(executed) if executed.exists() else folder / "missing.html"
-    workspace.state.end_run(run_id, "failed" if error else "done", error, found)
+    state = "failed" if error else "checks failed" if failed_checks(found) else "done"
+    workspace.state.end_run(run_id, state, error, found)
     if error:
         raise RunbookError(f"runbook {source.stem} failed: {error}", fix=f"open {html} to see the failing cell")
-    return Run(run_id, executed, html, "done", found)
+    return Run(run_id, executed, html, state, found)
+
+
+def failed_checks(found: dict) -> list[str]:
+    """The outcome's verdicts that are false (``passed``, ``equal``): a run that ended but found a
+    failure must not look like a success to a script that reads only the exit code."""
+    return [key for key in ("passed", "equal") if found.get(key) is False]
 
 
 def panel_notebook(project: str, workspace: Workspace, path: Path) -> Path:

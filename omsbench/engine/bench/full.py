@@ -62,6 +62,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
         "ratio_vs_mydumper": round(rate["omsbench"] / rate["mydumper"], 3),
         "ratio_vs_mysqldump": round(rate["omsbench"] / rate["mysqldump"], 3),
         "omsbench_peak_rss_mb": results["omsbench"]["peak_rss_mb"],
+        "equal": results["omsbench"]["equal"],
         "details": results,
     }
 

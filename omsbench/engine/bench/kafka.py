@@ -7,6 +7,8 @@
 2. Lag: sysbench at a fixed rate (half the measured throughput by default) with the sink running;
    the heartbeats give the lag from the source commit to the broker's acknowledgement of the
    Kafka transaction that carried it.
+3. Equality: every record is read back from the broker and decoded; the last image of each key must
+   equal the source's row.
 The broker is the workspace's private one (Tansu, in memory) unless ``KAFKA_BOOTSTRAP`` names a cluster.
 """
 
@@ -17,10 +19,11 @@ import time
 
 import numpy as np
 
+from omsbench.endpoints import catalog, kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import runner
+from omsbench.engine import formats, runner
 from omsbench.engine import spec as specs
 from omsbench.engine.bench import cdc, sysbench
 from omsbench.engine.project import Project
@@ -53,7 +56,46 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
     finally:
         sync.stop()
         thread.join(60)
-    return {"seconds": seconds, "sysbench_threads": threads, "broker": broker.kafka, **throughput, **latency}
+    check = _read_back(project, server, broker)
+    return {"seconds": seconds, "sysbench_threads": threads, "broker": broker.kafka, **throughput, **latency, **check}
+
+
+def _read_back(project: Project, server: MariaDB, broker: KafkaEndpoint) -> dict:
+    """What the sink published, read back from the broker and decoded: the last image of every key
+    it carried must be the source's row now. A lost, reordered or garbled change shows as a key
+    whose row differs (or exists on one side only)."""
+    with connect(server.endpoint().dsn()) as source:
+        tables = catalog.read(source, [cdc.DATABASE]).tables
+        different, records, keys = [], 0, 0
+        for (schema, name), table in tables.items():
+            last: dict[tuple, dict | None] = {}
+            for record in kafka.read_all(broker, broker.topic_for(project.name, schema, name)):
+                change = formats.decode(record.value, record.headers, tables).change
+                last[change.key] = change.after
+                records += 1
+            keys += len(last)
+            now = _rows(source, table, list(last))
+            different += [f"{name}{key}" for key, row in last.items() if now.get(key) != row]
+    return {
+        "published_records": records,
+        "keys_checked": keys,
+        "different_keys": different[:10],
+        "equal": not different,
+    }
+
+
+def _rows(source, table, keys: list[tuple]) -> dict[tuple, dict]:
+    """The source's rows of ``keys``, by key, as the change model holds them."""
+    columns = [c.name for c in table.columns]
+    found: dict[tuple, dict] = {}
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        where = " OR ".join(["(" + " AND ".join(f"`{k}` = %s" for k in table.key) + ")"] * len(batch))
+        query = f"SELECT {', '.join(f'`{c}`' for c in columns)} FROM `{table.schema}`.`{table.name}` WHERE {where}"
+        for row in source.query(query, [v for key in batch for v in key]):
+            image = dict(zip(columns, row, strict=True))
+            found[tuple(image[k] for k in table.key)] = image
+    return found
 
 
 def _broker(workspace: Workspace) -> KafkaEndpoint:

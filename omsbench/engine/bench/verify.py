@@ -165,6 +165,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
         "changed_rows": len(planted),
         "found": {name: len(keys) for name, (_, keys) in timings.items()},
         "exact": {name: keys == planted for name, (_, keys) in timings.items()},
+        "equal": all(keys == planted for _, keys in timings.values()),  # every checker found exactly the planted
         "seconds": seconds,
         "rounds": rounds,
         "ratio_vs_reladiff": round(seconds["reladiff"] / seconds["omsbench"], 2),
