@@ -272,6 +272,9 @@ def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online, cha
 def status(ctx, project) -> None:
     """Steps and full-load progress of PROJECT, or the list of projects."""
     if project is None:
+        if not ctx.obj.exists:
+            click.echo(f"no projects: nothing was recorded in the workspace {ctx.obj.root} yet")
+            return
         _show(ctx.obj.state.projects())
         return
     for name, frame in _project(ctx, project).status().items():

@@ -81,6 +81,7 @@ def test_malformed_spec_names_the_field(tmp_path, data, message):
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert "secret" not in done.stderr + done.stdout
+    assert not (tmp_path / "ws").exists()  # a refused command leaves nothing behind
 
 
 def test_not_yaml_and_missing_file(tmp_path):
@@ -90,6 +91,10 @@ def test_not_yaml_and_missing_file(tmp_path):
     assert done.returncode == 2 and "not valid YAML" in done.stderr
     done = omsbench(tmp_path / "ws", "precheck", "nosuch-project")
     assert done.returncode == 2 and "no project named 'nosuch-project'" in done.stderr
+    assert "--workspace" in done.stderr and "OMSBENCH_WORKSPACE" in done.stderr and str(tmp_path / "ws") in done.stderr
+    assert not (tmp_path / "ws").exists()  # a refused command leaves nothing behind
+    listed = omsbench(tmp_path / "ws", "status")
+    assert listed.returncode == 0 and "no projects" in listed.stdout and not (tmp_path / "ws").exists()
 
 
 def test_wrong_password_and_unset_variable(tmp_path, source, target):

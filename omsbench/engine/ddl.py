@@ -48,6 +48,10 @@ class Decision:
     reason: str = ""
     target_sql: str = ""
     tables: list[str] = field(default_factory=list)
+    created: bool = False
+    """The statement created ``tables`` on the target: their rows come from the sync, not a full load."""
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    """(old, new) source names of the tables the statement renamed."""
 
 
 @dataclass
@@ -148,9 +152,11 @@ class DdlApplier:
             reason = f"split into {len(parts)} statements: the target refused them together ({refused})"
         self._follow(plan)
         names = [f"{s}.{t}" for s, t in ours]
+        created = plan.kind == "create"
+        renamed = [(f"{a}.{b}", f"{c}.{d}") for (a, b), (c, d) in plan.renames]
         if translated:
-            return Decision(ddl.statement, "translated", reason, sql, names)
-        return Decision(ddl.statement, "applied", "", sql, names)
+            return Decision(ddl.statement, "translated", reason, sql, names, created, renamed)
+        return Decision(ddl.statement, "applied", "", sql, names, created, renamed)
 
     def _ours(self, schema: str, name: str, creating: bool) -> bool:
         if self.tracker.get(schema, name) is not None:

@@ -129,6 +129,7 @@ def reset(target: Session, state: StateStore, project: str, tables: list[TableMa
         target.execute(f"TRUNCATE TABLE {tm.quoted}")
     target.execute("DELETE FROM `omsbench`.`full_chunks` WHERE project = %s", (project,))
     state.clear_chunks(project)
+    state.forget_replayed_tables(project)
     state.set_step(project, STEP, "pending", "reset")
 
 
@@ -214,10 +215,17 @@ def _prepare(
             position = master_status(source)
             result.start_position = position.as_dict() if position else None
         state.set_step(project, STEP, "running", "copying", {"start_position": result.start_position})
+        replayed = state.replayed_tables(project)
+        result.warnings = [
+            f"{tm.source.qualified}: not copied: the sync created it by replaying its CREATE TABLE and holds its rows"
+            for tm in tables
+            if tm.source.qualified in replayed
+        ]
+        tables = [tm for tm in tables if tm.source.qualified not in replayed]
         plans = _plans(source, state, project, tables, options)
         done = done_chunks(target, project)
         _check_existing_rows(target, tables, done, options)
-        result.warnings = [
+        result.warnings += [
             f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
             for tm in tables
             if not tm.source.key

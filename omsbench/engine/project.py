@@ -29,7 +29,7 @@ from omsbench.engine.publish import CaptureQueueSync, QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
-from omsbench.engine.workspace import Workspace
+from omsbench.engine.workspace import ENV, Workspace
 from omsbench.exceptions import PrecheckFailed, SchemaError, StateError, SyncError
 
 _NO_TARGET_TABLES = precheck.Finding(
@@ -62,6 +62,11 @@ class Project:
             project = cls(specs.load(path), workspace)
             project.save()
             return project
+        if not workspace.exists:
+            raise StateError(
+                f"no project named {str(ref)!r}: there is no workspace at {workspace.root}",
+                fix=f"name the workspace that holds it (--workspace DIR, or ${ENV}), or pass the project's spec file",
+            )
         return cls(
             specs.parse(yaml.safe_load(workspace.state.project_spec(str(ref))), origin=f"project {ref}"), workspace
         )
@@ -125,7 +130,7 @@ class Project:
                 findings += precheck.source_settings(source)
                 findings += precheck.source_privileges(source, selection)
                 findings += precheck.source_tables(selection)
-                findings += precheck.target_checks(target, selection, self.spec)
+                findings += precheck.target_checks(target, selection, self.spec, self.state.replayed_tables(self.name))
                 findings.append(precheck.packet_limits(source, target, selection))
                 findings.append(precheck.reverse_capture(self.spec, source, target))
         finally:

@@ -177,6 +177,8 @@ def decode_key(values: list | None) -> tuple | None:
     return tuple(out)
 
 
+_REPLAYED = "replayed_tables"
+
 LIVE = ("running", "retrying", "paused")
 """Step states that hold only while the process that wrote them lives."""
 
@@ -225,7 +227,9 @@ class StateStore:
             spec = conn.execute(select(projects.c.spec).where(projects.c.name == name)).scalar()
         if spec is None:
             raise StateError(
-                f"no project named {name!r} in {self.path}", fix="create it with `omsbench init` or pass the spec file"
+                f"no project named {name!r} in the workspace {self.path.parent}",
+                fix="create it with `omsbench init`, pass its spec file, or name the workspace that holds it"
+                " (--workspace DIR, or $OMSBENCH_WORKSPACE)",
             )
         return spec
 
@@ -417,6 +421,22 @@ class StateStore:
         stmt = stmt.on_conflict_do_update(index_elements=["project", "name"], set_=values)
         with self.engine.begin() as conn:
             conn.execute(stmt)
+
+    def note_replayed_tables(self, project: str, created: list[str], renamed: list[tuple[str, str]]) -> None:
+        """Source tables (``db.table``) the sync ``created`` on the target by replaying their CREATE
+        TABLE; a ``renamed`` one (old, new) stays the sync's under its new name."""
+        tables = self.replayed_tables(project) | set(created)
+        tables |= {new for old, new in renamed if old in tables}
+        if created or renamed:
+            self.save_mark(project, _REPLAYED, {"tables": sorted(tables)})
+
+    def forget_replayed_tables(self, project: str) -> None:
+        """A restarted full load copies every table again, those the sync created included."""
+        self.save_mark(project, _REPLAYED, {"tables": []})
+
+    def replayed_tables(self, project: str) -> set[str]:
+        """Tables the project's sync created: theirs, with rows no full load copied, never to be emptied."""
+        return set((self.mark(project, _REPLAYED) or {}).get("tables", []))
 
     def mark(self, project: str, name: str) -> dict | None:
         query = select(marks.c.value).where(marks.c.project == project, marks.c.name == name)

@@ -322,6 +322,7 @@ class Sync:
         else:
             decision = ddl.apply(txn.ddl, where, payload.get("sql"))
             decision_args = (decision.statement, decision.action, decision.reason, decision.target_sql)
+            self.state.note_replayed_tables(self.project, decision.tables if decision.created else [], decision.renamed)
         self.state.record_ddl(self.project, where, *decision_args)
         applier.checkpoint_only(txn)
         self.position = txn.position

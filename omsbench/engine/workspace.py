@@ -18,10 +18,16 @@ class Workspace:
 
     @classmethod
     def at(cls, path: str | Path | None = None) -> Workspace:
-        """The given folder, else $OMSBENCH_WORKSPACE, else ./.omsbench."""
-        chosen = Path(path or os.environ.get(ENV) or ".omsbench").expanduser().resolve()
-        chosen.mkdir(parents=True, exist_ok=True)
-        return cls(chosen)
+        """The given folder, else $OMSBENCH_WORKSPACE, else ./.omsbench.
+
+        Nothing is created here: a command that is refused (an unknown project, a bad spec) must
+        leave no folder behind; the state store and folders appear when something is written."""
+        return cls(Path(path or os.environ.get(ENV) or ".omsbench").expanduser().resolve())
+
+    @property
+    def exists(self) -> bool:
+        """Whether anything was ever recorded here."""
+        return (self.root / "state.db").exists()
 
     @cached_property
     def state(self) -> StateStore:
