@@ -74,9 +74,18 @@ def _command() -> str:
     return "omsbench" if on_path and Path(on_path).resolve() == installed.resolve() else str(installed)
 
 
-def _show(frame: pd.DataFrame) -> None:
-    with pd.option_context("display.max_rows", 500, "display.max_colwidth", 90, "display.width", 200):
-        click.echo(frame.to_string(index=False) if len(frame) else "(nothing)")
+def _fields(values: dict) -> None:
+    """A record as aligned ``name: value`` lines, each value in words (see workbench.tables.cell)."""
+    from omsbench.workbench import tables
+
+    for key, value in values.items():
+        click.echo(f"{key:>20}: {tables.cell(value)}")
+
+
+def _show(frame: pd.DataFrame, title: str | None = None) -> None:
+    from omsbench.workbench import tables
+
+    tables.show(frame, title)
 
 
 @click.group(cls=_Group)
@@ -183,7 +192,7 @@ def full(ctx, project, restart, parallelism, executor, no_precheck) -> None:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     _show(result.frame())
     click.echo(
-        f"{sum(result.rows.values())} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s); "
+        f"{sum(result.rows.values()):,} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s); "
         f"chunks copied {result.chunks_copied}, resumed past {result.chunks_skipped}; "
         f"binlog start {result.start_position}"
     )
@@ -202,7 +211,7 @@ def _require_sources(project: Project) -> None:
 @click.pass_context
 def check(ctx, project) -> None:
     """Row counts and checksums on both sides; exit 1 when any table differs."""
-    result = _project(ctx, project).check()
+    result = _project(ctx, project).check(progress=True)
     _show(result)
     sys.exit(0 if result["equal"].all() else 1)
 
@@ -241,7 +250,9 @@ def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online, cha
         since = _start_options(changed_since if by_position else None, None, None if by_position else changed_since)
         result = proj.verify_changes(since, threads=threads)
     else:
-        result = proj.verify(apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample, online=online)
+        result = proj.verify(
+            apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample, online=online, progress=True
+        )
     folder = ctx.obj.folder("reports", proj.name)
     (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
     path = report.write(
@@ -278,8 +289,7 @@ def status(ctx, project) -> None:
         _show(ctx.obj.state.projects())
         return
     for name, frame in _project(ctx, project).status().items():
-        click.secho(name, bold=True)
-        _show(frame.drop(columns=["detail"], errors="ignore"))  # whole reports; the message sums each up
+        _show(frame.drop(columns=["detail", "project"], errors="ignore"), name)  # the message sums a report up
 
 
 @main.command("run")
@@ -314,8 +324,7 @@ def run_cmd(ctx, notebook, parameters) -> None:
 
     done = runbooks.run(ctx.obj, notebook, {name: read(value) for name, value in parameters})
     click.echo(f"run {done.id} {done.state}\nnotebook: {done.notebook}\nhtml: {done.html}")
-    for key, value in done.outcome.items():
-        click.echo(f"{key:>20}: {value}")
+    _fields(done.outcome)
     failed = runbooks.failed_checks(done.outcome)
     if failed:
         click.secho(
@@ -492,17 +501,19 @@ def sync_resolve(ctx, project, skip, replacement) -> None:
 
 @sync.command("status")
 @click.argument("project")
+@click.option("--all", "show_all", is_flag=True, help="Also list the DDL that touched nothing of the project.")
 @click.pass_context
-def sync_status(ctx, project) -> None:
+def sync_status(ctx, project, show_all) -> None:
     """State, position, rates and lag of the sync, and the DDL it met; exit 1 while it is paused, failed or gone."""
     loaded = _project(ctx, project)
     status = loaded.sync_status()
-    for key, value in status.items():
-        click.echo(f"{key:>20}: {value}")
+    _fields(status)
     ddl = ctx.obj.state.ddl(loaded.name)
-    if len(ddl):
-        click.secho("DDL", bold=True)
-        _show(ddl[["at", "position", "action", "reason", "statement"]])
+    ignored = ddl.action == "ignored"
+    if len(ddl[~ignored]) or show_all:
+        _show((ddl if show_all else ddl[~ignored])[["at", "position", "action", "reason", "statement"]], "DDL")
+    if ignored.any() and not show_all:
+        click.echo(f"{ignored.sum()} DDL statement(s) outside the project were read and ignored: --all lists them")
     _exit_unless_healthy(status, "sync", loaded.name)
 
 
@@ -684,8 +695,7 @@ def reverse_status(ctx, project) -> None:
     """State, position, rates and lag of the reverse sync; exit 1 while it is paused, failed or gone."""
     loaded = _project(ctx, project)
     status = loaded.reverse_status()
-    for key, value in status.items():
-        click.echo(f"{key:>20}: {value}")
+    _fields(status)
     _exit_unless_healthy(status, "reverse", loaded.name)
 
 

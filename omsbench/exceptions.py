@@ -29,6 +29,10 @@ class ConnectError(OmsError):
     """A database could not be reached or refused the credentials."""
 
 
+class PasswordUnavailable(ConnectError):
+    """The spec's password variable is unset or its file cannot be read: no retry changes that."""
+
+
 class ServerError(OmsError):
     """A private server (MariaDB, seekdb) could not be installed, started or stopped."""
 

@@ -131,7 +131,7 @@ def test_demo_end_to_end(tmp_path):
     assert Path(summary["report"]).with_suffix(".json").exists()
 
     status = omsbench(workspace, "servers", "status")
-    assert "mariadb" in status.stdout and "True" in status.stdout
+    assert "mariadb" in status.stdout and "yes" in status.stdout
     again = omsbench(workspace, "demo", "--rows", "3000")  # for a person: what starts, and when it is ready
     assert again.returncode == 0 and "VERIFIED" in again.stdout, again.stderr
     assert "starting the private MariaDB" in again.stderr and "MariaDB ready on port" in again.stderr
@@ -153,7 +153,7 @@ def test_demo_end_to_end(tmp_path):
     assert refused.returncode == 2 and "was released" in refused.stderr
 
     stopped = omsbench(workspace, "servers", "stop")
-    assert stopped.returncode == 0 and "True" not in stopped.stdout
+    assert stopped.returncode == 0 and "yes" not in stopped.stdout
 
 
 def test_init_writes_a_spec_and_refuses_a_password_in_the_url(tmp_path):

@@ -78,8 +78,8 @@ def test_a_full_load_stopped_mid_way_then_resumes(workspace, source, seekdb_tcp,
         present = dst.scalar(f"SELECT COUNT(*) FROM `{db}`.sbtest") + dst.scalar(f"SELECT COUNT(*) FROM `{db}`.nokey")
         assert present == recorded  # each chunk's rows committed with its checkpoint, never half of one
     status = subprocess.run(_omsbench(workspace, "status", str(spec)), capture_output=True, text=True)
-    full_row = next(line for line in status.stdout.splitlines() if line.split()[1:2] == ["full"])
-    assert full_row.split()[2] == state  # not "running"
+    full_row = next(line for line in status.stdout.splitlines() if "│ full " in line)
+    assert f"│ {state} " in full_row  # not "running"
     if sig == signal.SIGKILL:
         assert "it was killed or crashed" in full_row
     else:

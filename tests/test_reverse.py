@@ -361,6 +361,10 @@ def test_ddl_on_oceanbase_after_switchover_pauses_until_mysql_follows(migrated, 
         ob.execute(f"UPDATE {table} SET nick = 'ace' WHERE id = 7")  # captured with the new column
         ob.execute(f"INSERT INTO {table} (id, email, name, nick) VALUES (99999, 'n@x', 'N', 'newbie')")
     project.state.request(project.name, "reverse", "resume")  # MySQL still lacks the column: pauses again
+    deadline = time.monotonic() + 30
+    while project.state.requested(project.name, "reverse")["want"] == "resume" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert project.state.requested(project.name, "reverse")["want"] == "run"  # the sync took the resume
     runner.wait_for(project.workspace, project.name, {"paused"}, timeout=30, step="reverse")
     with connect(source.dsn()) as mysql:
         mysql.execute(f"ALTER TABLE {table} ADD COLUMN nick VARCHAR(20) NULL")

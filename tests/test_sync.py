@@ -22,6 +22,7 @@ from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
 from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.mapping import select
+from omsbench.engine.project import Project
 from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt, key
 from omsbench.engine.tracker import Tracker
@@ -307,6 +308,26 @@ def test_target_restart_is_retried_and_continues(workspace, source, seekdb_tcp, 
     assert "retrying" in seen
     with connect(seekdb_tcp.endpoint().dsn()) as dst:
         _same(src, dst, database)
+
+
+def test_credentials_no_retry_cures_refuse_a_start_and_fail_a_running_sync_at_once(shop, source, monkeypatch):
+    from test_cli import omsbench
+
+    project, _ = shop
+    by_env = source.model_copy(update={"password_file": None, "password_env": "OMS_TEST_PW"})
+    wrong = Project(project.spec.model_copy(update={"source": by_env}), project.workspace)
+    wrong.save()
+    env = {**os.environ, "OMS_TEST_PW": "wrong-password-123"}
+    started = omsbench(project.workspace.root, "sync", "start", project.name, env=env)
+    assert started.returncode == 2 and "was not started" in started.stderr and "Access denied" in started.stderr
+    assert "wrong-password-123" not in started.stderr + started.stdout
+    assert runner.SyncProcess(project.workspace, project.name).pid() is None
+    monkeypatch.delenv("OMS_TEST_PW", raising=False)  # unset while it runs: no retry brings it back
+    thread = runner.run_thread(wrong.sync(), runner.SyncProcess(project.workspace, project.name))
+    thread.join(30)
+    status = wrong.sync_status()
+    assert not thread.is_alive() and status["state"] == "failed", status
+    assert "retrying cannot cure this" in status["message"] and "export OMS_TEST_PW" in status["message"]
 
 
 def test_purged_binlog_is_a_clear_error(shop, source):

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from omsbench.endpoints import oceanbase
-from omsbench.exceptions import ConnectError, SpecError
+from omsbench.exceptions import ConnectError, PasswordUnavailable, SpecError
 
 EMBEDDED_SCHEME = "seekdb"
 # Strict, but zero dates allowed (MySQL sources hold them and they must arrive unchanged), and
@@ -148,13 +148,13 @@ class Dsn:
             try:
                 return Path(self.password_file).expanduser().read_text().strip()
             except OSError as err:
-                raise ConnectError(
+                raise PasswordUnavailable(
                     f"cannot read the password file {self.password_file}: {err.strerror}",
                     fix="create it (mode 600) or point password_file at the right file",
                 ) from err
         if self.password_env:
             if self.password_env not in os.environ:
-                raise ConnectError(
+                raise PasswordUnavailable(
                     f"the environment variable {self.password_env} holding the password for {self.where} is not set",
                     fix=f"export {self.password_env}=... before running omsbench",
                 )

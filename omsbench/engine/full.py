@@ -192,7 +192,7 @@ def run(
         project,
         STEP,
         "done",
-        f"{sum(result.rows.values())} rows",
+        f"{sum(result.rows.values()):,} rows",
         {"start_position": result.start_position, "rows": result.rows, "seconds": result.seconds},
     )
     return result

@@ -178,6 +178,13 @@ def decode_key(values: list | None) -> tuple | None:
 
 
 _REPLAYED = "replayed_tables"
+STEP_ORDER = ("precheck", "schema", "full", "post_load", "check", "sync", "verify", "switchover", "reverse", "release")
+"""The steps in the order a migration takes them (steps of other names sort after, by name)."""
+
+
+def _step_rank(step: str) -> tuple[int, str]:
+    return (STEP_ORDER.index(step) if step in STEP_ORDER else len(STEP_ORDER), step)
+
 
 LIVE = ("running", "retrying", "paused")
 """Step states that hold only while the process that wrote them lives."""
@@ -266,9 +273,11 @@ class StateStore:
         return (self.step(project, step) or {}).get("detail") or {}
 
     def steps(self, project: str) -> pd.DataFrame:
+        """The project's steps in the order a migration takes them."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(steps).where(steps.c.project == project)).mappings().all()
-        return pd.DataFrame([_judged(dict(row)) for row in rows], columns=[c.name for c in steps.columns])
+        found = sorted((_judged(dict(row)) for row in rows), key=lambda r: _step_rank(r["step"]))
+        return pd.DataFrame(found, columns=[c.name for c in steps.columns])
 
     # chunks ---------------------------------------------------------------------------------
     def save_plan(self, project: str, table: str, bounds: list[tuple[tuple | None, tuple | None]]) -> None:

@@ -32,12 +32,22 @@ from omsbench.engine.pipeline import POLL, ReaderArgs, ReaderProcess
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.state import StateStore
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import ConnectError, DdlPaused, OmsError, SyncError
+from omsbench.exceptions import ConnectError, DdlPaused, OmsError, PasswordUnavailable, SyncError
 
 log = logging.getLogger(__name__)
 STEP = "sync"
 TRANSIENT = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectError, OSError, EOFError)
 RETRIES_BEFORE_PAUSE = 8
+_INCURABLE = {1044, 1045, 1049, 1142, 1143, 1227, 1370, 1698}
+"""Access denied, unknown database, a missing privilege: the same again gets the same answer."""
+
+
+def incurable(err: BaseException) -> bool:
+    """An error that no retry cures: refused credentials or privileges, or a password that cannot be read."""
+    if isinstance(err, PasswordUnavailable):
+        return True
+    cause = err.__cause__ if isinstance(err, ConnectError) else err
+    return isinstance(cause, pymysql.err.MySQLError) and bool(cause.args) and cause.args[0] in _INCURABLE
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,10 @@ class Sync:
                 self._set("paused", str(err), statement=err.statement, at=err.position)
                 self._wait_for_user(at=err.position)
             except TRANSIENT as err:
+                if incurable(err):
+                    failed = SyncError(f"{err}; retrying cannot cure this", fix=getattr(err, "fix", None))
+                    self._set("failed", str(failed))
+                    raise failed from err
                 if packet_too_large(err):
                     self._set(
                         "paused",
@@ -148,8 +162,8 @@ class Sync:
         while not self._stop_requested():
             want = self._request() or {}
             if want.get("want") == "resume":
+                self._set("starting", "resumed; connecting")  # before the resume is settled: no one sees "paused"
                 self._settle(want)
-                self._set("starting", "resumed; connecting")
                 return
             if want.get("want") == "resolve" and at and (want.get("payload") or {}).get("position") == at:
                 return

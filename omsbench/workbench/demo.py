@@ -61,7 +61,7 @@ def run(
     schema_report = project.migrate_schema()
     result = project.full(progress=progress)
     say("check: row counts and checksums computed inside both databases ...")
-    checks = project.check()
+    checks = project.check(progress=progress)
     equal = bool(checks["equal"].all())
     summary = {
         "project": PROJECT,
