@@ -12,6 +12,7 @@ from test_sync import running
 
 from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.endpoints.mysql import master_status
 from omsbench.engine.servers import SeekdbServer
 from omsbench.exceptions import ConnectError
 
@@ -83,6 +84,23 @@ def test_a_least_privileged_source_account_is_told_what_is_missing_then_migrates
         src.execute(f"INSERT INTO `{database}`.t VALUES (2, 'replayed')")
         project.wait_for_sync()
     assert_same_tables(src, dst, [(database, "t", database, "t")])
+
+
+def test_an_account_that_may_not_read_the_binlog_end_is_told_so_not_that_there_is_no_binlog(
+    mariadb, unique, monkeypatch, tmp_path
+):
+    user, password = unique("nobinlog"), secrets.token_urlsafe(12)
+    root = mariadb.root()
+    with root.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY %s", (password,))
+    root.close()
+    monkeypatch.setenv("OMS_NOBINLOG_PASSWORD", password)
+    account = Endpoint(url=f"mysql+pymysql://{user}@127.0.0.1:{mariadb.port}/", password_env="OMS_NOBINLOG_PASSWORD")
+    with connect(account.dsn()) as session, pytest.raises(ConnectError, match="refuses to say where its binlog") as err:
+        master_status(session)  # it answered None ("no binlog") before
+    assert "BINLOG MONITOR" in err.value.fix
+    with connect(Endpoint(url=f"seekdb://{tmp_path / 'sdb'}").dsn()) as seekdb:
+        assert master_status(seekdb) is None  # no binlog service: that is "no binlog"
 
 
 def test_migration_and_sync_into_oceanbase_over_tls(workspace, source, src, unique, tmp_path, request):

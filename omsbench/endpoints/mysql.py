@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pymysql
+
 from omsbench.endpoints.connection import Flavor, Session
+from omsbench.exceptions import ConnectError
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,23 @@ def variables(session: Session, *names: str) -> dict[str, str | None]:
 
 
 def master_status(session: Session) -> BinlogPosition | None:
-    """The current end of the binlog with its GTID state, or None when the server writes no binlog."""
+    """The current end of the binlog with its GTID state, or None when the server writes no binlog.
+
+    Only "no binlog" is None: log_bin off (no row), or OceanBase without its binlog service (the
+    statement is unknown there). Any other error (a missing privilege, a lost connection) is raised,
+    naming what to grant: read as "no binlog" it would send the sync nowhere.
+    """
     try:
-        rows = session.query("SHOW MASTER STATUS")
-    except Exception:  # seekdb has no binlog: the statement is a syntax error there
-        return None
+        rows = session.query(_status_statement(session))
+    except pymysql.err.MySQLError as err:
+        if session.flavor is Flavor.OCEANBASE and err.args and err.args[0] in _UNKNOWN_STATEMENT:
+            return None
+        if err.args and err.args[0] in _DENIED:
+            raise ConnectError(
+                f"{session.flavor.value} at {session.version} refuses to say where its binlog ends: {err.args[-1]}",
+                fix="GRANT REPLICATION CLIENT ON *.* (MariaDB: BINLOG MONITOR) TO the migration user",
+            ) from err
+        raise
     if not rows:
         return None
     file, pos = rows[0][0], int(rows[0][1])
@@ -46,6 +61,23 @@ def master_status(session: Session) -> BinlogPosition | None:
         return _mariadb_end(session, file, pos)
     executed = rows[0][4] if session.flavor is Flavor.MYSQL and len(rows[0]) > 4 else None
     return BinlogPosition(file, pos, executed or None)
+
+
+_UNKNOWN_STATEMENT = {1064, 1235}
+"""A syntax error, or "not supported": what a server without a binlog answers."""
+_DENIED = {1045, 1142, 1227}
+
+
+def _status_statement(session: Session) -> str:
+    """MySQL 8.2 added SHOW BINARY LOG STATUS and 8.4 removed SHOW MASTER STATUS (from MySQL's
+    manual; no MySQL server runs here, so this branch is untested). MariaDB and OceanBase keep the old one."""
+    if session.flavor is Flavor.MYSQL and _version(session.version) >= (8, 2):
+        return "SHOW BINARY LOG STATUS"
+    return "SHOW MASTER STATUS"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def _mariadb_end(session: Session, file: str, pos: int, attempts: int = 5) -> BinlogPosition:

@@ -438,6 +438,11 @@ def wait_caught_up(
     ``stalled`` says why waiting is pointless (the sync failed, died or waits for the user).
     """
     goal = master_status(source)
+    if goal is None:
+        raise SyncError(
+            f"the source of {project} writes no binlog, so there is no end for the sync to reach",
+            fix="turn on log_bin (with binlog_format=ROW) on the source; the precheck lists what is missing",
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = read_checkpoint(target, project)
