@@ -218,7 +218,9 @@ def check(ctx, project) -> None:
 
 @main.command("verify")
 @click.argument("project")
-@click.option("--apply-fix", is_flag=True, help="Run the fix SQL on the target in one transaction, then check again.")
+@click.option(
+    "--apply-fix", is_flag=True, help="Run the fix SQL the last verify wrote, in one transaction, then verify again."
+)
 @click.option("--chunk-size", default=VERIFY_CHUNK_ROWS, show_default=True, type=click.IntRange(10))
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 32), help="Tables compared at once.")
 @click.option(
@@ -241,38 +243,30 @@ def check(ctx, project) -> None:
 )
 @click.pass_context
 def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online, changed_since) -> None:
-    """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different."""
-    from omsbench.workbench import charts, report
+    """Find every differing row; write an HTML report and the fix SQL. Exit 0 equal, 1 different.
+
+    With --apply-fix: run the fix SQL the last verify wrote, exactly as written (refused while the
+    sync applies changes, or when the file changed since), then verify again.
+    """
+    from omsbench.workbench import report
 
     proj = _project(ctx, project)
-    if changed_since:
+    if apply_fix:
+        result = proj.apply_fix(chunk_size=chunk_size, threads=threads, sample=sample)
+    elif changed_since:
         by_position = ":" in changed_since and changed_since.rpartition(":")[2].isdigit()
         since = _start_options(changed_since if by_position else None, None, None if by_position else changed_since)
         result = proj.verify_changes(since, threads=threads)
     else:
-        result = proj.verify(
-            apply_fix=apply_fix, chunk_size=chunk_size, threads=threads, sample=sample, online=online, progress=True
-        )
-    folder = ctx.obj.folder("reports", proj.name)
-    (folder / "fix.sql").write_text("".join(f"{statement};\n" for statement in result.fixes))
-    path = report.write(
-        folder / "verify.html",
-        f"omsbench verify: {proj.name}",
-        {
-            "project": proj.name,
-            "source": proj.spec.source.url,
-            "target": proj.spec.target.url,
-            "differences": len(result.differences),
-            "fix statements": len(result.fixes),
-        },
-        {"Tables": result.summary, "Differences": result.differences},
-        result.equal,
-        charts={} if result.equal else {"Differences per table": charts.differences(result.summary)},
-    )
+        result = proj.verify(chunk_size=chunk_size, threads=threads, sample=sample, online=online, progress=True)
+    path = report.verification(proj, result)
     _show(result.summary)
     if not result.equal:
         _show(result.differences.head(50))
-        click.echo(f"fix SQL ({len(result.fixes)} statements): {folder / 'fix.sql'}; apply it with --apply-fix")
+        fix = ctx.obj.state.detail(proj.name, "verify")["fix"]
+        click.echo(
+            f"fix SQL ({fix['statements']} statements): {fix['path']}; review it, then apply it with --apply-fix"
+        )
     click.echo(f"report: {path}")
     sys.exit(0 if result.equal else 1)
 

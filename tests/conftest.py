@@ -71,6 +71,8 @@ def dst(target) -> Session:
 
 @pytest.fixture
 def workspace(tmp_path) -> Workspace:
+    """A workspace folder that exists, as after a first command (tests put spec files into it)."""
+    (tmp_path / "ws").mkdir()
     return Workspace.at(tmp_path / "ws")
 
 

@@ -27,7 +27,7 @@ from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt, key
 from omsbench.engine.tracker import Tracker
 from omsbench.engine.workload import Workload
-from omsbench.exceptions import BinlogPurged, CopyError, StateError, SyncError, VerifyError
+from omsbench.exceptions import BinlogPurged, CopyError, NotNow, StateError, SyncError, VerifyError
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -219,6 +219,22 @@ def test_a_resume_without_a_decision_leaves_a_refused_ddl_paused(shop, source, d
         src.execute("INSERT INTO history VALUES (1)")
         project.wait_for_sync()
     assert project.state.ddl(project.name).action.tolist() == ["skipped"]
+
+
+def test_a_fix_is_refused_while_the_sync_applies_changes_and_applied_once_it_is_paused(shop, dst):
+    """The fix holds rows as verify read them: applied under a running sync it could undo a newer change."""
+    project, database = shop
+    with running(project):
+        dst.execute(f"UPDATE `{database}`.customers SET name = 'drifted' WHERE id = 4")
+        assert not project.verify().equal
+        with pytest.raises(NotNow, match="is running"):
+            project.apply_fix()
+        assert dst.scalar(f"SELECT name FROM `{database}`.customers WHERE id = 4") == "drifted"
+        project.pause_sync()
+        runner.wait_for(project.workspace, project.name, {"paused"})
+        assert project.apply_fix().equal
+        project.resume_sync()
+        project.wait_for_sync()
 
 
 def test_filters_and_renames_follow_the_spec(workspace, source, target, src, dst, unique):

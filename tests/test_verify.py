@@ -119,8 +119,16 @@ def test_verify_command_exit_codes_report_and_fix(workspace, source, seekdb_tcp,
     assert "DIFFERENCES FOUND" in html and "Mallory" in html and "<script" not in html
     assert "<svg" in html and 'src="http' not in html and 'href="http' not in html  # the chart is inline
 
+    reviewed = (reports / "fix.sql").read_text()
+    (reports / "fix.sql").write_text(reviewed + f"DELETE FROM `{db}`.customers;\n")  # not what verify wrote
+    tampered = subprocess.run([*command, "--apply-fix"], capture_output=True, text=True, timeout=300)
+    assert tampered.returncode == 2 and "is not the fix verify wrote" in tampered.stderr, tampered.stderr
+    with project.sessions() as (_, target):  # nothing of it ran
+        assert target.scalar(f"SELECT name FROM `{db}`.customers WHERE id = 5") == "Mallory"
+    (reports / "fix.sql").write_text(reviewed)
     fixed = subprocess.run([*command, "--apply-fix"], capture_output=True, text=True, timeout=300)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "applied the 1 statement(s)" in project.state.step(db, "fix")["message"]
     assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0
 
     missing = subprocess.run([*command[:-2], "verify", "no-such-project"], capture_output=True, text=True)

@@ -22,7 +22,7 @@ from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
-from omsbench.engine import changed, checksum, full, precheck, publish, runner, schema, verify
+from omsbench.engine import changed, checksum, fixsql, full, precheck, publish, runner, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.consume import KafkaSourceSync
 from omsbench.engine.mapping import Selection, select
@@ -30,8 +30,9 @@ from omsbench.engine.publish import CaptureQueueSync, QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
+from omsbench.engine.verify import CHUNK_ROWS
 from omsbench.engine.workspace import ENV, Workspace
-from omsbench.exceptions import PrecheckFailed, SchemaError, StateError, SyncError
+from omsbench.exceptions import NotNow, PrecheckFailed, SchemaError, StateError, SyncError
 
 _NO_TARGET_TABLES = precheck.Finding(
     "tables", "target", precheck.FAIL, "no table on the target matches objects.include",
@@ -257,7 +258,7 @@ class Project:
     def verify(
         self,
         apply_fix: bool = False,
-        chunk_size: int = verify.CHUNK_ROWS,
+        chunk_size: int = CHUNK_ROWS,
         threads: int = 2,
         sample: float = 1.0,
         seed: int | None = None,
@@ -282,18 +283,49 @@ class Project:
                 return self._verify_tables([by_name[n] for n in sorted(names)], chunk_size, threads, sample, seed)
 
             result = verify.settle(result, recheck, self.wait_for_sync, online)
+        self._record_verify(result)
         if apply_fix and result.fixes:
-            with self.sessions() as (_, target):
-                verify.apply_fixes(target, result.fixes)
-            result = self._verify_tables(tables, chunk_size, threads, sample, seed)
+            return self.apply_fix(chunk_size=chunk_size, threads=threads, sample=sample, seed=seed)
+        return result
+
+    def _record_verify(self, result: verify.Verification) -> None:
+        """The verdict, and the fix written for review (``fixsql``), as the verify step."""
+        fix = fixsql.write(self.workspace.folder("reports", self.name), result.fixes)
         self.state.set_step(
             self.name,
             "verify",
             "done" if result.equal else "failed",
             "equal" if result.equal else f"{len(result.differences)} difference(s)",
-            {"summary": result.summary.to_dict("records")},
+            {"summary": result.summary.to_dict("records"), "fix": fix.record()},
         )
-        return result
+
+    def apply_fix(
+        self, chunk_size: int = CHUNK_ROWS, threads: int = 2, sample: float = 1.0, seed: int | None = None
+    ) -> verify.Verification:
+        """Run the fix the last verify wrote, exactly as written, in one transaction; then verify again.
+
+        Refused while the sync applies changes: the fix holds rows as the source had them when
+        verify read them, and would overwrite a newer change the sync has applied since, which the
+        sync never writes again. A paused or stopped sync replays its later changes over the fix.
+        """
+        sync = self.sync_status()["state"]
+        if sync in ("starting", "running", "retrying"):
+            raise NotNow(
+                f"the sync of {self.name} is {sync}: the fix could undo a newer change it has applied",
+                fix="pause the sync, apply the fix and verify, then resume the sync",
+            )
+        record = self.state.detail(self.name, "verify").get("fix")
+        statements = fixsql.read(record)
+        with self.sessions() as (_, target):
+            verify.apply_fixes(target, statements)
+        self.state.set_step(
+            self.name,
+            "fix",
+            "done",
+            f"applied the {len(statements)} statement(s) of {record['path']} (SHA-256 {record['sha256'][:12]})",
+            {"fix": record},
+        )
+        return self.verify(chunk_size=chunk_size, threads=threads, sample=sample, seed=seed)
 
     def verify_changes(self, since: StartAt, threads: int = 2) -> verify.Verification:
         """Changed-rows check: compare only the rows the source wrote since ``since``, once the sync has them.
@@ -327,6 +359,7 @@ class Project:
         result.differences["last_changes"] = [
             events.get((t, k), "") for t, k in zip(result.differences["table"], result.differences["key"], strict=True)
         ]
+        self._record_verify(result)
         return result
 
     def _verify_tables(

@@ -178,7 +178,19 @@ def decode_key(values: list | None) -> tuple | None:
 
 
 _REPLAYED = "replayed_tables"
-STEP_ORDER = ("precheck", "schema", "full", "post_load", "check", "sync", "verify", "switchover", "reverse", "release")
+STEP_ORDER = (
+    "precheck",
+    "schema",
+    "full",
+    "post_load",
+    "check",
+    "sync",
+    "verify",
+    "fix",
+    "switchover",
+    "reverse",
+    "release",
+)
 """The steps in the order a migration takes them (steps of other names sort after, by name)."""
 
 

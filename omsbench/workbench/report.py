@@ -14,8 +14,10 @@ import altair as alt
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from omsbench.engine.project import Project
+from omsbench.engine.verify import Verification
 from omsbench.workbench import resources
-from omsbench.workbench.charts import to_svg
+from omsbench.workbench.charts import differences, to_svg
 
 
 def _environment() -> Environment:
@@ -66,3 +68,24 @@ def write(
     }
     path.with_suffix(".json").write_text(json.dumps(twin, indent=2, default=str), encoding="utf-8")
     return path
+
+
+def verification(project: Project, result: Verification) -> Path:
+    """The verify report of ``project``, beside the fix verify wrote: one writer for every front end."""
+    record = project.state.detail(project.name, "verify").get("fix") or {}
+    return write(
+        project.workspace.folder("reports", project.name) / "verify.html",
+        f"omsbench verify: {project.name}",
+        {
+            "project": project.name,
+            "source": project.spec.source.url,
+            "target": project.spec.target.url,
+            "differences": len(result.differences),
+            "fix statements": len(result.fixes),
+            "fix SQL": record.get("path", ""),
+            "fix SHA-256": record.get("sha256", ""),
+        },
+        {"Tables": result.summary, "Differences": result.differences},
+        result.equal,
+        charts={} if result.equal else {"Differences per table": differences(result.summary)},
+    )
