@@ -81,3 +81,7 @@ class DdlPaused(SyncError):
         self.args = (message, fix, statement, position)
         self.statement = statement
         self.position = position
+
+
+class ChangePaused(SyncError):
+    """The target cannot take a change as it stands (its row is not there to change); the sync pauses on it."""

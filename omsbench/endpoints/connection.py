@@ -16,6 +16,7 @@ from typing import Any
 
 import pymysql
 from pydantic import BaseModel, ConfigDict, field_validator
+from pymysql.constants import CLIENT
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -284,6 +285,9 @@ def connect(dsn: Dsn, *, autocommit: bool = True, database: str | None = None) -
             ssl=dsn.ssl,
             connect_timeout=10,
             local_infile=False,
+            # an UPDATE reports the rows it matched, not only those whose values changed: the
+            # applier and the bookkeeping writes ask "did it find the row", not "did it change it"
+            client_flag=CLIENT.FOUND_ROWS,
         )
     except pymysql.err.MySQLError as err:
         code = err.args[0] if err.args else None

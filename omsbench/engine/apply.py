@@ -39,7 +39,7 @@ from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap
 from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import SyncError
+from omsbench.exceptions import ChangePaused, SyncError
 
 CHECKPOINT_DDL = (
     "CREATE TABLE IF NOT EXISTS `omsbench`.`sync_checkpoint` ("
@@ -331,11 +331,19 @@ class Applier:
                 continue
             where, args = _match(tm, change.before)
             if change.op is Op.DELETE:
-                self.target.execute(f"DELETE FROM {tm.quoted} WHERE {where} LIMIT 1", args)
+                found = self.target.execute(f"DELETE FROM {tm.quoted} WHERE {where} LIMIT 1", args)
             else:
                 sets = ", ".join(f"{quote(tm.columns[c.name])} = %s" for c in columns)
                 values = [change.after[c.name] for c in columns]
-                self.target.execute(f"UPDATE {tm.quoted} SET {sets} WHERE {where} LIMIT 1", values + args)
+                found = self.target.execute(f"UPDATE {tm.quoted} SET {sets} WHERE {where} LIMIT 1", values + args)
+            if found != 1:
+                raise ChangePaused(
+                    f"a {change.op.value} of a row of {tm.source.qualified} (a table without a key) found no equal"
+                    f" row on the target {tm.qualified}, so the change would be lost: the row was"
+                    f" {_shown(change.before)}",
+                    fix="make the target's row equal to the source's (verify shows it, its fix SQL sets it),"
+                    " then resume the sync: the change is applied again",
+                )
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         """Where the stream continues: the end of the group's last transaction."""
@@ -479,16 +487,33 @@ def in_list(session: Session, columns: list[str], rows: list[tuple]) -> str:
     return f"({names}) IN ({', '.join('(' + ', '.join(literal(v) for v in row) + ')' for row in rows)})"
 
 
+_TEXT = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
+
+
 def _match(tm: TableMap, image: dict) -> tuple[str, list]:
-    """A NULL-safe match on every stored column of a keyless row (spatial values cannot be compared)."""
+    """A NULL-safe match on every stored column of a keyless row (spatial values cannot be compared).
+
+    Text is matched byte for byte: under a case-insensitive or PAD SPACE collation 'a' would match
+    'A' or 'a ', and the change would land on another of the table's rows.
+    """
     parts, args = [], []
     for column in tm.source.stored_columns:
+        name = quote(tm.columns[column.name])
         if column.data_type in SPATIAL_TYPES:
             continue
-        mark = "CAST(%s AS JSON)" if column.data_type == "json" else "%s"
-        parts.append(f"{quote(tm.columns[column.name])} <=> {mark}")
+        if column.data_type == "json":
+            parts.append(f"{name} <=> CAST(%s AS JSON)")
+        elif column.data_type in _TEXT:
+            parts.append(f"CAST({name} AS BINARY) <=> CAST(%s AS BINARY)")
+        else:
+            parts.append(f"{name} <=> %s")
         args.append(image[column.name])
     return " AND ".join(parts), args
+
+
+def _shown(image: dict | None) -> str:
+    """A row image for a message, each value cut short: a pause names the row, not a megabyte of it."""
+    return "{" + ", ".join(f"{k}: {str(v)[:40]!r}" for k, v in (image or {}).items()) + "}"
 
 
 def _children_first(tables: list[TableChanges]) -> list[TableChanges]:

@@ -32,7 +32,7 @@ from omsbench.engine.pipeline import POLL, ReaderArgs, ReaderProcess
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.state import StateStore
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import ConnectError, DdlPaused, OmsError, PasswordUnavailable, SyncError
+from omsbench.exceptions import ChangePaused, ConnectError, DdlPaused, OmsError, PasswordUnavailable, SyncError
 
 log = logging.getLogger(__name__)
 STEP = "sync"
@@ -99,6 +99,9 @@ class Sync:
             except DdlPaused as err:
                 self._set("paused", str(err), statement=err.statement, at=err.position)
                 self._wait_for_user(at=err.position)
+            except ChangePaused as err:
+                self._set("paused", str(err))
+                self._wait_for_user()
             except TRANSIENT as err:
                 if incurable(err):
                     failed = SyncError(f"{err}; retrying cannot cure this", fix=getattr(err, "fix", None))
