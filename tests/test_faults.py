@@ -27,6 +27,7 @@ from omsbench.engine import precheck, runner, sampledb
 from omsbench.engine.bench import chaos
 from omsbench.engine.bench.proxy import Proxy
 from omsbench.engine.servers import MariaDB, SeekdbServer, alive, write_pid
+from omsbench.exceptions import SchemaError
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 
@@ -161,6 +162,42 @@ def _killed_with_open_transactions(server: SeekdbServer, database: str, first_id
     server.start()
     with connect(server.endpoint().dsn()) as session:
         return oceanbase.orphaned_transactions(session)
+
+
+def test_a_post_load_constraint_blocked_by_a_transaction_is_stopped_at_its_bound_naming_it(
+    workspace, source, seekdb_tcp, src, unique
+):
+    """A foreign key waits for every transaction open on its table: the wait ends at the bound, said."""
+    database = unique("ddlbound")
+    sampledb.create(src, rows=500, database=database)
+    target = seekdb_tcp.endpoint()
+    project = make_project(
+        workspace, source, target, name=database, objects={"include": [f"{database}.*"]}, options={"ddl_timeout_s": 3}
+    )
+    project.migrate_schema()
+    project.full(progress=False)
+    with connect(target.dsn()) as dst, connect(target.dsn(), autocommit=False) as holder:
+        dst.execute(f"ALTER TABLE `{database}`.order_items DROP FOREIGN KEY fk_items_order")
+        holder.execute("BEGIN")
+        holder.execute(f"UPDATE `{database}`.order_items SET qty = qty WHERE order_id = 1")
+        session = holder.scalar("SELECT CONNECTION_ID()")
+        outcome = []
+        worker = threading.Thread(target=lambda: outcome.append(_raised(project.post_load)), daemon=True)
+        worker.start()
+        worker.join(120)
+        holder.execute("ROLLBACK")
+    assert not worker.is_alive(), "the post-load step waited past its bound"
+    assert isinstance(outcome[0], SchemaError), outcome
+    assert "fk_items_order" in str(outcome[0]) and f"(session {session})" in str(outcome[0])
+    assert project.state.step(database, "post_load")["state"] == "failed"
+
+
+def _raised(call) -> BaseException | None:
+    try:
+        call()
+    except BaseException as err:  # handed to the test's thread, which asserts on it
+        return err
+    return None
 
 
 def test_a_seekdb_killed_with_transactions_open_keeps_no_locks(tmp_path):

@@ -119,6 +119,12 @@ def parameter(session, name: str) -> str | None:
     return str(row[columns.index("value")]) if row else None
 
 
+def open_transactions(session) -> dict[int, int]:
+    """Transactions open on the server now, by id, with their session id (0: no session owns it)."""
+    rows = session.query("SELECT trans_id, session_id FROM oceanbase.__all_virtual_trans_stat")
+    return {int(t): int(s) for t, s in rows}
+
+
 def orphaned_transactions(session) -> list[int]:
     """Transactions holding locks without a session: left over from a restart (see ``orphans``)."""
     rows = session.query("SELECT DISTINCT TRANS_ID FROM oceanbase.V$OB_LOCKS WHERE SESSION_ID = 0")

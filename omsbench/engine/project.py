@@ -32,7 +32,7 @@ from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
 from omsbench.engine.verify import CHUNK_ROWS
 from omsbench.engine.workspace import ENV, Workspace
-from omsbench.exceptions import NotNow, PrecheckFailed, SchemaError, StateError, SyncError
+from omsbench.exceptions import NotNow, OmsError, PrecheckFailed, SchemaError, StateError, SyncError
 
 _NO_TARGET_TABLES = precheck.Finding(
     "tables", "target", precheck.FAIL, "no table on the target matches objects.include",
@@ -231,11 +231,17 @@ class Project:
 
     def post_load(self, selection: Selection | None = None) -> pd.DataFrame:
         """Indexes, CHECK constraints, foreign keys and AUTO_INCREMENT, once the rows are in."""
-        with self.sessions() as (source, target):
-            selection = selection or self.selection(source)
-            plans = schema.plan_tables(target, selection)
-            report = schema.report(schema.create_post_load(target, plans))
-            schema.sync_auto_increment(source, target, plans)
+        self.state.set_step(self.name, "post_load", "running", "indexes, constraints and foreign keys")
+        try:
+            with self.sessions() as (source, target):
+                selection = selection or self.selection(source)
+                plans = schema.plan_tables(target, selection)
+                made = schema.create_post_load(target, self.spec.target.dsn(), plans, self.spec.options.ddl_timeout_s)
+                report = schema.report(made)
+                schema.sync_auto_increment(source, target, plans)
+        except OmsError as err:
+            self.state.set_step(self.name, "post_load", "failed", str(err))
+            raise
         self.state.set_step(
             self.name, "post_load", "done", f"{len(report)} objects", {"objects": report.to_dict("records")}
         )

@@ -21,7 +21,8 @@ import sqlglot
 from sqlglot import exp
 
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
-from omsbench.endpoints.connection import Session
+from omsbench.endpoints.connection import Dsn, Session
+from omsbench.engine import bounded_ddl
 from omsbench.engine.mapping import Selection, TableMap, ViewMap
 
 # MariaDB types that OceanBase lacks, with the type that keeps their text form.
@@ -346,14 +347,14 @@ def create_views(target: Session, selection: Selection) -> list[Finding]:
     return findings
 
 
-def create_post_load(target: Session, plans: list[TablePlan]) -> list[Finding]:
-    """Indexes, CHECK constraints and foreign keys, once the rows are in."""
+def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s: float) -> list[Finding]:
+    """Indexes, CHECK constraints and foreign keys, once the rows are in; each bounded (``bounded_ddl``)."""
     findings = []
     for plan in plans:
         for kind, name, statement in plan.post_load:
             where = f"{plan.table.qualified} ({name})"
             try:
-                target.execute(statement)
+                bounded_ddl.run(target, dsn, statement, limit_s)
             except pymysql.err.MySQLError as err:
                 if err.args and err.args[0] in _ALREADY_THERE:
                     findings.append(

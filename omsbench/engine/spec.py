@@ -50,6 +50,9 @@ class Options(_Strict):
     rows_per_second: int = Field(0, ge=0, description="throttle for the full load; 0 = unlimited")
     batch_bytes: int = Field(512 << 10, ge=64 << 10, le=12 << 20, description="bytes per INSERT (seekdb packet: 16 MB)")
     on_existing_rows: Literal["refuse", "truncate", "append"] = "refuse"
+    ddl_timeout_s: int = Field(
+        3600, ge=1, le=7 * 86400, description="longest a post-load index or constraint may run on the target"
+    )
     executor: Literal["threads", "processes"] = "threads"
     """Threads by default: the copy loop only moves bytes, so the GIL costs less than starting processes."""
     group_rows: int = Field(20_000, ge=1, le=1_000_000, description="sync: most rows merged into one target commit")
