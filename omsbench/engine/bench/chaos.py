@@ -63,6 +63,13 @@ SCHEMA_CHANGES = (
 )
 _HEALTHY_WITHIN = 120.0
 _DDL_LOCK_WAIT_S = 2
+_BUDGET_S = (300.0, 150.0)
+"""The run's watchdog: this many seconds, plus this many per point. A run that gets no further
+within it is aborted naming what it waited for, never left running."""
+
+
+class Overrun(Exception):
+    """The chaos run passed its time budget: it is aborted, saying where."""
 
 
 @dataclass
@@ -154,6 +161,8 @@ class Chaos:
         self.mysql = MariaDB(workspace.folder("chaos", "mariadb"), server_id=71)
         self.oceanbase = SeekdbServer(workspace.folder("chaos", "seekdb"))
         self.folder, self.commands = folder, 0
+        self.deadline = float("inf")
+        """Set by ``run``: when the watchdog aborts the run."""
         self.app: Application | None = None
         self.batches = 0
         """Batch jobs the applications committed: large transactions the syncs carried through the faults."""
@@ -207,8 +216,24 @@ class Chaos:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         process.log = log_path  # type: ignore[attr-defined]
         if wait:
-            process.wait(900)
+            self._wait(process, args)
         return process
+
+    def _wait(self, process: subprocess.Popen, args: tuple[str, ...]) -> int:
+        """The command's exit code; Overrun (the command killed) when the run's budget ends first."""
+        try:
+            return process.wait(self._left(f"omsbench {' '.join(args)}"))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise Overrun(f"omsbench {' '.join(args)} still ran when the run's time budget ended; killed") from None
+
+    def _left(self, doing: str) -> float:
+        """Seconds left in the run's budget; Overrun, naming what it was doing, once there are none."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise Overrun(f"the run's time budget ended while it was waiting for {doing}")
+        return left
 
     def _must(self, *args: str) -> None:
         process = self._omsbench(*args)
@@ -273,6 +298,7 @@ class Chaos:
         command = "reverse" if step == "reverse" else "sync"
         deadline = time.monotonic() + _HEALTHY_WITHIN
         while time.monotonic() < deadline:
+            self._left(f"the {step} to run")
             status = self._status(step)
             state = status["state"]
             if state == "running":
@@ -291,7 +317,7 @@ class Chaos:
     def _finish(self, command: subprocess.Popen, args: tuple[str, ...], fault: Fault) -> subprocess.Popen:
         """Run a one-shot command again until it succeeds, as a user would after reading its error."""
         for _ in range(_ATTEMPTS):
-            if command.wait(900) == 0:
+            if self._wait(command, args) == 0:
                 return command
             told = _told(command)
             fault.recovery.append(f"omsbench {' '.join(args)} exited {command.returncode}: {told}")
@@ -324,6 +350,8 @@ class Chaos:
             if fault.phase != "full":
                 self._caught_up(fault)
             fault.survived = True
+        except Overrun:
+            raise
         except Exception as err:
             fault.recovery.append(f"not survived: {type(err).__name__}: {err}"[:400])
         finally:
@@ -365,6 +393,7 @@ class Chaos:
                             raise
 
     def run(self, faults: list[Fault]) -> None:
+        self.deadline = time.monotonic() + _BUDGET_S[0] + _BUDGET_S[1] * len(faults)
         of = {phase: [f for f in faults if f.phase == phase] for phase in PHASES}
         self.app = Application(self.mysql.endpoint(), self.seed, spatial=True)
         self.app.start()
@@ -389,7 +418,7 @@ class Chaos:
         self.app.start()
         time.sleep(3)
         self._stop_app()
-        self.project.wait_for_sync(timeout=300)
+        self.project.wait_for_sync(timeout=min(300, self._left("the last sync to catch up")))
 
     def _stop_app(self) -> None:
         self.app.stop()
