@@ -180,7 +180,12 @@ def schema(ctx, project) -> None:
 @click.option("--no-precheck", is_flag=True, help="Skip the precheck (not recommended).")
 @click.pass_context
 def full(ctx, project, restart, parallelism, executor, no_precheck) -> None:
-    """Copy all rows (resumes where a killed run stopped), then create indexes and foreign keys."""
+    """Copy all rows (resumes where a killed run stopped), then create indexes and foreign keys.
+
+    Exit 1 when the target did not get an index, a constraint or a foreign key the spec does not accept missing.
+    """
+    from omsbench.workbench import tables
+
     proj = _project(ctx, project)
     overrides = {k: v for k, v in {"parallelism": parallelism, "executor": executor}.items() if v}
     if overrides:
@@ -194,8 +199,18 @@ def full(ctx, project, restart, parallelism, executor, no_precheck) -> None:
     click.echo(
         f"{sum(result.rows.values()):,} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s); "
         f"chunks copied {result.chunks_copied}, resumed past {result.chunks_skipped}; "
-        f"binlog start {result.start_position}"
+        f"binlog start {tables.cell(result.start_position)}"
     )
+    if result.missing:
+        for line in result.missing:
+            click.secho(f"not created on the target: {line}", fg="red", err=True)
+        names = ", ".join(repr(line.partition(" (")[0]) for line in result.missing)
+        click.echo(
+            "  fix: create them by hand, or accept their absence in the spec's objects.accept_missing:"
+            f" [{names}]; then run full again",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def _require_sources(project: Project) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 from conftest import make_project
 from helpers import exact_rows
 
 from omsbench.endpoints.catalog import Column, Table
+from omsbench.endpoints.connection import connect
 from omsbench.engine import precheck
 from omsbench.engine.mapping import Selection, TableMap
 
@@ -93,3 +95,50 @@ def test_a_type_that_cannot_be_carried_fails_the_precheck():
     found = precheck.frame(precheck.column_types(selection))
     assert list(found.status) == ["fail"]
     assert "vector(3) cannot be carried" in found.detail[0]
+
+
+def test_an_object_the_target_did_not_get_fails_the_load_unless_the_spec_accepts_it(
+    workspace, source, seekdb_tcp, src, unique, tmp_path
+):
+    """No silent skips: the load names what the target lacks and exits 1; a SPATIAL index is created."""
+    from test_cli import omsbench
+
+    db = unique("missing")
+    src.execute(f"CREATE DATABASE `{db}`")
+    src.execute(f"USE `{db}`")
+    src.execute("CREATE TABLE places (id INT PRIMARY KEY, spot GEOMETRY NOT NULL, SPATIAL INDEX idx_spot (spot))")
+    src.execute("INSERT INTO places VALUES (1, ST_GeomFromText('POINT(1 1)'))")
+    src.execute("CREATE TABLE parent (id INT PRIMARY KEY)")
+    src.execute(
+        "CREATE TABLE child (id INT PRIMARY KEY, p INT, CONSTRAINT fk_p FOREIGN KEY (p) REFERENCES parent (id))"
+    )
+    src.execute("INSERT INTO parent VALUES (1)")
+    src.execute("INSERT INTO child VALUES (1, 1)")
+    target = seekdb_tcp.endpoint()
+    spec = {
+        "name": db,
+        "source": source.model_dump(exclude_none=True),
+        "target": target.model_dump(exclude_none=True),
+        "objects": {"include": [f"{db}.*"]},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert omsbench(workspace.root, "schema", str(path)).returncode == 0
+    loaded = omsbench(workspace.root, "full", str(path))
+    assert loaded.returncode == 0, loaded.stderr
+    with connect(target.dsn()) as dst:
+        assert dst.query(
+            f"SHOW INDEX FROM `{db}`.places WHERE Key_name = 'idx_spot'"
+        )  # MariaDB's 32-byte prefix dropped
+        dst.execute(f"ALTER TABLE `{db}`.child DROP FOREIGN KEY fk_p")
+        dst.execute("SET SESSION foreign_key_checks = 0")
+        dst.execute(f"INSERT INTO `{db}`.child VALUES (2, 99)")  # the target's own orphan: the key cannot come back
+    refused = omsbench(workspace.root, "full", str(path))
+    assert refused.returncode == 1 and f"not created on the target: foreign key {db}.child.fk_p" in refused.stderr
+    assert "accept_missing" in refused.stderr
+    status = omsbench(workspace.root, "status", db)
+    assert "post_load" in status.stdout and "failed" in status.stdout and "fk_p" in status.stdout
+    spec["objects"]["accept_missing"] = [f"foreign key {db}.child.fk_p"]
+    path.write_text(yaml.safe_dump(spec))
+    accepted = omsbench(workspace.root, "full", str(path))
+    assert accepted.returncode == 0, accepted.stderr

@@ -40,6 +40,8 @@ class FullResult:
     chunks_copied: int = 0
     chunks_skipped: int = 0
     warnings: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """Objects the source has that the target did not get (post-load), not accepted in the spec."""
 
     @property
     def rows_per_second(self) -> float:

@@ -48,6 +48,17 @@ RELEASE_STEP = "release"
 _STALLED = {"failed": "it failed", "died": "it died", "stopped": "it was stopped", "paused": "it is paused"}
 
 
+def missing_objects(report: pd.DataFrame, accepted: list[str]) -> list[str]:
+    """``kind db.table.name (why)`` of each object the target did not get and the spec does not accept."""
+    missing = []
+    for row in report[report.status.isin(["skipped", "failed"])].itertuples():
+        table, _, name = row.source.partition(" (")
+        label = f"{row.object_type} {table}.{name.rstrip(')')}" if name else f"{row.object_type} {table}"
+        if label not in accepted:
+            missing.append(f"{label} ({row.detail})")
+    return missing
+
+
 class Project:
     def __init__(self, spec: specs.ProjectSpec, workspace: Workspace) -> None:
         self.spec = spec
@@ -226,7 +237,8 @@ class Project:
             executor=executor,
             progress=progress,
         )
-        self.post_load(selection)
+        made = self.post_load(selection)
+        result.missing = missing_objects(made, self.spec.objects.accept_missing)
         return result
 
     def post_load(self, selection: Selection | None = None) -> pd.DataFrame:
@@ -242,8 +254,14 @@ class Project:
         except OmsError as err:
             self.state.set_step(self.name, "post_load", "failed", str(err))
             raise
+        self._write_json("post_load", report)
+        missing = missing_objects(report, self.spec.objects.accept_missing)
         self.state.set_step(
-            self.name, "post_load", "done", f"{len(report)} objects", {"objects": report.to_dict("records")}
+            self.name,
+            "post_load",
+            "failed" if missing else "done",
+            f"{len(missing)} object(s) not created: {'; '.join(missing)}" if missing else f"{len(report)} objects",
+            {"objects": report.to_dict("records")},
         )
         return report
 

@@ -64,7 +64,9 @@ CARRIED_TYPES = (
 )
 _TRANSACTIONAL_ENGINES = {None, "innodb", "xtradb"}
 # Duplicate key name, duplicate key (a foreign key), duplicate foreign key / check constraint name.
-_ALREADY_THERE = {1061, 1022, 1826, 3822}
+_ALREADY_THERE = {1061, 1022, 1826, 3822, 1060}
+"""Duplicate key name, key, foreign key, check; and 1060, "Duplicate column name", which is what
+seekdb answers for a SPATIAL index that exists (docs/seekdb.md)."""
 _SKIP_REASONS = {
     "TRIGGER": "not created: it would fire again for rows that incremental sync already replays; "
     "recreate it on OceanBase at switchover",
@@ -174,8 +176,11 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
         lines.append(f"PRIMARY KEY ({', '.join(quote(renames[c]) for c in table.primary_key)})")
     post: list[tuple[str, str, str]] = []
     for index in table.indexes:
-        cols = ", ".join(quote(renames[c]) + (f"({n})" if n else "") for c, n in index.columns)
         kind = index.kind.upper()
+        # MariaDB lists a SPATIAL index's column with a 32-byte prefix (SUB_PART 32) that CREATE never
+        # takes; seekdb refused the index for it ("Not supported feature or function")
+        prefixed = kind not in ("FULLTEXT", "SPATIAL")
+        cols = ", ".join(quote(renames[c]) + (f"({n})" if n and prefixed else "") for c, n in index.columns)
         if kind in ("FULLTEXT", "SPATIAL"):  # may be refused: created after the load, alone
             post.append(("index", index.name, f"CREATE {kind} INDEX {quote(index.name)} ON {tm.quoted} ({cols})"))
         else:  # seekdb maintains a B-tree while loading faster than it builds one afterwards
