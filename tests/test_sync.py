@@ -264,6 +264,32 @@ def test_a_keyless_change_lands_on_its_own_row_or_pauses_the_sync_naming_it(
     _same(src, dst, database, ["nk"])
 
 
+def test_a_value_the_target_cannot_store_pauses_the_sync_until_the_column_is_widened(shop, source, dst):
+    """The fallback died on one 4-byte character in a utf8mb3 column; any refused value now pauses, named."""
+    project, database = shop
+    width = dst.scalar(f"SELECT MAX(CHAR_LENGTH(name)) FROM `{database}`.customers")
+    dst.execute(
+        f"ALTER TABLE `{database}`.customers MODIFY name VARCHAR({width}) NOT NULL"
+    )  # narrower than the source's
+    with running(project), connect(source.dsn()) as src:
+        src.execute(f"UPDATE `{database}`.customers SET name = REPEAT('x', {width} + 1) WHERE id = 2")
+        assert "paused" in _states_until(project, "paused")
+        status = project.sync_status()["message"]
+        assert "refused a value in a change to" in status and f"{database}.customers" in status
+        assert "widen the column" in status
+        assert omsbench_status(project).returncode == 1
+        dst.execute(f"ALTER TABLE `{database}`.customers MODIFY name VARCHAR(100) NOT NULL")
+        project.resume_sync()
+        project.wait_for_sync()
+        _same(src, dst, database, ["customers"])
+
+
+def omsbench_status(project):
+    from test_cli import omsbench
+
+    return omsbench(project.workspace.root, "sync", "status", project.name)
+
+
 def test_filters_and_renames_follow_the_spec(workspace, source, target, src, dst, unique):
     database = unique("cdcmap")
     project = _migrated(

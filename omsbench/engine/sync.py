@@ -42,6 +42,23 @@ _INCURABLE = {1044, 1045, 1049, 1142, 1143, 1227, 1370, 1698}
 """Access denied, unknown database, a missing privilege: the same again gets the same answer."""
 
 
+def _tables(group: list[Transaction]) -> list[str]:
+    return sorted({f"{c.schema}.{c.table}" for txn in group for c in txn.changes})
+
+
+def _refused_value(err: pymysql.err.DataError, tables: list[str], step: str, project: str) -> SyncError:
+    """A value the receiving side cannot store (a 4-byte character in a utf8mb3 column, a string
+    longer than its column): no retry stores it, and dying on it would end the sync, or the
+    fallback, over one value. The group is rolled back; the sync waits where it is."""
+    code, text = (*err.args, "", "")[:2]
+    return SyncError(
+        f"the receiving database refused a value in a change to {', '.join(tables) or 'a table'} ({code}: {text});"
+        " nothing of its transaction was applied",
+        fix="widen the column there to take such values (for a utf8mb3 column: ALTER TABLE ... MODIFY it as"
+        f" utf8mb4), then `omsbench {step} resume {project}`: the change is applied again",
+    )
+
+
 def incurable(err: BaseException) -> bool:
     """An error that no retry cures: refused credentials or privileges, or a password that cannot be read."""
     if isinstance(err, PasswordUnavailable):
@@ -86,6 +103,8 @@ class Sync:
         self.meter = Meter(state, self.project, self.step)
         self.stopping = threading.Event()
         self.position: BinlogPosition | None = None
+        self.touching: list[str] = []
+        """Tables of the group being applied: what a refused value is named by."""
         self._want: tuple[float, dict | None] = (0.0, None)
 
     # the outer loop: retries, pauses, stop -------------------------------------------------------
@@ -101,6 +120,9 @@ class Sync:
                 self._wait_for_user(at=err.position)
             except ChangePaused as err:
                 self._set("paused", str(err))
+                self._wait_for_user()
+            except pymysql.err.DataError as err:
+                self._set("paused", str(_refused_value(err, self.touching, self.step, self.project)))
                 self._wait_for_user()
             except TRANSIENT as err:
                 if incurable(err):
@@ -271,6 +293,7 @@ class Sync:
     def _apply(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> None:
         """``apply`` the group (filtered) and count it; the target commits it with the checkpoint."""
         started = time.monotonic()
+        self.touching = _tables(group)
         _prepare(group, judge, applier, floors)
         committed = apply(group)
         self.position = group[-1].position
@@ -288,6 +311,7 @@ class Sync:
         try:
             while piece is not None and piece.more:
                 started = time.monotonic()
+                self.touching = _tables([piece])
                 _prepare([piece], judge, applier, floors)
                 applier.apply_piece(piece.changes)
                 self.meter.applied(piece.rows, 0, time.monotonic() - started, commits=0)
