@@ -16,14 +16,16 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import make_project
 
 from omsbench.endpoints.connection import connect
 from omsbench.engine import sampledb
 from omsbench.engine.servers import free_port
+from omsbench.engine.verify import EXTRA, MISSING
 from omsbench.engine.workload import Workload
-from omsbench.workbench import runbooks
+from omsbench.workbench import charts, report, runbooks
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -152,3 +154,55 @@ def test_panel_in_voila_runs_a_precheck(voila, panel_project):
         page.locator("button.jupyter-button", has_text="Precheck").click(timeout=120_000)
         page.locator(".omsbench-steps", has_text="done").wait_for(timeout=120_000)  # the timer refreshed it
     assert panel_project.state.step(panel_project.name, "precheck")["state"] == "done"
+
+
+_LAYOUT = """() => {
+  const page = document.documentElement;
+  const clipped = [];
+  for (const svg of document.querySelectorAll('.chart svg')) {
+    const frame = svg.getBoundingClientRect();
+    for (const text of svg.querySelectorAll('text')) {
+      const box = text.getBoundingClientRect();
+      if (box.width && (box.left < frame.left - 1 || box.right > frame.right + 1 || box.top < frame.top - 1
+          || box.bottom > frame.bottom + 1)) clipped.push(text.textContent);
+    }
+  }
+  return {overflow: page.scrollWidth - page.clientWidth, clipped};
+}"""
+
+
+def _sync_samples() -> pd.DataFrame:
+    start = pd.Timestamp("2026-12-02 19:47:00", tz="UTC")
+    rows = []
+    for second in (*range(120), *range(400, 520)):  # stopped for about five minutes between
+        at = start + pd.Timedelta(seconds=second)
+        rows += [(at, "sync", f"{s}_p{p}_ms", 4.0 * (1 + p / 50)) for s in ("lag", "read", "apply") for p in (50, 99)]
+        rows += [(at, "sync", "rows_per_s", 4100.0), (at, "sync", "transactions_per_s", 910.0)]
+    return pd.DataFrame(rows, columns=["ts", "stage", "name", "value"])
+
+
+@pytest.mark.parametrize("kind", ["verify", "sync"])
+def test_a_report_fits_the_page_and_no_chart_text_is_clipped(tmp_path, kind):
+    """Reports are read in a browser: no sideways scrolling, legends and axis labels whole."""
+    long_value = "x" * 400  # a long value used to push the table past the page's edge
+    if kind == "verify":
+        summary = pd.DataFrame(
+            {"table": ["shop.customers_with_a_rather_long_name", "shop.orders"], MISSING: [3, 0], EXTRA: [0, 1],
+             "different rows": [2, 0]}
+        )  # fmt: skip
+        sections = {
+            "Tables": summary,
+            "Differences": pd.DataFrame({"table": ["shop.orders"], "key": ["id=1"], "source_value": [long_value]}),
+            "Fixes": pd.DataFrame(columns=["statement"]),
+        }
+        drawn = {"Differences per table": charts.differences(summary)}
+    else:
+        sections = {"DDL": pd.DataFrame(columns=["at", "statement"])}
+        drawn = {"Lag": charts.lag(_sync_samples()), "Rates": charts.rates(_sync_samples())}
+    path = report.write(tmp_path / f"{kind}.html", f"omsbench {kind}", {"project": "shop"}, sections, False, drawn)
+    with chromium_page(f"report-{kind}", 900) as page:
+        page.goto(path.as_uri())
+        layout = page.evaluate(_LAYOUT)
+        assert layout["overflow"] <= 0, f"the page scrolls sideways by {layout['overflow']} px"
+        assert not layout["clipped"], f"clipped chart text: {layout['clipped']}"
+        assert page.get_by_text("No fixes.").is_visible() or kind == "sync"

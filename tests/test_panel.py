@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pandas as pd
 from conftest import make_project
 from helpers import assert_same_tables, make_writable
 
@@ -127,3 +128,21 @@ def test_charts_of_a_long_sync_are_thinned_and_keep_their_spikes(tmp_path):
     state.add_metrics("p", "sync", {"rows_per_s": 7.0})
     assert state.metrics_mark("p") > mark
     assert state.metrics("p", since)["value"].tolist() == [7.0]
+
+
+def test_charts_read_24_hour_utc_with_the_date_and_break_where_the_sync_was_away():
+    """19:48 UTC was drawn as 07:48 with no date or zone, and a stopped sync as a straight line across."""
+    start = pd.Timestamp("2026-12-02 19:47:00", tz="UTC")
+    times = [start + pd.Timedelta(seconds=s) for s in (*range(10), *range(300, 310))]  # away for ~5 minutes
+    stages = [f"{stage}_p{p}_ms" for stage in ("lag", "read", "apply") for p in (50, 99)]
+    metrics = pd.DataFrame(
+        [(t, "sync", name, 3.0) for t in times for name in (*stages, "rows_per_s", "transactions_per_s")],
+        columns=["ts", "stage", "name", "value"],
+    )
+    gapped = charts.with_gaps(charts.lag_frame(metrics), "stage")
+    assert gapped.groupby("stage")["p50"].apply(lambda v: v.isna().sum()).tolist() == [1, 1, 1]  # one break each
+    for chart in (charts.lag(metrics), charts.rates(metrics)):
+        svg = charts.to_svg(chart)
+        assert "time (UTC, 2026-12-02)" in svg and ">19:47:00<" in svg
+        assert " AM<" not in svg and " PM<" not in svg and ">07:47" not in svg
+    assert "transactions/s" in charts.to_svg(charts.rates(metrics))  # the legend's words, not raw metric names

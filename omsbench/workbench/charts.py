@@ -24,6 +24,29 @@ Vega-Lite refuses more than 5,000 rows (the lag chart broke after 28 minutes); o
 merged into equal time bins: p99 by its maximum, so no spike is hidden, the rest by their mean."""
 
 
+WIDTH, HEIGHT = 860, 220
+"""Sized for a report page (1,100 px of text) and a notebook cell; legends sit below, whole."""
+GAP_S = 5.0
+"""Samples further apart than this (and than three bins) were not taken: the sync was stopped or
+paused. The line breaks there instead of drawing a straight stroke across the time it was away."""
+
+
+def _time_axis(frame: pd.DataFrame) -> alt.X:
+    """24-hour UTC, titled with the date: a 12-hour clock without AM/PM misread 18:59 as 06:59."""
+    times = pd.to_datetime(frame["ts"], utc=True) if len(frame) else pd.Series(dtype="datetime64[ns, UTC]")
+    days = sorted({t.strftime("%Y-%m-%d") for t in (times.min(), times.max()) if not pd.isna(t)})
+    return alt.X(
+        "ts:T",
+        title=f"time (UTC, {' to '.join(days)})" if days else "time (UTC)",
+        scale=alt.Scale(type="utc"),
+        axis=alt.Axis(format="%H:%M:%S", labelOverlap=True),
+    )
+
+
+def _legend(title: str) -> alt.Legend:
+    return alt.Legend(title=title, orient="bottom", labelLimit=0, symbolOpacity=1, symbolStrokeWidth=3)
+
+
 def differences(summary: pd.DataFrame) -> alt.Chart:
     """Rows missing, extra and different per table, from a verification summary."""
     kinds = [MISSING, EXTRA, "different rows"]
@@ -32,8 +55,26 @@ def differences(summary: pd.DataFrame) -> alt.Chart:
     return (
         alt.Chart(long, title="Differences per table")
         .mark_bar()
-        .encode(x=alt.X("rows:Q", title="rows"), y=alt.Y("table:N", title=None), color=alt.Color("kind:N"))
+        .encode(
+            x=alt.X("rows:Q", title="rows", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("table:N", title=None, axis=alt.Axis(labelLimit=0)),
+            color=alt.Color("kind:N", legend=_legend("kind")),
+        )
+        .properties(width=WIDTH - 260)
     )
+
+
+def with_gaps(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``frame`` with an empty row wherever a ``by`` series skipped time (see ``GAP_S``), so its line breaks."""
+    if not len(frame):
+        return frame
+    frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True)).sort_values([by, "ts"])
+    steps = frame.groupby(by)["ts"].diff()
+    limit = max(pd.Timedelta(seconds=GAP_S), 3 * steps.median()) if steps.notna().any() else None
+    if limit is None:
+        return frame
+    breaks = frame.loc[steps > limit, [by, "ts"]].assign(ts=lambda f: f["ts"] - pd.Timedelta(milliseconds=1))
+    return pd.concat([frame, breaks]).sort_values([by, "ts"]).reset_index(drop=True)
 
 
 def lag_frame(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -56,21 +97,40 @@ def thinned(frame: pd.DataFrame, by: str, how: dict[str, str]) -> pd.DataFrame:
 
 
 def lag(metrics: pd.DataFrame, title: str = "Sync lag by stage (ms): p50 line, band up to p99") -> alt.Chart:
-    """Sync lag over time by stage: p50 as a line inside a band that reaches up to p99."""
-    frame = thinned(lag_frame(metrics), "stage", {"p50": "mean", "p99": "max"})
-    base = alt.Chart(frame, title=title).encode(x=alt.X("ts:T", title=None), color=alt.Color("stage:N", title="stage"))
-    band = base.mark_area(opacity=0.25).encode(y=alt.Y("p50:Q", title="ms"), y2="p99:Q")
-    return band + base.mark_line(point=True).encode(y="p50:Q")
+    """Sync lag over time by stage: p50 as a line inside a band that reaches up to p99.
+
+    The scale is symmetric-log: one spike of seconds would flatten milliseconds to a line at zero."""
+    frame = with_gaps(thinned(lag_frame(metrics), "stage", {"p50": "mean", "p99": "max"}), "stage")
+    base = alt.Chart(frame, title=title).encode(
+        x=_time_axis(frame), color=alt.Color("stage:N", legend=_legend("stage"))
+    )
+    top = float(frame["p99"].max()) if len(frame) and frame["p99"].notna().any() else 10.0
+    ticks = [v for v in _LOG_TICKS if v <= max(top, 10.0) * 2]
+    y = alt.Y("p50:Q", title="ms (log scale)", scale=alt.Scale(type="symlog"), axis=alt.Axis(values=ticks))
+    band = base.mark_area(opacity=0.25, invalid="break-paths-filter-domains").encode(y=y, y2="p99:Q")
+    return (band + base.mark_line(point=True, invalid="break-paths-filter-domains").encode(y=y)).properties(
+        width=WIDTH, height=HEIGHT
+    )
+
+
+_LOG_TICKS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000, 3_600_000]
+
+_RATES = {"rows_per_s": "rows/s", "transactions_per_s": "transactions/s"}
 
 
 def rates(metrics: pd.DataFrame, title: str = "Applied per second") -> alt.Chart:
-    """Rows and transactions applied per second over time."""
-    frame = thinned(metrics[metrics["name"].isin(["rows_per_s", "transactions_per_s"])], "name", {"value": "mean"})
-    return (
-        alt.Chart(frame, title=title)
-        .mark_line(point=True)
-        .encode(x=alt.X("ts:T", title=None), y=alt.Y("value:Q", title="per second"), color=alt.Color("name:N"))
+    """Rows and transactions applied per second over time, one panel each: their scales differ tenfold."""
+    frame = thinned(metrics[metrics["name"].isin(list(_RATES))], "name", {"value": "mean"})
+    frame = with_gaps(frame.assign(name=frame["name"].map(_RATES)), "name")
+    panel = (
+        alt.Chart(frame)
+        .mark_line(point=True, invalid="break-paths-filter-domains")
+        .encode(x=_time_axis(frame), y=alt.Y("value:Q", title=None), color=alt.Color("name:N", legend=None))
+        .properties(width=WIDTH, height=HEIGHT // 2)
     )
+    return panel.facet(
+        row=alt.Row("name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")), title=title
+    ).resolve_scale(y="independent")
 
 
 def progress_frame(chunks: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +193,13 @@ def for_project(state: StateStore, project: str, since: datetime | None = None) 
 
 
 def to_svg(chart: alt.Chart) -> str:
-    """Inline SVG: the report then needs no script and no network to show the chart."""
+    """Inline SVG: the report then needs no script and no network to show the chart.
+
+    The SVG is laid out with vl-convert's font metrics; a browser's font can be wider, which cut a
+    long table name at the left edge (seen in Chromium). Padding around the drawing keeps the text whole.
+    """
     import vl_convert
 
-    return vl_convert.vegalite_to_svg(chart.to_json())
+    spec = chart.to_dict()
+    spec["padding"] = {"left": 40, "right": 40, "top": 8, "bottom": 8}
+    return vl_convert.vegalite_to_svg(spec)

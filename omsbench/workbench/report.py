@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 
 import altair as alt
@@ -26,7 +27,10 @@ def _environment() -> Environment:
     )
 
 
-def _table(frame: pd.DataFrame) -> str:
+def _table(name: str, frame: pd.DataFrame) -> str:
+    """A section's table; an empty one says so in words (a header row alone read as a broken page)."""
+    if not len(frame):
+        return f'<p class="empty">No {escape(name if name.isupper() else name.lower())}.</p>'
     return frame.to_html(index=False, border=0, classes="grid", na_rep="", escape=True)
 
 
@@ -54,7 +58,7 @@ def write(
             verdict=verdict,
             labels=labels,
             summary=summary,
-            sections={name: _table(frame) for name, frame in sections.items()},
+            sections={name: _table(name, frame) for name, frame in sections.items()},
             charts={name: to_svg(chart) for name, chart in (charts or {}).items()},
         )
     )
