@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import asdict
 
+import pymysql
 import pytest
 from conftest import make_project, seq_table_migrated
 from helpers import assert_same_tables, make_writable, wait_inside_a_transaction
@@ -65,6 +66,12 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
     without = [f"{database}.type_zoo"]
     with pytest.raises(StateError, match="orders_note"):  # it would rewrite the rows reverse sync applies
         switchover.switchover(project, without=without)
+    with connect(source.dsn()) as mysql:  # created under another sql_mode, two in one slot: order matters
+        mysql.execute(f"USE `{database}`")
+        mysql.execute("SET SESSION sql_mode = 'TRADITIONAL'")
+        for name in ("orders_touch_a", "orders_touch_b"):
+            mysql.execute(f"CREATE TRIGGER {name} BEFORE UPDATE ON orders FOR EACH ROW SET @{name} = 'café'")
+        triggers = _triggers(mysql, database)
     record = switchover.switchover(project, without=without, suspend_triggers=True)
     assert list(record["phases"]) == [
         "precheck",
@@ -96,7 +103,7 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
     assert "start_forward_sync" in back["phases"] and project.reverse_status()["state"] == "stopped"
     with connect(source.dsn()) as mysql:
         assert mysql.scalar("SELECT @@read_only") == 0
-        assert mysql.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
+        assert _triggers(mysql, database) == triggers  # every column but CREATED: sql_mode and order included
     # and a finished switch-back run again only reports itself too (it said "not switched over")
     assert switchover.switch_back(project)["phases"] == back["phases"]
     _write(source, database, seed=3, transactions=150)
@@ -104,6 +111,14 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
     _same(project, database)
     with connect(seekdb_tcp.endpoint().dsn()) as ob:
         assert ob.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,)) == 0
+
+
+def _triggers(mysql, database) -> list[tuple]:
+    rows = mysql.conn.cursor(pymysql.cursors.DictCursor)
+    rows.execute(
+        "SELECT * FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s ORDER BY TRIGGER_NAME", (database,)
+    )
+    return [tuple(sorted((k, v) for k, v in row.items() if k != "CREATED")) for row in rows.fetchall()]
 
 
 def test_both_directions_at_once_do_not_loop(migrated, source, seekdb_tcp):

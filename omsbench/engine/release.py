@@ -134,6 +134,7 @@ def notes(project: Project, record: dict) -> list[str]:
             lines.append(f"{where}: `{OWN_SCHEMA}` holds nothing more; drop it if no other project will use it")
     if record["source_read_only"]:
         lines.append(f"MySQL ({project.spec.source.url}) stays read-only: SET GLOBAL read_only = OFF to write to it")
-    for schema, name, statement in record["suspended_triggers"]:
-        lines.append(f"trigger {schema}.{name}, suspended at switchover, was not created again: {statement}")
+    for item in map(switchover.trigger, record["suspended_triggers"]):
+        name = f"{item['schema']}.{item['name']}"
+        lines.append(f"trigger {name}, suspended at switchover, was not created again: {item['statement']}")
     return lines

@@ -16,7 +16,7 @@ import pymysql
 from omsbench.endpoints import catalog
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
-from omsbench.endpoints.connection import Session, connect
+from omsbench.endpoints.connection import SQL_MODE, Session, connect
 from omsbench.engine import capture
 from omsbench.engine import reverse as reverse_sync
 from omsbench.engine.apply import CHECKPOINT_DDL, write_checkpoint
@@ -81,11 +81,16 @@ def capturable(project: Project, without: list[str]) -> list:
     return ob_tables
 
 
-def source_triggers(project: Project, without: list[str]) -> list[tuple[str, str, str]]:
-    """(schema, name, CREATE statement) of the MySQL triggers on tables reverse sync writes to.
+_TRIGGER_COLUMNS = "TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_ORDER"
+
+
+def source_triggers(project: Project, without: list[str]) -> list[dict]:
+    """The MySQL triggers on tables reverse sync writes to, each as SHOW CREATE TRIGGER gives it.
 
     They would fire on every row reverse sync applies and could rewrite it; while the
-    application writes to OceanBase, their work is already in the rows that come back.
+    application writes to OceanBase, their work is already in the rows that come back. Each keeps
+    what recreating it exactly needs besides its text: the sql_mode, client character set and
+    connection collation it was created under, and its place among the table's triggers.
     """
     with connect(project.spec.source.dsn()) as mysql:
         tables = {
@@ -94,13 +99,43 @@ def source_triggers(project: Project, without: list[str]) -> list[tuple[str, str
             if tm.source.qualified not in without
         }
         found = []
-        for schema, name, table in mysql.query(
-            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
-        ):
+        rows = mysql.query(f"SELECT {_TRIGGER_COLUMNS} FROM information_schema.TRIGGERS ORDER BY {_TRIGGER_COLUMNS}")
+        for schema, name, table, order in rows:
             if (schema, table) in tables:
-                statement = mysql.query(f"SHOW CREATE TRIGGER {quote(schema)}.{quote(name)}")[0][2]
-                found.append((schema, name, statement))
+                shown = mysql.query(f"SHOW CREATE TRIGGER {quote(schema)}.{quote(name)}")[0]
+                found.append(
+                    {"schema": schema, "name": name, "statement": shown[2], "sql_mode": shown[1],
+                     "charset": shown[3], "collation": shown[4], "order": int(order)}
+                )  # fmt: skip
     return found
+
+
+def trigger(item: dict | list) -> dict:
+    """A suspended trigger as recorded; records of earlier versions hold (schema, name, statement) only."""
+    if isinstance(item, dict):
+        return item
+    schema, name, statement = item
+    return {"schema": schema, "name": name, "statement": statement}
+
+
+_PYTHON_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252", "ascii": "ascii"}
+
+
+def create_trigger(mysql: Session, item: dict) -> None:
+    """Create a suspended trigger again as it was: under its own sql_mode and client character set
+    (a body is parsed under both), not this session's."""
+    mysql.execute(f"USE {quote(item['schema'])}")
+    charset = item.get("charset") or "utf8mb4"
+    codec = _PYTHON_CODECS.get(charset.lower(), "utf-8")
+    if item.get("sql_mode") is not None:
+        mysql.execute("SET SESSION sql_mode = %s", (item["sql_mode"],))
+    mysql.execute(
+        f"SET character_set_client = {charset}, collation_connection = {item.get('collation') or 'utf8mb4_general_ci'}"
+    )
+    try:
+        mysql.execute(item["statement"].encode(codec))
+    finally:
+        mysql.execute(f"SET NAMES utf8mb4, SESSION sql_mode = '{SQL_MODE}'")
 
 
 def _set_read_only(session: Session, on: bool) -> None:
@@ -142,7 +177,7 @@ def switchover(
         if triggers and not suspend_triggers:
             raise StateError(
                 "MySQL triggers would fire on the rows reverse sync applies and could change them: "
-                + ", ".join(f"{schema}.{name}" for schema, name, _ in triggers),
+                + ", ".join(f"{t['schema']}.{t['name']}" for t in triggers),
                 fix="pass --suspend-source-triggers (omsbench drops them until switch-back, then creates them"
                 " again), or drop them yourself",
             )
@@ -152,7 +187,7 @@ def switchover(
             record["triggers"] = source_triggers(project, without)
             project.state.set_step(project.name, STEP, "running", "switchover: suspend_source_triggers", record)
         with connect(project.spec.source.dsn()) as mysql:
-            for schema, name, _ in record["triggers"]:
+            for schema, name in ((t["schema"], t["name"]) for t in map(trigger, record["triggers"])):
                 mysql.execute(f"DROP TRIGGER IF EXISTS {quote(schema)}.{quote(name)}")
 
     def stop_source_writes(record: dict) -> None:
@@ -247,10 +282,9 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
             present = {
                 tuple(r) for r in mysql.query("SELECT TRIGGER_SCHEMA, TRIGGER_NAME FROM information_schema.TRIGGERS")
             }
-            for schema, name, statement in record.get("triggers", []):
-                if (schema, name) not in present:
-                    mysql.execute(f"USE {quote(schema)}")
-                    mysql.execute(statement)
+            for item in map(trigger, record.get("triggers", [])):  # in their order: ACTION_ORDER comes back
+                if (item["schema"], item["name"]) not in present:
+                    create_trigger(mysql, item)
 
     def skip_reverse_writes(record: dict) -> None:
         """Start the forward sync at MySQL's binlog end, past what reverse sync wrote there.
