@@ -11,7 +11,7 @@ import pandas as pd
 from kafka.errors import KafkaError
 
 from omsbench.endpoints import kafka, mysql, oceanbase, rocketmq
-from omsbench.endpoints.catalog import SPATIAL_TYPES
+from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, raise_packet
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
@@ -202,6 +202,32 @@ def column_types(selection: Selection) -> list[Finding]:
     return findings
 
 
+def fallback_charsets(selection: Selection) -> list[Finding]:
+    """Text columns MySQL keeps in a narrower character set than OceanBase's utf8mb4.
+
+    After switchover the application writes to OceanBase, which takes any character; one MySQL
+    cannot store (an emoji in a utf8mb3 column) cannot go back, and the reverse sync pauses on it.
+    Said before the cut-over, with the ALTER that makes the fallback take every value.
+    """
+    findings = []
+    for tm in selection.tables:
+        narrow = [c for c in tm.source.columns if c.charset and c.charset.lower() not in ("utf8mb4", "binary")]
+        if narrow:
+            sets = ", ".join(sorted({c.charset for c in narrow}))
+            findings.append(
+                Finding(
+                    "fallback charset",
+                    tm.source.qualified,
+                    WARN,
+                    f"column(s) {', '.join(c.name for c in narrow)} are {sets} on MySQL and utf8mb4 on OceanBase: a"
+                    " value only utf8mb4 holds, written on OceanBase after switchover, pauses the reverse sync",
+                    f"before switchover, on MySQL: ALTER TABLE {quote(tm.source.schema)}.{quote(tm.source.name)}"
+                    " CONVERT TO CHARACTER SET utf8mb4",
+                )
+            )
+    return findings
+
+
 def source_tables(selection: Selection) -> list[Finding]:
     findings = column_types(selection)
     for tm in selection.tables:
@@ -226,6 +252,7 @@ def source_tables(selection: Selection) -> list[Finding]:
         )
         for r in selection.routines
     ]
+    findings += fallback_charsets(selection)
     if not selection.tables and not selection.views:
         findings.append(Finding("objects", "source", FAIL, "the spec selects no table", "widen objects.include"))
     return findings
