@@ -22,12 +22,12 @@ from omsbench.engine import precheck as prechecks
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
 from omsbench.engine.reverse import STEP as REVERSE_STEP
-from omsbench.engine.servers import KafkaBroker, MariaDB, SeekdbServer
 from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.sync import StartAt
 from omsbench.engine.verify import CHUNK_ROWS as VERIFY_CHUNK_ROWS
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import NotNow, OmsError, StateError
+from omsbench.lab.servers import KafkaBroker, MariaDB, SeekdbServer
 
 
 class _Group(click.Group):
@@ -365,7 +365,7 @@ def runs(ctx) -> None:
 @click.pass_context
 def demo(ctx, rows, target_kind, as_json) -> None:
     """Start private servers, migrate a sample shop database, verify it and write a report."""
-    from omsbench.workbench import demo as demos
+    from omsbench.lab import demo as demos
 
     say = (lambda _: None) if as_json else (lambda line: click.echo(line, err=True))
     summary = demos.run(ctx.obj, rows=rows, target=target_kind, progress=not as_json, say=say)
@@ -763,7 +763,7 @@ def _bench_result(result: dict, as_json: bool) -> None:
 
 
 def _benchmark(name: str, summary: str) -> None:
-    """Register ``omsbench bench NAME``: runs omsbench.engine.bench.NAME and prints its JSON."""
+    """Register ``omsbench bench NAME``: runs omsbench.lab.bench.NAME and prints its JSON."""
 
     @bench.command(name, help=summary)
     @click.option("--rows", default=1_000_000, show_default=True, type=click.IntRange(1000))
@@ -771,7 +771,7 @@ def _benchmark(name: str, summary: str) -> None:
     @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
     @click.pass_context
     def command(ctx, rows, threads, as_json) -> None:
-        module = importlib.import_module(f"omsbench.engine.bench.{name}")
+        module = importlib.import_module(f"omsbench.lab.bench.{name}")
         _bench_result(module.run(ctx.obj, rows=rows, threads=threads, progress=not as_json), as_json)
 
 
@@ -793,7 +793,7 @@ def _load_benchmark(name: str, summary: str, apply_workers: bool = False) -> Non
     @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
     @click.pass_context
     def command(ctx, seconds, threads, rate, as_json, **options) -> None:
-        module = importlib.import_module(f"omsbench.engine.bench.{name}")
+        module = importlib.import_module(f"omsbench.lab.bench.{name}")
         result = module.run(ctx.obj, seconds=seconds, threads=threads, rate=rate, progress=not as_json, **options)
         _bench_result(result, as_json)
 
@@ -814,7 +814,7 @@ def _load_benchmark(name: str, summary: str, apply_workers: bool = False) -> Non
 def bench_chaos(ctx, points, seed, rows, keep_servers, as_json) -> None:
     """A migration through kill -9, server restarts, network cuts and timeouts, then its release;
     exit 1 unless nothing was lost and nothing of omsbench's was left."""
-    from omsbench.engine.bench import chaos
+    from omsbench.lab.bench import chaos
 
     result = chaos.run(ctx.obj, points=points, seed=seed, rows=rows, keep=keep_servers)
     click.echo(json.dumps(result, indent=None if as_json else 2, default=str))

@@ -13,8 +13,8 @@ import pytest
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
-from omsbench.engine.servers import MariaDB, SeekdbServer
 from omsbench.engine.workspace import Workspace
+from omsbench.lab.servers import MariaDB, SeekdbServer
 
 _names = itertools.count(1)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import runner
-from omsbench.engine.servers import alive
+from omsbench.engine.process import alive
 
 
 def exact_rows(session: Session, schema: str, table: str, order: str | None = None) -> list[tuple]:

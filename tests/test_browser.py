@@ -21,10 +21,10 @@ import pytest
 from conftest import make_project
 
 from omsbench.endpoints.connection import connect
-from omsbench.engine import sampledb
-from omsbench.engine.servers import free_port
 from omsbench.engine.verify import EXTRA, MISSING
-from omsbench.engine.workload import Workload
+from omsbench.lab import sampledb
+from omsbench.lab.servers import free_port
+from omsbench.lab.workload import Workload
 from omsbench.workbench import charts, report, runbooks
 
 CHROMIUM = "/usr/bin/chromium"

@@ -23,11 +23,13 @@ from helpers import assert_same_tables, writer
 from omsbench.cli import main
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect, limit_lock_waits
-from omsbench.engine import precheck, runner, sampledb
-from omsbench.engine.bench import chaos
-from omsbench.engine.bench.proxy import Proxy
-from omsbench.engine.servers import MariaDB, SeekdbServer, alive, write_pid
+from omsbench.engine import precheck, runner
+from omsbench.engine.process import alive, write_pid
 from omsbench.exceptions import SchemaError
+from omsbench.lab import sampledb
+from omsbench.lab.bench import chaos
+from omsbench.lab.bench.proxy import Proxy
+from omsbench.lab.servers import MariaDB, SeekdbServer
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 

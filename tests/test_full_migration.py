@@ -6,8 +6,8 @@ import pytest
 from conftest import make_project
 from helpers import assert_same_tables, exact_rows
 
-from omsbench.engine import sampledb
 from omsbench.exceptions import CopyError, VerifyError
+from omsbench.lab import sampledb
 
 
 @pytest.fixture

@@ -23,11 +23,12 @@ from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import consume, formats, full, lifecycle, release, runner, sampledb
-from omsbench.engine.servers import KafkaBroker
+from omsbench.engine import consume, formats, full, lifecycle, release, runner
 from omsbench.engine.sync import StartAt
-from omsbench.engine.workload import Workload
 from omsbench.exceptions import ConnectError, PrecheckFailed, StateError
+from omsbench.lab import sampledb
+from omsbench.lab.servers import KafkaBroker
+from omsbench.lab.workload import Workload
 from omsbench.workbench.panel import ControlPanel
 
 CANAL_EXAMPLE = {  # a flat message as Canal's Kafka producer writes it

@@ -9,9 +9,10 @@ from conftest import make_project
 from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
-from omsbench.engine import runner, sampledb
+from omsbench.engine import runner
 from omsbench.engine.state import StateStore
-from omsbench.engine.workload import Workload
+from omsbench.lab import sampledb
+from omsbench.lab.workload import Workload
 from omsbench.workbench import charts
 from omsbench.workbench.panel import ControlPanel
 

@@ -18,12 +18,13 @@ from helpers import assert_same_tables, make_writable, wait_inside_a_transaction
 from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import capture, lifecycle, release, reverse, runner, sampledb, switchover
+from omsbench.engine import capture, lifecycle, release, reverse, runner, switchover
 from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
 from omsbench.engine.spec import Switchover
-from omsbench.engine.workload import Workload
 from omsbench.exceptions import StateError
+from omsbench.lab import sampledb
+from omsbench.lab.workload import Workload
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes"]
 

@@ -15,10 +15,10 @@ import yaml
 from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
-from omsbench.engine import sampledb
 from omsbench.engine.project import Project
-from omsbench.engine.workload import Workload
 from omsbench.engine.workspace import Workspace
+from omsbench.lab import sampledb
+from omsbench.lab.workload import Workload
 from omsbench.workbench import runbooks
 
 TABLES = ["audit_log", "customers", "legacy_notes", "order_items", "orders", "products", "type_zoo"]

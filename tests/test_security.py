@@ -10,11 +10,11 @@ from conftest import make_project, one_table_migrated
 from helpers import assert_same_tables
 from test_sync import running
 
-from omsbench.endpoints import tls
 from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine.servers import SeekdbServer
 from omsbench.exceptions import ConnectError
+from omsbench.lab import tls
+from omsbench.lab.servers import SeekdbServer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from helpers import assert_same_tables, exact_rows, kill_while_writing, launched
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import rehearsal, runner, sampledb
+from omsbench.engine import runner
 from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
 from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.changes import PIECE_ROWS, Transaction
@@ -26,8 +26,9 @@ from omsbench.engine.project import Project
 from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import STEP, StartAt, key
 from omsbench.engine.tracker import Tracker
-from omsbench.engine.workload import Workload
 from omsbench.exceptions import BinlogPurged, CopyError, NotNow, StateError, SyncError, VerifyError
+from omsbench.lab import rehearsal, sampledb
+from omsbench.lab.workload import Workload
 
 TABLES = ["customers", "products", "orders", "order_items", "audit_log", "legacy_notes", "type_zoo"]
 

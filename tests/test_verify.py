@@ -8,9 +8,10 @@ import sys
 import pytest
 from conftest import make_project, seq_table_migrated
 
-from omsbench.engine import checksum, sampledb, verify
+from omsbench.engine import checksum, verify
 from omsbench.engine.verify import DIFFERENT, EXTRA, MISSING
 from omsbench.exceptions import VerifyError
+from omsbench.lab import sampledb
 
 # One change per column of type_zoo, each in its own row (ids 4..), applied on the target only.
 CHANGES = {

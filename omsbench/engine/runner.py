@@ -16,13 +16,13 @@ import threading
 import time
 from pathlib import Path
 
-from omsbench.engine.servers import PrivateServer, ServerStatus, write_pid
+from omsbench.engine.process import Daemon, ServerStatus, write_pid
 from omsbench.engine.sync import STEP, Sync
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError, SyncError
 
 
-class SyncProcess(PrivateServer):
+class SyncProcess(Daemon):
     """``python -m omsbench sync run PROJECT`` detached, with its pid file and log in the workspace."""
 
     name = "sync"

@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from omsbench.engine.servers import alive
+from omsbench.engine.process import alive
 from omsbench.exceptions import StateError
 
 metadata = MetaData()

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from omsbench.endpoints.connection import connect
-from omsbench.engine.servers import MariaDB, find_program
 from omsbench.exceptions import OmsError
+from omsbench.lab.servers import MariaDB, find_program
 
 DATABASE = "sbbench"
 TABLES = 4

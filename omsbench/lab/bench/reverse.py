@@ -21,11 +21,11 @@ import numpy as np
 from omsbench.endpoints.connection import Dsn, connect
 from omsbench.engine import capture, runner, switchover
 from omsbench.engine import spec as specs
-from omsbench.engine.bench import sysbench
 from omsbench.engine.project import Project
 from omsbench.engine.reverse import STEP
-from omsbench.engine.servers import MariaDB, SeekdbServer, ensure_programs, find_program
 from omsbench.engine.workspace import Workspace
+from omsbench.lab.bench import sysbench
+from omsbench.lab.servers import MariaDB, SeekdbServer, ensure_programs, find_program
 
 DATABASE = "sbreverse"
 ROWS = 20_000

@@ -20,12 +20,12 @@ from pathlib import Path
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.engine import spec as specs
-from omsbench.engine.bench import sysbench
-from omsbench.engine.bench.sysbench import run_tool
 from omsbench.engine.project import Project
-from omsbench.engine.servers import MariaDB, ensure_programs, find_program
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
+from omsbench.lab.bench import sysbench
+from omsbench.lab.bench.sysbench import run_tool
+from omsbench.lab.servers import MariaDB, ensure_programs, find_program
 
 
 def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True) -> dict:

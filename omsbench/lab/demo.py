@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 
 from omsbench.endpoints.connection import Endpoint, connect
-from omsbench.engine import sampledb
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
-from omsbench.engine.servers import MariaDB, SeekdbServer
 from omsbench.engine.workspace import Workspace
+from omsbench.lab import sampledb
+from omsbench.lab.servers import MariaDB, SeekdbServer
 from omsbench.workbench import report
 
 PROJECT = "demo"

@@ -17,11 +17,11 @@ import pandas as pd
 
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import spec as specs
-from omsbench.engine.bench import sysbench
 from omsbench.engine.project import Project
-from omsbench.engine.servers import MariaDB, SeekdbServer, ensure_programs
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
+from omsbench.lab.bench import sysbench
+from omsbench.lab.servers import MariaDB, SeekdbServer, ensure_programs
 
 TARGET_DB = "sbverify"
 

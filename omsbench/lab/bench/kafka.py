@@ -25,11 +25,11 @@ from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import formats, runner
 from omsbench.engine import spec as specs
-from omsbench.engine.bench import cdc, sysbench
 from omsbench.engine.project import Project
-from omsbench.engine.servers import KafkaBroker, MariaDB, ensure_programs
 from omsbench.engine.sync import STEP, reached
 from omsbench.engine.workspace import Workspace
+from omsbench.lab.bench import cdc, sysbench
+from omsbench.lab.servers import KafkaBroker, MariaDB, ensure_programs
 
 
 def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0, progress: bool = True) -> dict:

@@ -27,11 +27,11 @@ from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import runner
 from omsbench.engine import spec as specs
-from omsbench.engine.bench import sysbench
 from omsbench.engine.project import Project
-from omsbench.engine.servers import MariaDB, ensure_programs
 from omsbench.engine.sync import STEP
 from omsbench.engine.workspace import Workspace
+from omsbench.lab.bench import sysbench
+from omsbench.lab.servers import MariaDB, ensure_programs
 
 DATABASE = "sbcdc"
 ROWS = 40_000

@@ -33,15 +33,16 @@ from dataclasses import asdict, dataclass, field
 import pymysql
 
 from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect
-from omsbench.engine import release, runner, sampledb
+from omsbench.engine import release, runner
 from omsbench.engine import spec as specs
-from omsbench.engine.bench.proxy import Proxy
 from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
-from omsbench.engine.servers import MariaDB, SeekdbServer
-from omsbench.engine.workload import RETRYABLE, Workload
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
+from omsbench.lab import sampledb
+from omsbench.lab.bench.proxy import Proxy
+from omsbench.lab.servers import MariaDB, SeekdbServer
+from omsbench.lab.workload import RETRYABLE, Workload
 
 DATABASE = "chaos"
 PROJECT = "chaos"

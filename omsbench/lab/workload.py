@@ -16,7 +16,7 @@ from decimal import Decimal
 import pymysql
 
 from omsbench.endpoints.connection import Session
-from omsbench.engine.sampledb import insert_type_zoo, type_zoo_rows
+from omsbench.lab.sampledb import insert_type_zoo, type_zoo_rows
 
 RETRYABLE = {1205, 1213}  # lock wait timeout, deadlock
 

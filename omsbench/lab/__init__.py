@@ -1,0 +1,1 @@
+"""What exists to demonstrate, benchmark and test omsbench: private servers, sample data, workloads, benches."""
