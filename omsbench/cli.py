@@ -297,7 +297,10 @@ def status(ctx, project) -> None:
             return
         _show(ctx.obj.state.projects())
         return
-    for name, frame in _project(ctx, project).status().items():
+    loaded = _project(ctx, project)
+    line = lifecycle.headline(loaded)
+    click.secho(line.text, bold=True, fg="red" if line.attention else None)
+    for name, frame in loaded.status().items():
         _show(frame.drop(columns=["detail", "project"], errors="ignore"), name)  # the message sums a report up
 
 

@@ -138,6 +138,7 @@ def test_demo_end_to_end(tmp_path):
     assert "rows=3,000" in again.stderr and "servers stop" in again.stdout
     project = omsbench(workspace, "status", "demo")
     assert "full" in project.stdout and "done" in project.stdout
+    assert project.stdout.startswith("Loaded, sync not started; next: start")  # the headline, as the panel shows it
     assert "start_position" not in project.stdout  # a step's message, not its whole detail record
 
     password = (workspace / "servers" / "mariadb" / "password").read_text().strip()

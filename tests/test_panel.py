@@ -39,8 +39,11 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     for action in ("pause", "resume", "stop", "verify"):
         assert panel.buttons[action].disabled, action
     assert "not finished" in panel.buttons["verify"].tooltip
+    assert "Verify: the full migration has not finished" in panel.reasons.value  # written out, not only on hover
+    assert all(button.tooltip for button in panel.buttons.values())
+    assert "Not started" in panel.headline.value and panel.next.description == "Start"
 
-    panel.buttons["start"].click()  # precheck, schema, full load, then the sync as a background process
+    panel.next.click()  # the headline's next step: Start runs precheck, schema, full load, then the sync
     panel.wait(300)
     assert panel.last_error is None
     runner.wait_for(workspace, project.name, {"running"}, timeout=60)
@@ -63,12 +66,18 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     runner.wait_for(workspace, project.name, {"running"}, timeout=30)
 
     project.wait_for_sync(timeout=120)
+    panel.refresh()
+    assert "Replicating" in panel.headline.value and panel.next.description == "Verify"  # no verify yet
     panel.buttons["verify"].click()
     panel.wait(120)
     assert project.state.step(project.name, "verify")["state"] == "done"
     panel.refresh()
     assert "<svg" in panel.lag.value  # lag and rates drawn from the sync's samples
+    assert "equal" in panel.headline.value and panel.next.description == "Switchover"
 
+    panel.buttons["switchover"].click()  # the first click arms it and shows the checklist
+    assert panel.buttons["switchover"].description == "Confirm switchover"
+    assert "✔ sync running" in panel.reasons.value and "✔ last verify equal and not stale" in panel.reasons.value
     panel.buttons["switchover"].click()  # drains, verifies, captures on OceanBase, starts the reverse sync
     panel.wait(300)
     assert panel.last_error is None
@@ -83,6 +92,7 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     runner.wait_for(workspace, project.name, {"running"}, timeout=60)
 
     panel.buttons["stop"].click()
+    panel.buttons["stop"].click()  # confirmed
     panel.wait(90)
     assert project.sync_status()["state"] == "stopped"
     panel.refresh()
@@ -98,6 +108,17 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     panel.refresh()
     assert panel.buttons["start"].disabled and panel.buttons["start"].tooltip == "the project was released"
     assert panel.buttons["release"].disabled and not panel.buttons["verify"].disabled
+
+
+def test_a_panel_shown_again_stops_the_refresh_timer_of_the_one_it_replaces(workspace, source, seekdb_tcp):
+    project = make_project(workspace, source, seekdb_tcp.endpoint(), objects={"include": ["nothing.*"]})
+    first = ControlPanel(project, interval=0.2)
+    first.start()
+    second = ControlPanel(project, interval=0.2)  # the cell run again
+    second.start()
+    first._timer.join(5)
+    assert not first._timer.is_alive() and second._timer.is_alive()
+    second.stop()
 
 
 def test_a_failing_action_shows_the_error_and_what_to_do(workspace, source, seekdb_tcp, unique):

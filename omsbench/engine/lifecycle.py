@@ -8,7 +8,11 @@ one is the error the command would give.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+import pandas as pd
 
 from omsbench.engine import full, release, switchover
 from omsbench.engine.project import ACTIVE, Project
@@ -95,3 +99,86 @@ def perform(project: Project, action: str, **options: Any) -> Any:
         "release": lambda: release.release(project),
     }
     return runs[action](**options)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """Where the project stands, in one line, and the action to take next (None: nothing to do now)."""
+
+    text: str
+    next_action: str | None
+    attention: bool
+    """True when something waits for the user: a failure, a pause, a verify that found differences."""
+
+
+_SYNC_WORDS = {
+    "running": "Replicating",
+    "starting": "Starting the sync",
+    "retrying": "Reconnecting",
+    "paused": "Sync paused",
+    "failed": "Sync failed",
+    "died": "Sync process gone",
+    "stopped": "Sync stopped",
+}
+
+
+def verify_freshness(project: Project) -> tuple[dict, int]:
+    """The last verify step, and how many DDL changes were applied after it: each makes its verdict stale."""
+    verified = project.state.step(project.name, "verify") or {}
+    ddl = project.state.ddl(project.name)
+    ddl = ddl[ddl["action"] != "ignored"]
+    if not verified.get("ended_at"):
+        return verified, len(ddl)
+    ended = _as_utc(verified["ended_at"])
+    return verified, int((pd.to_datetime(ddl["at"], utc=True) > ended).sum())
+
+
+def headline(project: Project) -> Headline:
+    """One line for the top of the panel and of ``omsbench status``: state, lag, last verify, next step."""
+    allowed_now = allowed(project)
+    sync = project.sync_status()
+    state = sync["state"]
+    parts = []
+    if state == "never started":
+        loaded = _state(project, full.STEP) == "done"
+        parts.append("Loaded, sync not started" if loaded else "Not started")
+    else:
+        lag = sync.get("lag_p50_ms")
+        parts.append(_SYNC_WORDS.get(state, state) + (f", {lag:,.0f} ms behind" if lag is not None else ""))
+    verified, stale = verify_freshness(project)
+    if verified.get("ended_at"):
+        when = _utc(verified["ended_at"])
+        verdict = "equal" if verified.get("state") == "done" else f"differences ({verified.get('message', '')})"
+        parts.append(f"last verify {when} {verdict}" + (f", before {stale} DDL change(s): stale" if stale else ""))
+    attention = state in ("failed", "died", "paused") or verified.get("state") == "failed"
+    action = _next(project, state, verified, stale, allowed_now)
+    if action:
+        parts.append(f"next: {action}")
+    return Headline("; ".join(parts), action, attention)
+
+
+def _next(project: Project, sync: str, verified: dict, stale: int, allowed_now: dict) -> str | None:
+    """The one action that moves the project on; None while it is the user's move outside the panel."""
+    record = project.state.detail(project.name, switchover.STEP)
+    if record.get("direction") == "switchover" and record.get("finished"):
+        wanted = "release"
+    elif sync == "paused":
+        paused_on_ddl = bool(project.sync_status().get("at"))
+        wanted = None if paused_on_ddl else "resume"  # a DDL waits for the user's decision, not a resume
+    elif sync in ("never started", "stopped", "died", "failed"):
+        wanted = "start"
+    elif not verified.get("ended_at") or stale or verified.get("state") != "done":
+        wanted = "verify"
+    else:
+        wanted = "switchover"
+    return wanted if wanted and allowed_now.get(wanted) is None else None
+
+
+def _as_utc(value: datetime | str) -> pd.Timestamp:
+    """The state store's times are UTC; SQLite hands some back without their zone."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
+def _utc(value: datetime | str) -> str:
+    return _as_utc(value).strftime("%Y-%m-%d %H:%M UTC")

@@ -19,6 +19,7 @@ import pandas as pd
 
 from omsbench.engine import lifecycle
 from omsbench.engine.project import Project
+from omsbench.engine.state import STEP_ORDER
 from omsbench.exceptions import OmsError
 from omsbench.workbench import charts
 
@@ -36,12 +37,22 @@ _ICONS = {
 }
 _LABELS = {"switchover": "Switchover", "switchback": "Switch back"}
 _HINTS = {
+    "precheck": "check connections, privileges, binlog settings, keys and types on both sides",
+    "start": "run what is not done yet (precheck, schema, full load), then the sync in the background",
+    "pause": "stop applying changes; the checkpoint stays where it is",
+    "resume": "continue a paused sync from its checkpoint",
+    "stop": "stop the background sync at a transaction boundary",
+    "verify": "compare every table on both sides and find each differing row",
     "switchover": "stop MySQL writes, drain, verify, capture on OceanBase and start the reverse sync",
     "switchback": "only once the application no longer writes to OceanBase: pressing it confirms that",
     "release": "end the project: stop its syncs (the fallback too) and take omsbench out of both databases",
 }
-_CONFIRM = {"release": "Confirm release"}
-"""Actions that cannot be undone: the first click arms the button, a second one performs it."""
+_CONFIRM = {"release": "Confirm release", "switchover": "Confirm switchover", "stop": "Confirm stop"}
+"""Actions with consequences: the first click arms the button and shows the checklist, a second performs it."""
+ERROR_SHOWN_FOR = timedelta(minutes=1)
+"""An action's error stays this long, or until the next action: minutes later it no longer applied."""
+_open_panels: dict[tuple[str, str], ControlPanel] = {}
+"""One live panel per project: re-running the cell stops the refresh timer of the panel it replaces."""
 _LIVE = {"sync": "sync_status", "reverse": "reverse_status"}
 """Steps whose state comes with a check that their process is alive."""
 
@@ -66,6 +77,11 @@ class ControlPanel:
         }
         for action, button in self.buttons.items():
             button.on_click(lambda _button, action=action: self.act(action))
+        self.headline = w.HTML()
+        self.next = w.Button(icon="arrow-right", button_style="primary", layout=w.Layout(display="none"))
+        self.next_action: str | None = None
+        self.next.on_click(lambda _button: self.next_action and self.act(self.next_action))
+        self.reasons = w.HTML()
         self.steps = w.HTML()
         self.progress = w.VBox()
         self.sync = w.HTML()
@@ -73,6 +89,7 @@ class ControlPanel:
         self.errors = w.HTML()
         self.ddl = w.HTML()
         self.last_error: str | None = None
+        self._error_at = datetime.now(timezone.utc)
         self.armed: str | None = None
         self.job: Future | None = None
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"omsbench-panel-{project.name}")
@@ -83,7 +100,9 @@ class ControlPanel:
         self.widget = w.VBox(
             [
                 w.HTML(f"<h3>omsbench · {html.escape(project.name)}</h3>{_endpoints(project)}"),
+                w.HBox([self.headline, self.next], layout=w.Layout(align_items="center", grid_gap="12px")),
                 w.HBox(list(self.buttons.values())),
+                self.reasons,
                 self.errors,
                 w.HBox([self.steps, self.sync], layout=w.Layout(grid_gap="24px")),
                 w.HTML("<b>Full migration</b>"),
@@ -92,6 +111,10 @@ class ControlPanel:
                 self.ddl,
             ]
         )
+        previous = _open_panels.get((str(project.workspace.root), project.name))
+        if previous is not None:
+            previous.stop()
+        _open_panels[(str(project.workspace.root), project.name)] = self
         self.refresh()
 
     # actions --------------------------------------------------------------------------------
@@ -104,9 +127,10 @@ class ControlPanel:
         self._arm(None)
         if action in _CONFIRM and armed != action:
             self._arm(action)
+            self.refresh()  # the checklist shows under the buttons
             return None
         self.last_error = None
-        for button in self.buttons.values():
+        for button in (*self.buttons.values(), self.next):
             button.disabled = True
         self.job = self._jobs.submit(self._perform, action)
         self.job.add_done_callback(lambda _job: self.refresh())  # once done, so the buttons count it finished
@@ -124,9 +148,12 @@ class ControlPanel:
         try:
             lifecycle.perform(self.project, action)
         except OmsError as err:
-            self.last_error = f"{action}: {err.message}" + (f"<br><i>what to do:</i> {err.fix}" if err.fix else "")
+            self._error(f"{action}: {err.message}" + (f"<br><i>what to do:</i> {err.fix}" if err.fix else ""))
         except Exception as err:  # shown in the panel: the worker thread has no one else to tell
-            self.last_error = f"{action}: {type(err).__name__}: {err}"
+            self._error(f"{action}: {type(err).__name__}: {err}")
+
+    def _error(self, text: str) -> None:
+        self.last_error, self._error_at = text, datetime.now(timezone.utc)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the current action has finished and the panel shows its result (runbooks, tests)."""
@@ -138,10 +165,15 @@ class ControlPanel:
     def refresh(self) -> None:
         """Read the state store and bring every widget up to date; each status is read once per refresh."""
         busy = self.job is not None and not self.job.done()
-        for action, refusal in lifecycle.allowed(self.project).items():
+        refusals = lifecycle.allowed(self.project)
+        for action, refusal in refusals.items():
             button = self.buttons[action]
             button.disabled = busy or refusal is not None
-            button.tooltip = "another action is running" if busy else refusal or _HINTS.get(action, "")
+            button.tooltip = "another action is running" if busy else refusal or _HINTS[action]
+        self.reasons.value = self._reasons(refusals, busy)
+        self._headline(busy)
+        if self.last_error and datetime.now(timezone.utc) - self._error_at > ERROR_SHOWN_FOR:
+            self.last_error = None
         live = {step: getattr(self.project, status)() for step, status in _LIVE.items()}
         recorded = self.project.state.steps(self.project.name)
         self.steps.value = self._steps(recorded, live)
@@ -152,15 +184,55 @@ class ControlPanel:
         ddl = self.project.state.ddl(self.project.name)
         self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
 
+    def _headline(self, busy: bool) -> None:
+        """Where the project stands and what to do next, with the next step as a button."""
+        line = lifecycle.headline(self.project)
+        colour = "#cf222e" if line.attention else "#1f2328"
+        self.headline.value = f"<b style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
+        self.next_action = line.next_action
+        self.next.tooltip = f"next step: {_HINTS[line.next_action]}" if line.next_action else ""
+        self.next.description = _label(line.next_action) if line.next_action else ""
+        self.next.disabled = busy
+        self.next.layout.display = "" if line.next_action else "none"
+
+    def _reasons(self, refusals: dict[str, str | None], busy: bool) -> str:
+        """Why each disabled button is disabled, written out: a hover tooltip is easy to miss."""
+        if busy:
+            return "<div style='color:#57606a'>an action is running; the buttons wait for it</div>"
+        lines = [f"{_label(a)}: {html.escape(why)}" for a, why in refusals.items() if why]
+        if self.armed:
+            lines.insert(0, f"<b>{_label(self.armed)} armed</b>: {self._checklist()} Click it again to go on.")
+        return "<div style='color:#57606a;font-size:.9em'>" + "<br>".join(lines) + "</div>"
+
+    def _checklist(self) -> str:
+        """What a DBA checks before a switchover or a stop, ticked from the state store."""
+        sync = self.project.sync_status()
+        verified, stale = lifecycle.verify_freshness(self.project)
+        lag = sync.get("lag_p50_ms")
+        checks = [
+            ("sync running", sync["state"] == "running"),
+            (
+                f"lag under 1 s (now {lag:,.0f} ms)" if lag is not None else "lag measured",
+                lag is not None and lag < 1000,
+            ),
+            ("last verify equal and not stale", verified.get("state") == "done" and not stale),
+        ]
+        return " ".join(f"{'✔' if ok else '✘'} {html.escape(what)};" for what, ok in checks)
+
     def _steps(self, steps: pd.DataFrame, live: dict[str, dict]) -> str:
+        """Every step in the order a migration takes them, with when it last ended."""
         recorded = steps.set_index("step")
         rows = []
-        for step in lifecycle.STEPS:
+        for step in STEP_ORDER:
+            if step not in live and step not in recorded.index and step not in lifecycle.STEPS:
+                continue
             state = live[step]["state"] if step in live else _get(recorded, step, "state", "pending")
             colour = _COLOURS.get(state, "#57606a")
+            ended = _get(recorded, step, "ended_at", None)
+            when = pd.Timestamp(ended).strftime("%H:%M:%S UTC") if ended is not None and not pd.isna(ended) else ""
             rows.append(
                 f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
-                f"<td>{html.escape(str(_get(recorded, step, 'message', '') or ''))[:120]}</td></tr>"
+                f"<td>{when}</td><td>{html.escape(str(_get(recorded, step, 'message', '') or ''))[:120]}</td></tr>"
             )
         return "<b>Steps</b><table class='omsbench-steps'>" + "".join(rows) + "</table>"
 
