@@ -73,6 +73,19 @@ def test_every_type_changed_once_is_found_and_fixed(migrated, dst):
     assert fixed.equal and fixed.differences.empty
 
 
+def test_a_geometry_that_differs_only_in_its_srid_is_found(migrated, src):
+    """WKB holds no SRID: the same coordinates in another reference system compared equal. (seekdb
+    knows no reference system but 0, "Spatial reference system is empty": the source's row changes.)"""
+    project, db = migrated
+    row = src.scalar(f"SELECT MIN(id) FROM `{db}`.type_zoo WHERE c_geometry IS NOT NULL")
+    src.execute(
+        f"UPDATE `{db}`.type_zoo SET c_geometry = ST_GeomFromWKB(ST_AsBinary(c_geometry), 4326) WHERE id = {row}"
+    )
+    result = project.verify()
+    assert [(d.key, d.column) for d in result.differences.itertuples()] == [(f"id={row}", "c_geometry")]
+    assert result.differences.rule.tolist() == ["geometry compared as SRID and WKB"]
+
+
 def test_missing_extra_and_different_rows_in_first_middle_and_last_chunks(migrated, dst):
     project, db = migrated
     q = f"`{db}`"

@@ -2,7 +2,7 @@
 
 Each column is rendered to a canonical text that MariaDB/MySQL and OceanBase produce
 identically for the same value (text as utf8mb4 bytes prefixed by their length, binary as
-hex, FLOAT widened to DOUBLE, geometry as WKB, NULL as the letter n, which no other form
+hex, FLOAT widened to DOUBLE, geometry as SRID and WKB, NULL as the letter n, which no other form
 starts with), each row is hashed with SHA-1, and a 64-bit slice of it is summed exactly as
 DECIMAL: 64 bits instead of a 32-bit CRC, whose collisions hide real differences, and a sum
 rather than an XOR, so that duplicate rows in a table without a key do not cancel out. SHA-1
@@ -40,8 +40,8 @@ def canonical(column: Column, name: str) -> str:
     elif kind in _TEXT:
         text = c if (column.charset or "utf8mb4").lower() == "utf8mb4" else f"CONVERT({c} USING utf8mb4)"
         expr = f"CONCAT(LENGTH({text}), ':', {text})"  # the length makes any '|' inside unambiguous
-    elif kind in SPATIAL_TYPES:
-        expr = f"HEX(ST_AsBinary({c}))"
+    elif kind in SPATIAL_TYPES:  # WKB alone holds no SRID: the same point in another system compared equal
+        expr = f"CONCAT(ST_SRID({c}), ':', HEX(ST_AsBinary({c})))"
     elif kind == "float":
         expr = f"CAST({c} + 0e0 AS CHAR)"
     elif kind == "bit":
@@ -54,7 +54,7 @@ def canonical(column: Column, name: str) -> str:
 RULES = {
     "binary": "binary compared as hex",
     "text": "text compared as utf8mb4",
-    "spatial": "geometry compared as WKB",
+    "spatial": "geometry compared as SRID and WKB",
     "float": "FLOAT widened to DOUBLE",
     "bit": "BIT compared as a number",
     "other": "compared as text at time zone +00:00",
