@@ -142,3 +142,24 @@ def test_an_object_the_target_did_not_get_fails_the_load_unless_the_spec_accepts
     path.write_text(yaml.safe_dump(spec))
     accepted = omsbench(workspace.root, "full", str(path))
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_keys_a_coarser_target_collation_would_merge_fail_the_precheck_until_a_collation_is_chosen(
+    workspace, source, target, src, dst, unique
+):
+    """'ß' and 's' are two keys under MariaDB's uca1400_ai_ci and one under the general_ci it maps to."""
+    db = unique("collide")
+    src.execute(f"CREATE DATABASE `{db}`")
+    src.execute(f"CREATE TABLE `{db}`.k (name VARCHAR(10) COLLATE utf8mb4_uca1400_ai_ci PRIMARY KEY, n INT)")
+    src.execute(f"INSERT INTO `{db}`.k VALUES ('ß', 1), ('s', 2), ('x', 3)")
+    objects = {"include": [f"{db}.*"]}
+    findings = make_project(workspace, source, target, name=db, objects=objects).precheck().set_index("check")
+    found = findings.loc["key collation"]
+    assert found.status == "fail" and "1 key(s) distinct on the source" in found.detail
+    assert "objects.collations" in found.fix
+    chosen = {**objects, "collations": {"utf8mb4_uca1400_ai_ci": "utf8mb4_bin"}}
+    project = make_project(workspace, source, target, name=db, objects=chosen)
+    assert project.precheck().set_index("check").loc["key collation", "status"] == "ok"
+    project.migrate_schema()
+    project.full(progress=False)
+    assert sorted(dst.query(f"SELECT name, n FROM `{db}`.k")) == sorted(src.query(f"SELECT name, n FROM `{db}`.k"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import pandas as pd
+import pymysql
 from kafka.errors import KafkaError
 
 from omsbench.endpoints import kafka, mysql, oceanbase, rocketmq
@@ -200,6 +201,61 @@ def column_types(selection: Selection) -> list[Finding]:
                     )
                 )
     return findings
+
+
+_TEXT_KEYS = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"})
+
+
+def key_collisions(source: Session, target: Session, selection: Selection, chosen: dict[str, str]) -> list[Finding]:
+    """Keys distinct on the source that the target's collation would take for one ('a' and 'A',
+    'é' and 'e'), where the target lacks the source's collation. The load would fail on them and
+    the sync would merge two rows into one; counted on the source, under the target's collation."""
+    collations = schema.Collations(target, chosen)
+    findings = []
+    for tm in selection.tables:
+        columns = {c.name: c for c in tm.source.columns}
+        key = [columns[name] for name in tm.source.key]
+        changed = {
+            c.name: mapped
+            for c in key
+            if c.data_type in _TEXT_KEYS and c.collation
+            for mapped in [collations.map(c.charset, c.collation)[1]]
+            if mapped and mapped != c.collation.lower()
+        }
+        if changed:
+            findings.append(_collision_finding(source, tm, key, changed))
+    return findings
+
+
+def _collision_finding(source: Session, tm, key: list, changed: dict[str, str]) -> Finding:
+    where = f"{tm.source.qualified} ({', '.join(c.name for c in key)})"
+    parts = [
+        f"CONVERT({quote(c.name)} USING utf8mb4) COLLATE {changed[c.name]}" if c.name in changed else quote(c.name)
+        for c in key
+    ]
+    table = f"{quote(tm.source.schema)}.{quote(tm.source.name)}"
+    try:
+        merged = source.scalar(f"SELECT COUNT(*) - COUNT(DISTINCT {', '.join(parts)}) FROM {table}")
+    except pymysql.err.MySQLError as err:
+        return Finding(
+            "key collation",
+            where,
+            WARN,
+            f"not checked: the source lacks the target's collation ({err.args[-1]})",
+            "check by hand that no two keys differ only in case, accents or trailing spaces",
+        )
+    mapping = ", ".join(f"{name}: {coll}" for name, coll in changed.items())
+    if not merged:
+        return Finding("key collation", where, OK, f"the target compares the key as {mapping}; no two keys meet")
+    return Finding(
+        "key collation",
+        where,
+        FAIL,
+        f"{merged} key(s) distinct on the source are equal under the target's {mapping}: the load fails and the"
+        " sync would write two source rows into one",
+        "choose a collation that keeps them apart in the spec's objects.collations (for instance"
+        f" {{{next(iter(c.collation for c in key if c.name in changed))}: utf8mb4_bin}})",
+    )
 
 
 def fallback_charsets(selection: Selection) -> list[Finding]:

@@ -147,6 +147,7 @@ class Project:
                 findings += precheck.source_tables(selection)
                 findings += precheck.target_checks(target, selection, self.spec, self.state.replayed_tables(self.name))
                 findings.append(precheck.packet_limits(source, target, selection))
+                findings += precheck.key_collisions(source, target, selection, self.spec.objects.collations)
                 findings.append(precheck.reverse_capture(self.spec, source, target))
         finally:
             for session in (source, target):
@@ -200,7 +201,7 @@ class Project:
         self.state.set_step(self.name, "schema", "running")
         with self.sessions() as (source, target):
             selection = self.selection(source)
-            plans = schema.plan_tables(target, selection)
+            plans = schema.plan_tables(target, selection, self.spec.objects.collations)
             findings = schema.create_schemas(target, selection) + schema.create_tables(target, plans)
             findings += schema.create_views(target, selection) + schema.skipped_routines(selection)
         report = schema.report(findings)
@@ -247,7 +248,7 @@ class Project:
         try:
             with self.sessions() as (source, target):
                 selection = selection or self.selection(source)
-                plans = schema.plan_tables(target, selection)
+                plans = schema.plan_tables(target, selection, self.spec.objects.collations)
                 made = schema.create_post_load(target, self.spec.target.dsn(), plans, self.spec.options.ddl_timeout_s)
                 report = schema.report(made)
                 schema.sync_auto_increment(source, target, plans)

@@ -99,7 +99,9 @@ class TablePlan:
 class Collations:
     """The target's collations, to map source character sets it lacks (seekdb: utf8mb4 and binary)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, chosen: dict[str, str] | None = None) -> None:
+        self.chosen = {k.lower(): v.lower() for k, v in (chosen or {}).items()}
+        """The spec's choices (``objects.collations``), which win over the mapping below."""
         self.known = {
             name.lower(): charset.lower()
             for name, charset in session.query(
@@ -113,6 +115,9 @@ class Collations:
         if collation is None:
             return charset, None
         collation = collation.lower()
+        if collation in self.chosen:
+            choice = self.chosen[collation]
+            return self.known.get(choice, "utf8mb4"), choice
         if collation in self.known:
             return self.known[collation], collation
         converted = re.sub(r"^utf8(mb3)?_", "utf8mb4_", collation)
@@ -308,8 +313,8 @@ def create_schemas(session: Session, selection: Selection) -> list[Finding]:
     return findings
 
 
-def plan_tables(target: Session, selection: Selection) -> list[TablePlan]:
-    collations = Collations(target)
+def plan_tables(target: Session, selection: Selection, chosen: dict[str, str] | None = None) -> list[TablePlan]:
+    collations = Collations(target, chosen)
     return [translate_table(tm, collations, selection) for tm in selection.tables]
 
 

@@ -42,6 +42,9 @@ class Objects(_Strict):
     rename: Renames = Renames()
     filters: dict[str, str] = {}
     """Row filter per table, ``db.table: condition`` (a WHERE condition on that table only)."""
+    collations: dict[str, str] = {}
+    """Source collation -> target collation, where the default choice would not do: a key that
+    must stay case- or accent-sensitive on a target that lacks the source's collation."""
     accept_missing: list[str] = []
     """Objects the target may lack without failing the load, as the load names them:
     ``index shop.address.idx_location``, ``foreign key shop.orders.fk_customer``, ``check shop.t.chk``."""
