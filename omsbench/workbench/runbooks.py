@@ -116,9 +116,13 @@ def panel_notebook(project: str, workspace: Workspace, path: Path) -> Path:
 
 
 def export_html(notebook: Path) -> Path:
-    """The executed notebook as one HTML page that loads nothing from the network."""
+    """The executed notebook as one HTML page that loads nothing from the network, without its code."""
     exporter = HTMLExporter(
-        template_name="offline", extra_template_basedirs=[str(resources.folder("templates") / "nbconvert")]
+        template_name="offline",
+        extra_template_basedirs=[str(resources.folder("templates") / "nbconvert")],
+        exclude_input=True,  # a report for the reader: results, not code (the .ipynb beside it keeps the code)
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
     )
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     path = notebook.with_suffix(".html")
