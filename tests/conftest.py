@@ -113,13 +113,20 @@ def rows_of(session: Session, table: str, order: str) -> list[tuple]:
     return session.query(f"SELECT * FROM {table} ORDER BY {order}")
 
 
-def seq_table_migrated(workspace: Workspace, source: Endpoint, target: Endpoint, src: Session, database: str,
-                       columns: str, values: str, rows: int) -> Project:  # fmt: skip
-    """``database``.t (``columns``) holding ``rows`` rows of ``values`` (SQL over ``seq``, 1 to ``rows``), migrated."""
+def table_migrated(workspace: Workspace, source: Endpoint, target: Endpoint, src: Session, database: str,
+                   columns: str, rows: str) -> Project:  # fmt: skip
+    """``database``.t (``columns``) holding ``rows`` (what follows INSERT INTO t), its schema and rows migrated."""
     src.execute(f"CREATE DATABASE `{database}`")
     src.execute(f"CREATE TABLE `{database}`.t ({columns})")
-    src.execute(f"INSERT INTO `{database}`.t SELECT {values} FROM `{database}`.seq_1_to_{rows}")
+    src.execute(f"INSERT INTO `{database}`.t {rows}")
     project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
     project.migrate_schema()
     project.full(progress=False)
     return project
+
+
+def seq_table_migrated(workspace: Workspace, source: Endpoint, target: Endpoint, src: Session, database: str,
+                       columns: str, values: str, rows: int) -> Project:  # fmt: skip
+    """``database``.t (``columns``) holding ``rows`` rows of ``values`` (SQL over ``seq``, 1 to ``rows``), migrated."""
+    select = f"SELECT {values} FROM `{database}`.seq_1_to_{rows}"
+    return table_migrated(workspace, source, target, src, database, columns, select)

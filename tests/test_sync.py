@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pymysql
 import pytest
-from conftest import make_project, seq_table_migrated
+from conftest import make_project, seq_table_migrated, table_migrated
 from helpers import assert_same_tables, exact_rows, kill_while_writing, launched, wait_inside_a_transaction
 
 from omsbench.endpoints import binlog_rows, catalog
@@ -244,25 +244,21 @@ def test_a_keyless_change_lands_on_its_own_row_or_pauses_the_sync_naming_it(
     """Rows of a table without a key are matched byte for byte ('A' is not 'a' under a _ci
     collation), and a change that finds no row pauses instead of being lost."""
     database = unique("keyless")
-    src.execute(f"CREATE DATABASE `{database}`")
-    src.execute(f"CREATE TABLE `{database}`.nk (v VARCHAR(10) COLLATE utf8mb4_general_ci, n INT)")
-    src.execute(f"INSERT INTO `{database}`.nk VALUES ('a', 1), ('A', 1), ('b', 1)")
-    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
-    project.migrate_schema()
-    project.full(progress=False)
+    columns, rows = "v VARCHAR(10) COLLATE utf8mb4_general_ci, n INT", "VALUES ('a', 1), ('A', 1), ('b', 1)"
+    project = table_migrated(workspace, source, target, src, database, columns, rows)
     with running(project):
-        src.execute(f"UPDATE `{database}`.nk SET n = 2 WHERE BINARY v = 'A'")
+        src.execute(f"UPDATE `{database}`.t SET n = 2 WHERE BINARY v = 'A'")
         project.wait_for_sync()
-        _same(src, dst, database, ["nk"])  # 'a' kept its 1
-        dst.execute(f"DELETE FROM `{database}`.nk WHERE v = 'b'")  # the target lost a row behind the sync's back
-        src.execute(f"UPDATE `{database}`.nk SET n = 3 WHERE v = 'b'")
+        _same(src, dst, database, ["t"])  # 'a' kept its 1
+        dst.execute(f"DELETE FROM `{database}`.t WHERE v = 'b'")  # the target lost a row behind the sync's back
+        src.execute(f"UPDATE `{database}`.t SET n = 3 WHERE v = 'b'")
         assert "paused" in _states_until(project, "paused")
         message = project.sync_status()["message"]
-        assert f"{database}.nk" in message and "found no equal row" in message and "'b'" in message
-        dst.execute(f"INSERT INTO `{database}`.nk VALUES ('b', 1)")
+        assert f"{database}.t" in message and "found no equal row" in message and "'b'" in message
+        dst.execute(f"INSERT INTO `{database}`.t VALUES ('b', 1)")
         project.resume_sync()
         project.wait_for_sync()
-    _same(src, dst, database, ["nk"])
+    _same(src, dst, database, ["t"])
 
 
 def test_a_value_the_target_cannot_store_pauses_the_sync_until_the_column_is_widened(shop, source, dst):
