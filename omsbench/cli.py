@@ -433,23 +433,10 @@ def sync_start(ctx, project, position, gtid, timestamp) -> None:
     start = _start_options(position, gtid, timestamp)  # refused here, not in a process that dies later
     if start and start.position and start.position.file:
         loaded.require_binlog(start.position)
-    args = [f"--{k}={v}" for k, v in {"position": position, "gtid": gtid, "timestamp": timestamp}.items() if v]
-    pid = loaded.start_sync(args)
+    pid = loaded.start_sync(start)
     log = runner.SyncProcess(ctx.obj, loaded.name).log
     click.echo(f"sync of {loaded.name} runs as pid {pid}; log: {log}")
     click.echo(f"watch it with: omsbench sync status {loaded.name}")
-
-
-@sync.command("run", hidden=True)
-@click.argument("project")
-@_with_start
-@click.pass_context
-def sync_run(ctx, project, position, gtid, timestamp) -> None:
-    """Run the sync of PROJECT in the foreground until stopped (what `sync start` runs)."""
-    loaded = _project(ctx, project)
-    runner.run_foreground(
-        loaded.sync(_start_options(position, gtid, timestamp)), runner.SyncProcess(ctx.obj, loaded.name)
-    )
 
 
 @sync.command("pause")
@@ -648,15 +635,6 @@ def _phases(record: dict) -> None:
 @main.group()
 def reverse() -> None:
     """Reverse sync after switchover: OceanBase's changes back to MySQL (start, stop, status)."""
-
-
-@reverse.command("run", hidden=True)
-@click.argument("project")
-@click.pass_context
-def reverse_run(ctx, project) -> None:
-    """Run the reverse sync of PROJECT in the foreground until stopped (what `reverse start` runs)."""
-    loaded = _project(ctx, project)
-    runner.run_foreground(loaded.reverse(), runner.ReverseProcess(ctx.obj, loaded.name))
 
 
 @reverse.command("start")

@@ -415,10 +415,10 @@ class Project:
         with connect(self.spec.source.dsn()) as source:
             return source.flavor is Flavor.OCEANBASE
 
-    def start_sync(self, args: list[str] | None = None) -> int:
+    def start_sync(self, start: StartAt | None = None) -> int:
         """Run the sync as a background process (it outlives a notebook kernel); return its pid.
 
-        ``args`` are ``omsbench sync run`` options such as ``--position=FILE:POS``. Connections,
+        ``start``: where a sync without a checkpoint begins (the full load's hand-over by default). Connections,
         credentials, binlog settings and privileges are checked first: a detached process could
         only retry what no retry cures, while the user saw "started".
         """
@@ -428,7 +428,7 @@ class Project:
             self.require_precheck(ignore=_NOT_FOR_SYNC)
         except PrecheckFailed as err:
             raise SyncError(f"the sync of {self.name} was not started: {err.message}", fix=err.fix) from err
-        return runner.SyncProcess(self.workspace, self.name, args).launch()
+        return runner.SyncProcess(self.workspace, self.name, start).launch()
 
     def require_binlog(self, position: BinlogPosition) -> None:
         """Refuse a start position in a binlog file the source does not have, before a sync starts."""

@@ -8,16 +8,18 @@ process and a thread.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from omsbench.engine.process import Daemon, ServerStatus, write_pid
-from omsbench.engine.sync import STEP, Sync
+from omsbench.engine.sync import STEP, StartAt, Sync
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError, SyncError
 
@@ -29,9 +31,9 @@ class SyncProcess(Daemon):
     step = STEP
     command = "sync"
 
-    def __init__(self, workspace: Workspace, project: str, args: list[str] | None = None) -> None:
+    def __init__(self, workspace: Workspace, project: str, start: StartAt | None = None) -> None:
         super().__init__(workspace.folder("run", project))
-        self.workspace, self.project, self.args = workspace, project, args or []
+        self.workspace, self.project, self.start_at = workspace, project, start
 
     def launch(self) -> int:
         refuse_second(self)
@@ -40,8 +42,8 @@ class SyncProcess(Daemon):
         return self.pid() or 0
 
     def _command(self) -> list[str]:
-        omsbench = [sys.executable, "-m", "omsbench", "--workspace", str(self.workspace.root)]
-        return [*omsbench, self.command, "run", self.project, *self.args]
+        start = json.dumps(asdict(self.start_at)) if self.start_at else ""
+        return [sys.executable, "-m", __name__, str(self.workspace.root), self.step, self.project, start]
 
     def _ping(self) -> bool:
         step = self.workspace.state.step(self.project, self.step) or {}
@@ -151,3 +153,30 @@ def wait_for(workspace: Workspace, project: str, states: set[str], timeout: floa
         f"the {step} of {project} did not reach {sorted(states)} within {timeout:.0f} s",
         fix=f"see `omsbench sync status {project}` and the log in {Path(workspace.root, 'run', project)}",
     )
+
+
+def main(argv: list[str]) -> None:
+    """``python -m omsbench.engine.runner WORKSPACE STEP PROJECT [START]``: what a background sync runs.
+
+    ``SyncProcess`` starts it detached, after the front end has checked the project; ``START`` is
+    the JSON of a ``StartAt``. It runs the forward sync (step ``sync``) or the reverse one until stopped.
+    """
+    from omsbench.endpoints.mysql import BinlogPosition
+    from omsbench.engine.project import Project
+
+    root, step, name, *rest = argv
+    workspace = Workspace.at(root)
+    project = Project.load(name, workspace)
+    if step == "reverse":
+        run_foreground(project.reverse(), ReverseProcess(workspace, name))
+        return
+    given = json.loads(rest[0]) if rest and rest[0] else None
+    start = None
+    if given:
+        position = BinlogPosition(**given["position"]) if given.get("position") else None
+        start = StartAt(position=position, timestamp=given.get("timestamp"))
+    run_foreground(project.sync(start), SyncProcess(workspace, name))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
