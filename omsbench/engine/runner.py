@@ -25,7 +25,7 @@ from omsbench.exceptions import OmsError, SyncError
 
 
 class SyncProcess(Daemon):
-    """``python -m omsbench sync run PROJECT`` detached, with its pid file and log in the workspace."""
+    """The sync of PROJECT as a detached ``python -m omsbench.engine.runner``, its pid file and log in the workspace."""
 
     name = "sync"
     step = STEP
@@ -66,7 +66,7 @@ class SyncProcess(Daemon):
 
 
 class ReverseProcess(SyncProcess):
-    """``python -m omsbench reverse run PROJECT``: OceanBase's changes back to MySQL after switchover."""
+    """The reverse sync: OceanBase's changes back to MySQL after switchover."""
 
     name = "reverse"
     step = "reverse"
@@ -109,7 +109,7 @@ def _wait_released(process: SyncProcess, timeout: float) -> None:
 
 
 def run_foreground(sync: Sync, process: SyncProcess) -> None:
-    """The body of ``omsbench sync run``: SIGTERM and SIGINT stop the sync at a group boundary.
+    """The body of a background sync (``main``): SIGTERM and SIGINT stop it at a group boundary.
 
     Its standard error is the process's log file: every state change is written there with its time."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
