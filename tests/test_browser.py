@@ -6,6 +6,7 @@ The screenshot lands in test-artifacts/ so a person can look at what a DBA would
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -116,7 +117,7 @@ def test_panel_in_jupyterlab_runs_the_migration_and_draws_the_lag(jupyterlab, pa
         page.locator(".jp-Cell").first.click()  # the notebook has focus: the Run menu acts on it
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
-        start = page.locator("button.jupyter-button", has_text="Start")
+        start = page.locator("button.jupyter-button").filter(has_text=re.compile(r"^\s*Start\s*$"))  # not "Next: Start"
         start.wait_for(timeout=90_000)
         start.click()
         page.wait_for_function(ALL_TABLES_COPIED % 7, timeout=300_000)

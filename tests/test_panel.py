@@ -41,7 +41,7 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     assert "not finished" in panel.buttons["verify"].tooltip
     assert "Verify: the full migration has not finished" in panel.reasons.value  # written out, not only on hover
     assert all(button.tooltip for button in panel.buttons.values())
-    assert "Not started" in panel.headline.value and panel.next.description == "Start"
+    assert "Not started" in panel.headline.value and panel.next.description == "Next: Start"
 
     panel.next.click()  # the headline's next step: Start runs precheck, schema, full load, then the sync
     panel.wait(300)
@@ -67,13 +67,13 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
 
     project.wait_for_sync(timeout=120)
     panel.refresh()
-    assert "Replicating" in panel.headline.value and panel.next.description == "Verify"  # no verify yet
+    assert "Replicating" in panel.headline.value and panel.next.description == "Next: Verify"  # no verify yet
     panel.buttons["verify"].click()
     panel.wait(120)
     assert project.state.step(project.name, "verify")["state"] == "done"
     panel.refresh()
     assert "<svg" in panel.lag.value  # lag and rates drawn from the sync's samples
-    assert "equal" in panel.headline.value and panel.next.description == "Switchover"
+    assert "equal" in panel.headline.value and panel.next.description == "Next: Switchover"
 
     panel.buttons["switchover"].click()  # the first click arms it and shows the checklist
     assert panel.buttons["switchover"].description == "Confirm switchover"

@@ -191,7 +191,7 @@ class ControlPanel:
         self.headline.value = f"<b style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
         self.next_action = line.next_action
         self.next.tooltip = f"next step: {_HINTS[line.next_action]}" if line.next_action else ""
-        self.next.description = _label(line.next_action) if line.next_action else ""
+        self.next.description = f"Next: {_label(line.next_action)}" if line.next_action else ""
         self.next.disabled = busy
         self.next.layout.display = "" if line.next_action else "none"
 
