@@ -62,7 +62,7 @@ class Options(_Strict):
     executor: Literal["threads", "processes"] = "threads"
     """Threads by default: the copy loop only moves bytes, so the GIL costs less than starting processes."""
     group_rows: int = Field(20_000, ge=1, le=1_000_000, description="sync: most rows merged into one target commit")
-    heartbeat_ms: int = Field(200, ge=50, le=60_000, description="sync: how often the source heartbeat is written")
+    heartbeat_ms: int = Field(200, ge=20, le=60_000, description="sync: how often the source heartbeat is written")
     apply_workers: int = Field(
         1,
         ge=1,
