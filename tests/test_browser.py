@@ -23,6 +23,7 @@ from conftest import make_project
 
 from omsbench.endpoints.connection import connect
 from omsbench.engine.verify import EXTRA, MISSING
+from omsbench.engine.workspace import Workspace
 from omsbench.lab import sampledb
 from omsbench.lab.servers import free_port
 from omsbench.lab.workload import Workload
@@ -182,10 +183,22 @@ def _sync_samples() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["ts", "stage", "name", "value"])
 
 
-@pytest.mark.parametrize("kind", ["verify", "sync"])
+@pytest.mark.parametrize("kind", ["verify", "sync", "demo", "runbook"])
 def test_a_report_fits_the_page_and_no_chart_text_is_clipped(tmp_path, kind):
     """Reports are read in a browser: no sideways scrolling, legends and axis labels whole."""
     long_value = "x" * 400  # a long value used to push the table past the page's edge
+    if kind == "runbook":  # a runbook's export: the history runbook draws a chart of earlier runs
+        workspace = Workspace.at(tmp_path / "ws")
+        for lag in (12.0, 48.0):
+            run = workspace.state.start_run("monitor", str(tmp_path), {})
+            workspace.state.end_run(run, "done", None, {"lag_p99_ms": lag, "differences": 0})
+        path = runbooks.run(workspace, "history").html
+    elif kind == "demo":
+        tables = pd.DataFrame({"table": [f"shop.{long_value[:60]}"], "source_rows": [94000], "equal": [True]})
+        path = report.write(tmp_path / "demo.html", "omsbench demo", {"rows": 94000}, {"Tables": tables}, True)
+    if kind in ("runbook", "demo"):
+        _fits(kind, path)
+        return
     if kind == "verify":
         summary = pd.DataFrame(
             {"table": ["shop.customers_with_a_rather_long_name", "shop.orders"], MISSING: [3, 0], EXTRA: [0, 1],
@@ -201,9 +214,13 @@ def test_a_report_fits_the_page_and_no_chart_text_is_clipped(tmp_path, kind):
         sections = {"DDL": pd.DataFrame(columns=["at", "statement"])}
         drawn = {"Lag": charts.lag(_sync_samples()), "Rates": charts.rates(_sync_samples())}
     path = report.write(tmp_path / f"{kind}.html", f"omsbench {kind}", {"project": "shop"}, sections, False, drawn)
+    _fits(kind, path, "No fixes." if kind == "verify" else "No DDL.")
+
+
+def _fits(kind: str, path: Path, empty: str | None = None) -> None:
     with chromium_page(f"report-{kind}", 900) as page:
         page.goto(path.as_uri())
         layout = page.evaluate(_LAYOUT)
         assert layout["overflow"] <= 0, f"the page scrolls sideways by {layout['overflow']} px"
         assert not layout["clipped"], f"clipped chart text: {layout['clipped']}"
-        assert page.get_by_text("No fixes.").is_visible() or kind == "sync"
+        assert empty is None or page.get_by_text(empty).is_visible()

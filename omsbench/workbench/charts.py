@@ -43,6 +43,11 @@ def _time_axis(frame: pd.DataFrame) -> alt.X:
     )
 
 
+PADDING = {"left": 40, "right": 40, "top": 8, "bottom": 8}
+"""Room around every chart: its SVG is laid out with vl-convert's font metrics, a browser's font can
+be wider, and a long table name or a legend title was cut at the edge (seen in Chromium)."""
+
+
 def _legend(title: str) -> alt.Legend:
     return alt.Legend(title=title, orient="bottom", labelLimit=0, symbolOpacity=1, symbolStrokeWidth=3)
 
@@ -60,7 +65,7 @@ def differences(summary: pd.DataFrame) -> alt.Chart:
             y=alt.Y("table:N", title=None, axis=alt.Axis(labelLimit=0)),
             color=alt.Color("kind:N", legend=_legend("kind")),
         )
-        .properties(width=WIDTH - 260)
+        .properties(width=WIDTH - 260, padding=PADDING)
     )
 
 
@@ -109,7 +114,7 @@ def lag(metrics: pd.DataFrame, title: str = "Sync lag by stage (ms): p50 line, b
     y = alt.Y("p50:Q", title="ms (log scale)", scale=alt.Scale(type="symlog"), axis=alt.Axis(values=ticks))
     band = base.mark_area(opacity=0.25, invalid="break-paths-filter-domains").encode(y=y, y2="p99:Q")
     return (band + base.mark_line(point=True, invalid="break-paths-filter-domains").encode(y=y)).properties(
-        width=WIDTH, height=HEIGHT
+        width=WIDTH, height=HEIGHT, padding=PADDING
     )
 
 
@@ -128,9 +133,11 @@ def rates(metrics: pd.DataFrame, title: str = "Applied per second") -> alt.Chart
         .encode(x=_time_axis(frame), y=alt.Y("value:Q", title=None), color=alt.Color("name:N", legend=None))
         .properties(width=WIDTH, height=HEIGHT // 2)
     )
-    return panel.facet(
-        row=alt.Row("name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")), title=title
-    ).resolve_scale(y="independent")
+    return (
+        panel.facet(row=alt.Row("name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")), title=title)
+        .resolve_scale(y="independent")
+        .properties(padding=PADDING)
+    )
 
 
 def progress_frame(chunks: pd.DataFrame) -> pd.DataFrame:
@@ -147,9 +154,10 @@ def progress(chunks: pd.DataFrame) -> alt.Chart:
         .mark_bar()
         .encode(
             x=alt.X("percent:Q", title="% of chunks", scale=alt.Scale(domain=[0, 100])),
-            y=alt.Y("table:N", title=None),
+            y=alt.Y("table:N", title=None, axis=alt.Axis(labelLimit=0)),
             tooltip=["table", "chunks", "chunks_done", "rows_copied"],
         )
+        .properties(width=WIDTH - 260, padding=PADDING)
     )
 
 
@@ -164,13 +172,13 @@ def history(runs: pd.DataFrame, measures: tuple[str, ...] = ("lag_p99_ms", "diff
         .mark_bar()
         .encode(
             x=alt.X("id:O", title="run"),
-            y=alt.Y("value:Q", title=None),
-            color=alt.Color("notebook:N"),
-            row=alt.Row("measure:N", title=None),
+            y=alt.Y("value:Q", title=None, axis=alt.Axis(tickMinStep=1)),
+            color=alt.Color("notebook:N", legend=_legend("runbook")),
+            row=alt.Row("measure:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")),
             tooltip=["id", "notebook", "started_at", "value"],
         )
         .resolve_scale(y="independent")
-        .properties(height=120)
+        .properties(height=120, padding=PADDING)
     )
 
 
@@ -193,13 +201,7 @@ def for_project(state: StateStore, project: str, since: datetime | None = None) 
 
 
 def to_svg(chart: alt.Chart) -> str:
-    """Inline SVG: the report then needs no script and no network to show the chart.
-
-    The SVG is laid out with vl-convert's font metrics; a browser's font can be wider, which cut a
-    long table name at the left edge (seen in Chromium). Padding around the drawing keeps the text whole.
-    """
+    """Inline SVG: the report then needs no script and no network to show the chart."""
     import vl_convert
 
-    spec = chart.to_dict()
-    spec["padding"] = {"left": 40, "right": 40, "top": 8, "bottom": 8}
-    return vl_convert.vegalite_to_svg(spec)
+    return vl_convert.vegalite_to_svg(chart.to_json())

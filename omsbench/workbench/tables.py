@@ -6,12 +6,14 @@ microseconds, and dicts as Python literals. Scripts get JSON instead (``--json``
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from pandas.io.formats.style import Styler
 from rich.console import Console
 from rich.table import Table
 
@@ -52,13 +54,28 @@ def position(value: dict) -> str | None:
     return f"{text} (gtid {value['gtid']})" if value.get("gtid") else text
 
 
+def _grouped(name: object) -> bool:
+    return str(name) not in _IDENTIFIERS and not str(name).endswith("_id")
+
+
+def styled(frame: pd.DataFrame) -> Styler:
+    """``frame`` for a notebook and its HTML export, in the same words as in the terminal (no NaN,
+    NaT or None, times to the second, whole numbers whole), text left-aligned and wrapped."""
+    formats = {name: functools.partial(cell, grouped=_grouped(name)) for name in frame.columns}
+    return (
+        frame.style.hide(axis="index")
+        .format(formats)
+        .set_properties(**{"text-align": "left", "white-space": "pre-wrap"})
+    )
+
+
 def render(frame: pd.DataFrame, title: str | None = None) -> Table:
     """A rich table of ``frame``: numbers right-aligned, long text wrapped to the terminal's width."""
     table = Table(title=title, title_justify="left", show_lines=False, header_style="bold")
     for name in frame.columns:
         numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
         table.add_column(str(name), justify="right" if numeric else "left", overflow="fold")
-    grouped = [str(name) not in _IDENTIFIERS and not str(name).endswith("_id") for name in frame.columns]
+    grouped = [_grouped(name) for name in frame.columns]
     for row in frame.itertuples(index=False):
         table.add_row(*(cell(v, g) for v, g in zip(row, grouped, strict=True)))
     return table
