@@ -392,7 +392,7 @@ class Project:
     ) -> verify.Verification:
         def one(tm):
             with self.sessions() as (source, target):
-                return verify.verify_table(source, target, tm, chunk_size, sample=sample, seed=seed)
+                return verify.verify_table(source, target, tm, chunk_size, sample=sample, seed=seed, progress=progress)
 
         with ThreadPoolExecutor(threads, thread_name_prefix="omsbench-verify-table") as pool:
             done = tqdm(pool.map(one, tables), total=len(tables), desc="verify", unit="table", disable=not progress)

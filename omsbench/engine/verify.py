@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 import pymysql
 from pymysql.converters import escape_item
+from tqdm.auto import tqdm
 
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session, packet_too_large, raise_packet
@@ -79,11 +80,16 @@ def verify_table(
     leaf_rows: int = LEAF_ROWS,
     sample: float = 1.0,
     seed: int | None = None,
+    progress: bool = False,
 ) -> TableVerdict:
-    """Compare one table; ``sample`` < 1 compares only that share of its key ranges, chosen at random."""
+    """Compare one table; ``sample`` < 1 compares only that share of its key ranges, chosen at random.
+
+    ``progress`` draws a bar of the table's key ranges (a widget in a notebook): a large table
+    takes minutes, which a silent terminal does not explain."""
     leaf_rows = _leaf(tm, leaf_rows)
     with ThreadPoolExecutor(2, thread_name_prefix="omsbench-verify") as pool:
-        return _Comparer(source, target, tm, pool, leaf_rows).run(chunk_size, sample, random.Random(seed))
+        comparer = _Comparer(source, target, tm, pool, leaf_rows)
+        return comparer.run(chunk_size, sample, random.Random(seed), progress)
 
 
 def _leaf(tm: TableMap, rows: int = LEAF_ROWS) -> int:
@@ -107,7 +113,7 @@ class _Comparer:
         ]
         return futures[0].result(), futures[1].result()
 
-    def run(self, chunk_size: int, sample: float, rng: random.Random) -> TableVerdict:
+    def run(self, chunk_size: int, sample: float, rng: random.Random, progress: bool = False) -> TableVerdict:
         sampling = sample < 1 and bool(self.tm.source.key)
         if not self.tm.source.integer_key and not sampling:
             # One digest per side first: an equal table (the usual case) costs one scan.
@@ -123,7 +129,8 @@ class _Comparer:
             ranges = sorted(rng.sample(ranges, max(1, math.ceil(len(ranges) * sample))), key=ranges.index)
             self.verdict.sampled = sample
         totals = [0, 0, 0, 0]
-        for lower, upper in ranges:
+        bar = tqdm(ranges, desc=self.tm.source.qualified, unit="range", leave=False, disable=not progress)
+        for lower, upper in bar:
             src, dst = self.compare_range(lower, upper)
             totals = [a + b for a, b in zip(totals, (*src, *dst), strict=True)]
         if self.tm.source.integer_key or sampling:
