@@ -151,21 +151,20 @@ def headline(project: Project) -> Headline:
         verdict = "equal" if verified.get("state") == "done" else f"differences ({verified.get('message', '')})"
         parts.append(f"last verify {when} {verdict}" + (f", before {stale} DDL change(s): stale" if stale else ""))
     attention = state in ("failed", "died", "paused") or verified.get("state") == "failed"
-    action = _next(project, state, verified, stale, allowed_now)
+    action = _next(project, sync, verified, stale, allowed_now)
     if action:
         parts.append(f"next: {action}")
     return Headline("; ".join(parts), action, attention)
 
 
-def _next(project: Project, sync: str, verified: dict, stale: int, allowed_now: dict) -> str | None:
+def _next(project: Project, sync: dict, verified: dict, stale: int, allowed_now: dict) -> str | None:
     """The one action that moves the project on; None while it is the user's move outside the panel."""
     record = project.state.detail(project.name, switchover.STEP)
     if record.get("direction") == "switchover" and record.get("finished"):
         wanted = "release"
-    elif sync == "paused":
-        paused_on_ddl = bool(project.sync_status().get("at"))
-        wanted = None if paused_on_ddl else "resume"  # a DDL waits for the user's decision, not a resume
-    elif sync in ("never started", "stopped", "died", "failed"):
+    elif sync["state"] == "paused":
+        wanted = None if sync.get("at") else "resume"  # a DDL waits for the user's decision, not a resume
+    elif sync["state"] in ("never started", "stopped", "died", "failed"):
         wanted = "start"
     elif not verified.get("ended_at") or stale or verified.get("state") != "done":
         wanted = "verify"

@@ -103,8 +103,9 @@ class Sync:
         self.meter = Meter(state, self.project, self.step)
         self.stopping = threading.Event()
         self.position: BinlogPosition | None = None
-        self.touching: list[str] = []
-        """Tables of the group being applied: what a refused value is named by."""
+        self.applying: list[Transaction] = []
+        """The group being applied: a refused value is named by its tables (worked out only then)."""
+        self._said: tuple[str, str] | None = None
         self._want: tuple[float, dict | None] = (0.0, None)
 
     # the outer loop: retries, pauses, stop -------------------------------------------------------
@@ -122,7 +123,7 @@ class Sync:
                 self._set("paused", str(err))
                 self._wait_for_user()
             except pymysql.err.DataError as err:
-                self._set("paused", str(_refused_value(err, self.touching, self.step, self.project)))
+                self._set("paused", str(_refused_value(err, _tables(self.applying), self.step, self.project)))
                 self._wait_for_user()
             except TRANSIENT as err:
                 if incurable(err):
@@ -196,9 +197,9 @@ class Sync:
 
     def _set(self, state: str, message: str, **detail) -> None:
         position = label(self.position) if self.position else None
-        before = self.state.step(self.project, self.step) or {}
-        if (before.get("state"), before.get("message")) != (state, message) and message != "replaying":
+        if (state, message) != self._said and message != "replaying":
             log.info("%s %s: %s", self.step, state, message)
+            self._said = (state, message)
         self.state.set_step(self.project, self.step, state, message, {"position": position, **detail})
 
     # one connected session ----------------------------------------------------------------------
@@ -293,7 +294,7 @@ class Sync:
     def _apply(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> None:
         """``apply`` the group (filtered) and count it; the target commits it with the checkpoint."""
         started = time.monotonic()
-        self.touching = _tables(group)
+        self.applying = group
         _prepare(group, judge, applier, floors)
         committed = apply(group)
         self.position = group[-1].position
@@ -311,7 +312,7 @@ class Sync:
         try:
             while piece is not None and piece.more:
                 started = time.monotonic()
-                self.touching = _tables([piece])
+                self.applying = [piece]
                 _prepare([piece], judge, applier, floors)
                 applier.apply_piece(piece.changes)
                 self.meter.applied(piece.rows, 0, time.monotonic() - started, commits=0)
