@@ -258,7 +258,9 @@ class ControlPanel:
         rows = {row.children[0].tooltip: row for row in self.progress.children}
         for table in frame.itertuples():
             if table.table not in rows:
-                bar = w.FloatProgress(min=0, max=100, description=table.table.split(".")[-1], tooltip=table.table)
+                bar = w.FloatProgress(  # the whole name, schema too: "legacy_no..." named nothing
+                    min=0, max=100, description=table.table, tooltip=table.table, style={"description_width": "initial"}
+                )
                 rows[table.table] = w.HBox([bar, w.HTML()])
             bar, label = rows[table.table].children
             bar.value = table.percent
