@@ -133,9 +133,11 @@ def verify_freshness(project: Project) -> tuple[dict, int]:
     return verified, int((pd.to_datetime(ddl["at"], utc=True) > ended).sum())
 
 
-def headline(project: Project) -> Headline:
-    """One line for the top of the panel and of ``omsbench status``: state, lag, last verify, next step."""
-    allowed_now = allowed(project)
+def headline(project: Project, refusals: dict[str, str | None] | None = None) -> Headline:
+    """One line for the top of the panel and of ``omsbench status``: state, lag, last verify, next step.
+
+    ``refusals``: what :func:`allowed` said, where the caller has just asked it (the panel, every refresh)."""
+    allowed_now = allowed(project) if refusals is None else refusals
     sync = project.sync_status()
     state = sync["state"]
     parts = []

@@ -171,7 +171,7 @@ class ControlPanel:
             button.disabled = busy or refusal is not None
             button.tooltip = "another action is running" if busy else refusal or _HINTS[action]
         self.reasons.value = self._reasons(refusals, busy)
-        self._headline(busy)
+        self._headline(refusals, busy)
         if self.last_error and datetime.now(timezone.utc) - self._error_at > ERROR_SHOWN_FOR:
             self.last_error = None
         live = {step: getattr(self.project, status)() for step, status in _LIVE.items()}
@@ -184,9 +184,9 @@ class ControlPanel:
         ddl = self.project.state.ddl(self.project.name)
         self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
 
-    def _headline(self, busy: bool) -> None:
+    def _headline(self, refusals: dict[str, str | None], busy: bool) -> None:
         """Where the project stands and what to do next, with the next step as a button."""
-        line = lifecycle.headline(self.project)
+        line = lifecycle.headline(self.project, refusals)
         colour = "#cf222e" if line.attention else "#1f2328"
         self.headline.value = f"<b style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
         self.next_action = line.next_action
