@@ -19,7 +19,7 @@ from pymysqlreplication.constants.NONE_SOURCE import EMPTY_SET
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
-from omsbench.endpoints import binlog_rows
+from omsbench.endpoints import binlog_rows, charsets
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
@@ -104,13 +104,23 @@ class Decoder:
             col.name = meta.name
             col.unsigned = "unsigned" in meta.column_type
             binary = meta.data_type in BINARY_TYPES | SPATIAL_TYPES or not meta.charset or meta.charset == "binary"
-            col.character_set_name = "binary" if binary and meta.data_type != "json" else (meta.charset or "utf8mb4")
+            col.character_set_name = "binary" if binary and meta.data_type != "json" else self._codec(meta)
             if meta.data_type == "enum":
                 col.enum_values = ["", *labels(meta.column_type)]
             elif meta.data_type == "set":
                 col.set_values = labels(meta.column_type)
         self.readers = binlog_rows.plan(event.columns)
         self.where = (event.schema, event.table)
+
+    def _codec(self, column) -> str:
+        codec = charsets.codec(column.charset)
+        if codec is None:
+            raise SyncError(
+                f"column {column.name} of {self.table.qualified} is in character set {column.charset}, which"
+                " omsbench cannot decode as the server does",
+                fix=f"convert the column to utf8mb4 on the source, or leave {self.table.qualified} out of the project",
+            )
+        return codec
 
     def images(self, event) -> list:
         """The library's rows of ``event`` as :func:`binlog_rows.images` gives them: value dicts, or

@@ -30,7 +30,9 @@ def value_literal(column: Column) -> str:
     elif kind in _NUMERIC:
         expr = c
     elif column.charset and column.charset.lower() not in ("utf8mb4", "binary"):
-        return f"CONVERT(QUOTE({c}) USING utf8mb4)"
+        # converted before it is quoted: a byte that is no quote in its own set can become one
+        # (armscii8's 0xFF is U+0027)
+        return f"QUOTE(CONVERT({c} USING utf8mb4))"
     else:
         return f"QUOTE({c})"  # QUOTE renders NULL as the bare word NULL itself
     return f"IFNULL({expr}, 'NULL')"

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pymysql
 
-from omsbench.endpoints import catalog
+from omsbench.endpoints import catalog, charsets
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import SQL_MODE, Session, connect
@@ -118,15 +118,12 @@ def trigger(item: dict | list) -> dict:
     return {"schema": schema, "name": name, "statement": statement}
 
 
-_PYTHON_CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252", "ascii": "ascii"}
-
-
 def create_trigger(mysql: Session, item: dict) -> None:
     """Create a suspended trigger again as it was: under its own sql_mode and client character set
     (a body is parsed under both), not this session's."""
     mysql.execute(f"USE {quote(item['schema'])}")
     charset = item.get("charset") or "utf8mb4"
-    codec = _PYTHON_CODECS.get(charset.lower(), "utf-8")
+    codec = charsets.codec(charset) or "utf-8"
     if item.get("sql_mode") is not None:
         mysql.execute("SET SESSION sql_mode = %s", (item["sql_mode"],))
     mysql.execute(
