@@ -86,6 +86,13 @@ def test_a_full_load_stopped_mid_way_then_resumes(workspace, source, seekdb_tcp,
         assert run.returncode == 130 and "run the same command again to resume" in err.decode(), err
         assert "interrupted by the user" in full_row and "KeyboardInterrupt" not in status.stdout
 
+    if sig == signal.SIGKILL:  # the same spec from a workspace that did not plan the load
+        elsewhere = [sys.executable, "-m", "omsbench.cli", "-w", str(tmp_path / "other"), "full", str(spec)]
+        other = subprocess.run([*elsewhere, "--no-precheck"], capture_output=True, text=True)
+        assert other.returncode == 2 and "this workspace did not plan" in other.stderr, other.stderr
+        assert "--restart" in other.stderr
+        with connect(target.dsn()) as dst:
+            assert _chunks_done(dst, db) == done
     resumed = subprocess.run(_omsbench(workspace, "full", str(spec)), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed past {done}" in resumed.stdout

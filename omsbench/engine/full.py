@@ -137,15 +137,33 @@ def reset(target: Session, state: StateStore, project: str, tables: list[TableMa
 
 def _plans(
     source: Session, state: StateStore, project: str, tables: list[TableMap], options: Options
-) -> dict[str, list[dict]]:
-    plans = {}
+) -> tuple[dict[str, list[dict]], set[str]]:
+    """Each table's chunk plan, and the tables planned just now."""
+    plans, fresh = {}, set()
     for tm in tables:
         key = tm.source.qualified
         plans[key] = state.plan(project, key)
         if not plans[key]:
             state.save_plan(project, key, chunking.plan(source, tm, chunk_rows(tm, options)))
             plans[key] = state.plan(project, key)
-    return plans
+            fresh.add(key)
+    return plans, fresh
+
+
+def _require_known_load(project: str, done: dict, fresh: set[str], known: bool) -> None:
+    """Chunks the target recorded for a load this workspace did not plan (another workspace, or a
+    lost state.db) cover key ranges of another plan, and the load's hand-over position is unknown:
+    resuming would leave ranges uncopied and changes never replayed."""
+    foreign = sorted({table for table, _ in done if table in fresh or not known})
+    if foreign:
+        raise CopyError(
+            f"the target holds chunks of a full load of project {project} that this workspace did not plan"
+            f" ({', '.join(foreign)}): it was started from another workspace, or this workspace's state.db was"
+            " lost, so its chunk boundaries and the binlog position its incremental sync must start from are"
+            " not known here",
+            fix="run it from the workspace that started it; or start the load over: omsbench full PROJECT --restart"
+            " (empties the project's target tables)",
+        )
 
 
 def run(
@@ -213,6 +231,8 @@ def _prepare(
     source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
     with connect(source_dsn) as source, connect(target_dsn) as target:
         ensure_checkpoint_table(target)
+        previous = state.step(project, STEP)
+        known = bool(previous and previous["state"] != "pending")
         if result.start_position is None:
             position = master_status(source)
             result.start_position = position.as_dict() if position else None
@@ -224,8 +244,9 @@ def _prepare(
             if tm.source.qualified in replayed
         ]
         tables = [tm for tm in tables if tm.source.qualified not in replayed]
-        plans = _plans(source, state, project, tables, options)
+        plans, fresh = _plans(source, state, project, tables, options)
         done = done_chunks(target, project)
+        _require_known_load(project, done, fresh, known)
         _check_existing_rows(target, tables, done, options)
         result.warnings += [
             f"{tm.source.qualified}: no primary or unique key; copied as one chunk in one transaction"
