@@ -21,11 +21,12 @@ from sqlglot import exp
 
 from omsbench.endpoints.catalog import Table, quote
 from omsbench.endpoints.connection import Session
+from omsbench.engine import bounded_ddl
 from omsbench.engine.changes import Ddl
 from omsbench.engine.mapping import TableMap, chooses, new_table_map
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import DdlPaused
+from omsbench.exceptions import DdlPaused, SchemaError
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are expected here
 
@@ -208,7 +209,9 @@ class DdlApplier:
         try:
             if schema and _schema_exists(self.target, schema):
                 self.target.execute(f"USE {quote(schema)}")
-            self.target.execute(sql)
+            bounded_ddl.run(self.target, self.spec.target.dsn(), sql, self.spec.options.ddl_timeout_s)
+        except SchemaError as err:  # stopped at its bound: what it waited for is the reason to pause
+            return f"{err.message}; once they end, a resume runs it again"
         except pymysql.err.MySQLError as err:
             if err.args and err.args[0] in _ALREADY_DONE:
                 return None
@@ -239,8 +242,9 @@ class DdlApplier:
         shown = f"\n  translated: {sql}" if sql and sql != ddl.statement else ""
         raise DdlPaused(
             f"sync paused at {position}: DDL cannot be applied ({why}):\n  {ddl.statement}{shown}",
-            fix=f"skip it with `omsbench {self.command} resolve {self.spec.name} --skip`, or give the statement"
-            f" to run instead with `omsbench {self.command} resolve {self.spec.name} --replace-with 'SQL'`",
+            fix=f"run it again once the cause is fixed: `omsbench {self.command} resume {self.spec.name}`; skip it"
+            f" with `omsbench {self.command} resolve {self.spec.name} --skip`; or give the statement to run"
+            f" instead with `omsbench {self.command} resolve {self.spec.name} --replace-with 'SQL'`",
             statement=ddl.statement,
             position=position,
         )
