@@ -84,7 +84,7 @@ def unique():
 
 def make_project(workspace: Workspace, source: Endpoint, target: Endpoint, **sections) -> Project:
     data = {
-        "name": sections.pop("name", "p"),
+        "name": sections.pop("name", None) or f"p{next(_names)}",  # checkpoints on a shared target are per name
         "source": source.model_dump(exclude_none=True),
         "target": target.model_dump(exclude_none=True),
         **sections,

@@ -22,7 +22,7 @@ from helpers import assert_same_tables, writer
 
 from omsbench.cli import main
 from omsbench.endpoints import oceanbase
-from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect, limit_lock_waits
+from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect
 from omsbench.engine import precheck, runner
 from omsbench.engine.process import alive, write_pid
 from omsbench.exceptions import SchemaError
@@ -213,7 +213,6 @@ def test_a_seekdb_killed_with_transactions_open_keeps_no_locks(tmp_path):
             assert precheck._redo_logging(session).status == precheck.OK
         assert _killed_with_open_transactions(server, "orphans", 0) == []
         with connect(server.endpoint().dsn()) as session:
-            limit_lock_waits(session)
             session.execute("INSERT INTO orphans.t VALUES (1, 'the key is free')")  # waited in vain before
             assert session.scalar("SELECT COUNT(*) FROM orphans.t") == 1
 

@@ -56,7 +56,7 @@ def test_report_says_what_changed_and_what_was_skipped(workspace, source, target
     assert report.loc[f"{db}.people", "status"] == "changed"
     assert "uuid -> char(36)" in report.loc[f"{db}.people", "detail"]
     assert "MyISAM" in report.loc[f"{db}.legacy", "detail"]
-    assert (project.workspace.root / "reports" / "p" / "schema.json").exists()
+    assert (project.workspace.root / "reports" / project.name / "schema.json").exists()
 
     partitions = dst.query(
         "SELECT PARTITION_NAME FROM information_schema.PARTITIONS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'events'"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omsbench.exceptions import ServerError
@@ -152,3 +154,16 @@ def orphans(session, err: Exception) -> tuple[str, str] | None:
         " one (`omsbench full --restart` on a fresh server), and report it to the OceanBase/seekdb project;"
         f" on the new server, ALTER SYSTEM SET _private_buffer_size = '{SAFE_PRIVATE_BUFFER}' avoids it",
     )
+
+
+@contextmanager
+def naming_orphans(session, error: type[Exception]) -> Iterator[None]:
+    """A lock wait that timed out on rows of transactions no session owns becomes ``error`` naming
+    them and the fix: retrying it would wait in vain again, forever."""
+    try:
+        yield
+    except Exception as err:
+        found = orphans(session, err)
+        if found:
+            raise error(*found) from err
+        raise

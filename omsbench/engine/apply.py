@@ -33,7 +33,7 @@ import pymysql
 
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
-from omsbench.endpoints.connection import Session, limit_lock_waits
+from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap
@@ -124,7 +124,6 @@ class Applier:
         self.target, self.project, self.tracker, self.worker = target, project, tracker, worker
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
-        limit_lock_waits(target)
         ensure_own_table(target, WORKERS_DDL if worker else CHECKPOINT_DDL)
         self._relations: tuple[int, Relations] = (-1, Relations({}, set(), set()))
         self._checks: bool | None = None
@@ -145,17 +144,14 @@ class Applier:
         split them; ``before_commit`` runs last inside the transaction (and rolls it back by raising).
         """
         try:
-            for segment in self._segments([c for txn in group for c in txn.changes] if changes is None else changes):
-                self._apply_segment(segment)
-            self._checkpoint(group)
-            before_commit()
-            self.target.conn.commit()
-        except pymysql.err.OperationalError as err:
-            self.rollback()
-            found = oceanbase.orphans(self.target, err)
-            if found:
-                raise SyncError(*found) from err
-            raise
+            with oceanbase.naming_orphans(self.target, SyncError):
+                for segment in self._segments(
+                    [c for txn in group for c in txn.changes] if changes is None else changes
+                ):
+                    self._apply_segment(segment)
+                self._checkpoint(group)
+                before_commit()
+                self.target.conn.commit()
         except BaseException:
             self.rollback()
             raise

@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table, quote
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.engine.apply import APPLIER_MARK, KEYS_PER_STATEMENT, in_list
 from omsbench.engine.changes import PIECE_ROWS, Op, RowChange, Transaction
 from omsbench.engine.schema import ensure_own_table
-from omsbench.exceptions import StateError
+from omsbench.exceptions import StateError, SyncError
 
 CHANGE_LOG_DDL = (
     "CREATE TABLE IF NOT EXISTS `omsbench`.`change_log` ("
@@ -249,10 +250,11 @@ def purge(session: Session, project: str, transactions: list[str]) -> None:
     ids = [int(trx) for trx in transactions]
     for start in range(0, len(ids), 1000):
         marks = ", ".join(["%s"] * len(ids[start : start + 1000]))
-        session.execute(
-            f"DELETE FROM `omsbench`.`change_log` WHERE project = %s AND trx IN ({marks})",
-            (project, *ids[start : start + 1000]),
-        )
+        with oceanbase.naming_orphans(session, SyncError):
+            session.execute(
+                f"DELETE FROM `omsbench`.`change_log` WHERE project = %s AND trx IN ({marks})",
+                (project, *ids[start : start + 1000]),
+            )
 
 
 def _transactions(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints import oceanbase
-from omsbench.endpoints.connection import Dsn, Session, connect, limit_lock_waits, oversized, raise_packet
+from omsbench.endpoints.connection import Dsn, Session, connect, oversized, raise_packet
 from omsbench.endpoints.mysql import start_snapshot
 from omsbench.exceptions import CopyError
 
@@ -65,8 +65,6 @@ def _session(dsn: Dsn, autocommit: bool) -> Session:
     session = cache.get(key)
     if session is None or not session.conn.open:
         session = cache[key] = connect(dsn, autocommit=autocommit)
-        if not autocommit:  # the target's: a chunk that waits on a row someone holds must end in an error
-            limit_lock_waits(session)
     return session
 
 
@@ -94,60 +92,55 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
     source = _session(job.source, autocommit=True)
     target = _session(job.target, autocommit=False)
     position = start_snapshot(source)
-    rows = 0
-    batch: list[bytes] = []
-    size = 0
-    room = target.packet - len(job.insert_prefix) - _PACKET_MARGIN
+    snapshot = position.as_dict() if position else None
     try:
-        with source.cursor(unbuffered=True) as cur:
-            cur.execute(job.select_sql)
-            for count, blob in cur.fetchall_unbuffered():
-                literals = blob.split(b"\0")
-                if len(literals) != count:
-                    raise CopyError(
-                        f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as {len(literals)}",
-                        fix=f"the group outgrew the source's max_allowed_packet: {raise_packet('source')}",
-                    )
-                if size + len(blob) > room:  # sent alone, the batch stays under the target's packet limit
-                    rows += _flush(target, job, batch)
-                    batch, size = [], 0
-                if len(blob) > room:  # large rows: as many per INSERT as fit
-                    rows += _flush_each(target, job, literals, room)
-                else:
-                    batch += literals
-                    size += len(blob) + 1
-                if size >= job.batch_bytes:
-                    rows += _flush(target, job, batch)
-                    _throttle(job, rows, started)
-                    batch, size = [], 0
-        _require_rendered(source, job)
-        rows += _flush(target, job, batch)
-        _throttle(job, rows, started)
-        snapshot = position.as_dict() if position else None
-        target.execute(
-            "INSERT INTO `omsbench`.`full_chunks` (project, source_table, chunk_no, row_count, snapshot_file,"
-            " snapshot_pos, snapshot_gtid) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                job.project,
-                job.source_table,
-                job.chunk_no,
-                rows,
-                *(position.as_dict().values() if position else (None, None, None)),
-            ),
-        )
-        target.conn.commit()
-    except pymysql.err.OperationalError as err:
-        _rollback(target)
-        found = oceanbase.orphans(target, err)
-        if found:
-            raise CopyError(*found) from err
-        raise
+        with oceanbase.naming_orphans(target, CopyError):
+            rows = _stream(source, target, job, started)
+            _require_rendered(source, job)
+            target.execute(
+                "INSERT INTO `omsbench`.`full_chunks` (project, source_table, chunk_no, row_count, snapshot_file,"
+                " snapshot_pos, snapshot_gtid) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (job.project, job.source_table, job.chunk_no, rows, *(snapshot.values() if snapshot else (None,) * 3)),
+            )
+            target.conn.commit()
     except BaseException:
         _rollback(target)
         raise
     finally:
         source.execute("COMMIT")
     return ChunkResult(job.source_table, job.chunk_no, rows, snapshot, time.monotonic() - started)
+
+
+def _stream(source: Session, target: Session, job: ChunkJob, started: float) -> int:
+    """Insert the chunk's rows, as the source renders them, in batches; the rows inserted."""
+    rows = 0
+    batch: list[bytes] = []
+    size = 0
+    room = target.packet - len(job.insert_prefix) - _PACKET_MARGIN
+    with source.cursor(unbuffered=True) as cur:
+        cur.execute(job.select_sql)
+        for count, blob in cur.fetchall_unbuffered():
+            literals = blob.split(b"\0")
+            if len(literals) != count:
+                raise CopyError(
+                    f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as {len(literals)}",
+                    fix=f"the group outgrew the source's max_allowed_packet: {raise_packet('source')}",
+                )
+            if size + len(blob) > room:  # sent alone, the batch stays under the target's packet limit
+                rows += _flush(target, job, batch)
+                batch, size = [], 0
+            if len(blob) > room:  # large rows: as many per INSERT as fit
+                rows += _flush_each(target, job, literals, room)
+            else:
+                batch += literals
+                size += len(blob) + 1
+            if size >= job.batch_bytes:
+                rows += _flush(target, job, batch)
+                _throttle(job, rows, started)
+                batch, size = [], 0
+    rows += _flush(target, job, batch)
+    _throttle(job, rows, started)
+    return rows
 
 
 def _flush(target: Session, job: ChunkJob, batch: list[bytes]) -> int:

@@ -1,10 +1,14 @@
-"""Row filters during sync: a change passes through the filter of its table, judged by SQL itself.
+"""Row filters during sync: a change passes through the filter of its table, judged by the source.
 
-The filter is the condition the full load used in its WHERE clause; evaluating it with a Python
-imitation of SQL would disagree with the database on collations, dates and NULLs. So the row
-images of a group are sent once per table as a derived table of typed literals and the server
-evaluates the condition, exactly as the full load's SELECT did. An update that moves a row into
-the filter becomes an insert, one that moves it out becomes a delete.
+The filter is the condition the full load used in its WHERE clause, and verify uses it too; a
+Python imitation of SQL would disagree with the database on collations, dates and NULLs, and so
+would literals sent to any server (they take the connection's collation, and an ENUM compared
+with a number is its index only in an ENUM column). So the row images of a group are written,
+once per table, into a temporary table of the source with the table's column types (as the
+tracked schema has them at the change), and the source evaluates the condition over it (the
+table named as the filter names it), exactly as the full load's SELECT did. (With ROW binlogs a
+temporary table is not logged.) An update that moves a row into the filter becomes an insert,
+one that moves it out becomes a delete.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker
 
 _BATCH = 500
-_CASTS = {"date": "DATE", "datetime": "DATETIME(6)", "timestamp": "DATETIME(6)", "time": "TIME(6)"}
 
 
 def apply(session: Session, tracker: Tracker, group: list[Transaction]) -> None:
@@ -52,21 +55,29 @@ def _judge(change: RowChange, passing: set[int] | None) -> RowChange | None:
 
 
 def _evaluate(session: Session, tracker: Tracker, key: tuple[str, str], rows: list[dict]) -> set[int]:
-    """ids of the images that satisfy the table's filter, asked in batches of a few hundred rows."""
+    """ids of the images that satisfy the table's filter, written in batches of a few hundred rows."""
     tm = tracker.get(*key)
-    literal = session.conn.escape
-    passing = set()
-    for start in range(0, len(rows), _BATCH):
-        selects = [
-            f"SELECT {i} AS `__omsbench_row`, "
-            + ", ".join(f"{_typed(c, literal(rows[i].get(c.name)))} AS {quote(c.name)}" for c in tm.source.columns)
-            for i in range(start, min(start + _BATCH, len(rows)))
-        ]
-        derived = f"({' UNION ALL '.join(selects)}) AS {quote(tm.source.name)}"
-        passing |= {id(rows[i]) for (i,) in session.query(f"SELECT `__omsbench_row` FROM {derived} WHERE {tm.filter}")}
-    return passing
+    table = tm.source
+    scratch = "`omsbench`.`filter_rows`"  # beside the heartbeat: one grant (CREATE TEMPORARY TABLES) covers it
+    names = [c.name for c in table.columns]
+    session.execute(f"DROP TEMPORARY TABLE IF EXISTS {scratch}")
+    columns = ", ".join(f"{quote(c.name)} {c.column_type}{_text(c)}" for c in table.columns)
+    session.execute(f"CREATE TEMPORARY TABLE {scratch} (`__omsbench_row` INT, {columns})")
+    try:
+        literal = session.conn.escape
+        for start in range(0, len(rows), _BATCH):
+            values = (
+                f"({i}, {', '.join(literal(rows[i].get(name)) for name in names)})"
+                for i in range(start, min(start + _BATCH, len(rows)))
+            )
+            session.execute(f"INSERT INTO {scratch} VALUES {', '.join(values)}")
+        found = session.query(f"SELECT `__omsbench_row` FROM {scratch} AS {quote(table.name)} WHERE {tm.filter}")
+    finally:
+        session.execute(f"DROP TEMPORARY TABLE IF EXISTS {scratch}")
+    return {id(rows[i]) for (i,) in found}
 
 
-def _typed(column: Column, value: str) -> str:
-    cast = _CASTS.get(column.data_type)
-    return f"CAST({value} AS {cast})" if cast and value != "NULL" else value
+def _text(column: Column) -> str:
+    """A text column's character set and collation, as the table had them when the change was made
+    (the source's table may have changed since: the sync reads behind it)."""
+    return f" CHARACTER SET {column.charset} COLLATE {column.collation}" if column.collation else ""

@@ -161,6 +161,17 @@ def source_privileges(session: Session, selection: Selection) -> list[Finding]:
         )
         for privilege in ("CREATE", "INSERT", "DELETE")
     ]
+    if any(tm.filter for tm in selection.tables):
+        findings.append(
+            _privilege(
+                grants,
+                "CREATE TEMPORARY TABLES",
+                "omsbench",
+                "GRANT CREATE TEMPORARY TABLES ON `omsbench`.* TO the migration user (the sync judges row filters"
+                " on the source)",
+                "omsbench",
+            )
+        )
     if session.flavor is Flavor.MYSQL:
         findings.append(
             _privilege(

@@ -222,7 +222,7 @@ class Sync:
             full.ensure_checkpoint_table(target)
             loaded = full.done_chunks(target, self.project)
             _require_loaded_tables(loaded, tracker)
-            self._replay(source, target, start, applier, ddl, _keyless_floors(loaded, tracker))
+            self._replay(source, source, start, applier, ddl, _keyless_floors(loaded, tracker))
 
     def _replay(self, source: Session, judge: Session, start: tuple, applier, ddl, floors: dict) -> None:
         """Read the binlog from ``start`` and hand each transaction to ``applier`` until stopped.
