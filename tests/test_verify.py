@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_project, seq_table_migrated
+from conftest import make_project, seq_table_migrated, table_migrated
 
 from omsbench.engine import checksum, verify
 from omsbench.engine.verify import DIFFERENT, EXTRA, MISSING
@@ -198,6 +198,43 @@ def test_a_differing_range_is_narrowed_by_slices_down_to_its_rows(migrated, dst)
         (EXTRA, "id=750000"),
     }
     assert verdict.ranges_compared > 16  # the slices were digested, not the whole ranges' rows fetched
+    assert project.verify(apply_fix=True).equal
+
+
+def test_string_keys_the_two_collations_order_differently_are_compared_by_key_not_by_range(
+    workspace, source, target, src, dst, unique
+):
+    """latin1_swedish_ci sorts ä after z, the target's utf8mb4_general_ci with a: ranges cut by one
+    order hold other rows in the other, and used to report rows missing in one range and extra in
+    another. Such keys are compared in hash buckets of their text."""
+    database = unique("vcoll")
+    keys = [f"{prefix}{n}" for n, prefix in enumerate("aäåbozö" * 6)]
+    project = table_migrated(
+        workspace, source, target, src, database,
+        "k VARCHAR(10) CHARACTER SET latin1 COLLATE latin1_swedish_ci PRIMARY KEY, v INT",
+        "VALUES " + ", ".join(f"('{k}', {i})" for i, k in enumerate(keys)),
+    )  # fmt: skip
+    assert (
+        dst.scalar(
+            "SELECT COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = 'k'",
+            (database,),
+        )
+        == "utf8mb4_general_ci"
+    )
+    dst.execute(f"DELETE FROM `{database}`.t WHERE k IN ('ä1', 'z33')")
+    dst.execute(f"UPDATE `{database}`.t SET v = -1 WHERE k IN ('ö6', 'a35')")
+    dst.execute(f"INSERT INTO `{database}`.t VALUES ('å99', 7)")
+    with project.sessions() as (source_session, target_session):
+        (tm,) = project.selection(source_session).tables
+        verdict = verify.verify_table(source_session, target_session, tm, chunk_size=3, leaf_rows=2)
+    found = {(d.kind, d.key) for d in verdict.differences}
+    assert found == {
+        (MISSING, "k='ä1'"),
+        (MISSING, "k='z33'"),
+        (DIFFERENT, "k='ö6'"),
+        (DIFFERENT, "k='a35'"),
+        (EXTRA, "k='å99'"),
+    }
     assert project.verify(apply_fix=True).equal
 
 

@@ -102,6 +102,10 @@ class Side:
         rows = ", ".join("(" + ", ".join(escape_item(v, "utf8mb4") for v in key) + ")" for key in keys)
         return self._where(f"{columns} IN ({rows})")
 
+    def where_buckets(self, tm: TableMap, buckets: int, numbers: list[int]) -> str:
+        """The rows in these hash buckets of the key (see ``bucket_of``)."""
+        return self._where(f"{bucket_of(self, tm, buckets)} IN ({', '.join(map(str, numbers))})")
+
     def _where(self, condition: str) -> str:
         parts = [p for p in (condition, f"({self.filter})" if self.filter else "") if p]
         return " WHERE " + " AND ".join(parts) if parts else ""
@@ -133,6 +137,23 @@ def slices_sql(tm: TableMap, side: str, lower: int, upper: int, step: int) -> st
     return (
         f"SELECT {slice_of} AS omsbench_slice, {_aggregate(here, tm)} FROM {here.table}"
         f"{here.where((lower,), (upper,))} GROUP BY omsbench_slice"
+    )
+
+
+def bucket_of(here: Side, tm: TableMap, buckets: int) -> str:
+    """The key's bucket, from the canonical text of its columns, which both sides render alike
+    whatever their collations (the checksums rest on it)."""
+    columns = {c.name: c for c in tm.source.columns}
+    text = ", ".join(canonical(columns[k], name) for k, name in zip(tm.source.key, here.key, strict=True))
+    return f"(CONV(SUBSTRING(SHA1(CONCAT_WS('|', {text})), 1, 8), 16, 10) % {buckets})"
+
+
+def buckets_sql(tm: TableMap, side: str, buckets: int) -> str:
+    """Count and checksum of the rows in each of ``buckets`` hash buckets of the key, in one scan."""
+    here = Side.of(tm, side)
+    return (
+        f"SELECT {bucket_of(here, tm, buckets)} AS omsbench_bucket, {_aggregate(here, tm)} FROM {here.table}"
+        f"{here.where()} GROUP BY omsbench_bucket"
     )
 
 
@@ -187,6 +208,11 @@ def digest_slices(
     """Row count and checksum by slice number (slices without rows are absent)."""
     sql = slices_sql(tm, side, lower, upper, step)
     return {int(n): (int(c), int(s or 0)) for n, c, s in rendered(session, tm, side, sql)}
+
+
+def digest_buckets(session: Session, tm: TableMap, side: str, buckets: int) -> dict[int, tuple[int, int]]:
+    """Row count and checksum by bucket number (buckets without rows are absent)."""
+    return {int(n): (int(c), int(s or 0)) for n, c, s in rendered(session, tm, side, buckets_sql(tm, side, buckets))}
 
 
 def require_comparable(target: Session, tables: list[TableMap]) -> None:
