@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict
+from datetime import datetime
 
 import pymysql
 import pytest
@@ -77,10 +78,12 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
     assert list(record["phases"]) == [
         "precheck",
         "stop_source_writes",
+        "disable_source_events",
         "drain_and_verify",
         "stop_forward_sync",
         "suspend_source_triggers",
         "install_capture",
+        "create_programs",
         "start_reverse_sync",
     ]
     assert project.sync_status()["state"] == "stopped" and project.reverse_status()["state"] in ("starting", "running")
@@ -210,7 +213,15 @@ def test_kill_9_of_the_reverse_sync_applies_every_change_once(migrated, source, 
 
 
 @pytest.mark.parametrize(
-    "after", ["precheck", "stop_source_writes", "drain_and_verify", "suspend_source_triggers", "install_capture"]
+    "after",
+    [
+        "precheck",
+        "stop_source_writes",
+        "drain_and_verify",
+        "suspend_source_triggers",
+        "install_capture",
+        "create_programs",
+    ],
 )
 def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_tcp, workspace, after):
     """kill -9 of `omsbench switchover` once a phase is recorded, then the same command again."""
@@ -237,7 +248,7 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     assert again.returncode == 0, again.stderr
     assert "point the application at OceanBase" in again.stdout
     record = project.state.step(project.name, "switchover")["detail"]
-    assert record["finished"] and len(record["phases"]) == 7
+    assert record["finished"] and len(record["phases"]) == 9
     _write(seekdb_tcp.endpoint(), database, seed=7, transactions=100)
     project.wait_for_reverse(timeout=120)
     _same(project, database)
@@ -263,7 +274,8 @@ def test_release_after_switchover_takes_omsbench_out_of_both_databases(migrated,
     assert "stays read-only" in done.stdout and "orders_note" in done.stdout  # what is left to the user
     assert project.reverse_status()["state"] == "stopped" and project.sync_status()["state"] == "stopped"
     with connect(seekdb_tcp.endpoint().dsn()) as ob, connect(source.dsn()) as mysql:
-        assert ob.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,)) == 0
+        left = ob.query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
+        assert left == [("orders_note",)]  # the application's, created at the cut-over: OceanBase is its primary
         assert release.remains(ob, project.name) == release.remains(mysql, project.name) == {"triggers": 0, "rows": 0}
         ob.execute(f"UPDATE `{database}`.customers SET name = 'after release' WHERE id = 1")  # nothing captures it
         assert capture.pending(ob, project.name) == 0
@@ -422,11 +434,10 @@ def test_reverse_sync_reads_the_targets_binlog_where_it_has_one(migrated_to_mysq
     record = switchover.switchover(project, suspend_triggers=True)  # type_zoo too: no trigger limits it
     assert record["capture"] == "binlog" and record["reverse_start"]["file"]
     target = mysql_target.endpoint()
-    with connect(target.dsn()) as mysql_b:
-        assert (
-            mysql_b.scalar("SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
-            == 0
-        )
+    with connect(target.dsn()) as mysql_b:  # no capture trigger; the application's own, from the cut-over
+        assert mysql_b.query(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,)
+        ) == [("orders_note",)]
     _write(target, database, seed=2, transactions=150, spatial=True)
     with connect(target.dsn()) as mysql_b:  # DDL on the target is replayed on MySQL at its place
         mysql_b.execute(f"ALTER TABLE `{database}`.customers ADD COLUMN nick VARCHAR(20) NULL")
@@ -490,3 +501,93 @@ def test_binlog_capture_asked_of_a_target_without_binlog_is_refused_before_anyth
     with connect(source.dsn()) as mysql:
         assert mysql.scalar("SELECT @@GLOBAL.read_only") == 0
     assert project.sync_status()["state"] == "running"
+
+
+_APPLICATION = (
+    "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), created DATETIME NULL, price INT)",
+    "CREATE TABLE search (item_id INT PRIMARY KEY, words VARCHAR(80))",
+    "CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, item_id INT, what VARCHAR(10))",
+    # a DEFINER the target lacks: created as it is, every write to items would fail there (1449)
+    "CREATE DEFINER='ghost'@'%' TRIGGER items_stamp BEFORE INSERT ON items FOR EACH ROW"
+    " SET NEW.created = '2026-01-01 00:00:00'",
+    "CREATE TRIGGER items_search AFTER INSERT ON items FOR EACH ROW BEGIN"
+    " INSERT INTO search VALUES (NEW.id, LOWER(NEW.name)); INSERT INTO audit (item_id, what) VALUES (NEW.id, 'insert');"
+    " END",
+    "CREATE TRIGGER items_rename AFTER UPDATE ON items FOR EACH ROW UPDATE search SET words = LOWER(NEW.name)"
+    " WHERE item_id = NEW.id",
+    "CREATE FUNCTION with_tax(p INT) RETURNS INT DETERMINISTIC RETURN p * 2",
+    "CREATE PROCEDURE scratch() BEGIN CREATE TEMPORARY TABLE tmp (a INT); DROP TEMPORARY TABLE tmp; END",
+    "CREATE EVENT cleanup ON SCHEDULE EVERY 1 DAY DO DELETE FROM audit WHERE id < 0",
+    "INSERT INTO items (id, name, price) VALUES (1, 'Desk', 20), (2, 'Chair', 8)",
+)
+
+
+def _application(endpoint, database, item: int) -> None:
+    """The application's writes: they fire every trigger and call the function."""
+    with connect(endpoint.dsn()) as app:
+        app.execute(f"USE `{database}`")
+        app.execute(f"INSERT INTO items (id, name, price) VALUES ({item}, 'Big Lamp', with_tax(5))")
+        app.execute(f"UPDATE items SET name = 'Small Lamp' WHERE id = {item}")
+
+
+def test_the_applications_triggers_and_routines_run_on_oceanbase_from_the_cut_over(
+    workspace, source, seekdb_tcp, src, unique, request
+):
+    database = unique("app")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute("CREATE USER IF NOT EXISTS 'ghost'@'%'")  # on MySQL only
+    src.execute(f"GRANT ALL ON `{database}`.* TO 'ghost'@'%'")
+    src.execute(f"USE `{database}`")
+    for statement in _APPLICATION:
+        src.execute(statement)
+    target = seekdb_tcp.endpoint()
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    request.addfinalizer(lambda: make_writable(source))
+    request.addfinalizer(project.stop_sync)
+    request.addfinalizer(project.stop_reverse)
+    fates = project.precheck().set_index("object").detail
+    assert "created on the target at switchover" in fates[f"trigger {database}.items_search"]
+    assert "ghost@%" in fates[f"trigger {database}.items_stamp"]
+    assert "temporary table" in fates[f"procedure {database}.scratch"]
+    assert "no event scheduler" in fates[f"event {database}.cleanup"]
+    report = project.migrate_schema().set_index("source")
+    assert "created on the target at switchover" in report.loc[f"{database}.with_tax", "detail"]
+    project.full(progress=False)
+    project.start_sync()
+    _application(source, database, 3)  # MySQL's triggers at work; their rows arrive as rows
+    with connect(source.dsn()) as mysql:
+        before = _triggers(mysql, database)
+
+    record = switchover.switchover(project, suspend_triggers=True)
+    outcomes = {item["name"]: item["outcome"] for item in record["programs"]}
+    assert outcomes == {
+        "items_stamp": "created", "items_search": "created", "items_rename": "created", "with_tax": "created",
+        "scratch": "", "cleanup": "",
+    }  # fmt: skip
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (database,)) in (
+            "DISABLED",
+            "SLAVESIDE_DISABLED",
+        )
+    runner.wait_for(project.workspace, project.name, {"running"}, step="reverse")
+    _application(target, database, 4)  # on OceanBase now: its triggers write search and audit there
+    project.wait_for_reverse(timeout=120)
+    _same(project, database, ["items", "search", "audit"])
+    with connect(source.dsn()) as mysql:
+        assert mysql.query(f"SELECT created, price FROM `{database}`.items WHERE id = 4") == [
+            (datetime(2026, 1, 1), 10)
+        ]
+        assert mysql.query(f"SELECT words FROM `{database}`.search WHERE item_id = 4") == [("small lamp",)]
+        assert mysql.scalar(f"SELECT COUNT(*) FROM `{database}`.audit WHERE item_id = 4") == 1  # once
+
+    switchover.switch_back(project, writes_stopped=True)
+    with connect(source.dsn()) as mysql, connect(target.dsn()) as ob:
+        assert _triggers(mysql, database) == before
+        assert mysql.scalar("SELECT STATUS FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (database,)) == (
+            "ENABLED"
+        )
+        assert not ob.query("SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", (database,))
+        assert ob.scalar(f"SELECT `{database}`.with_tax(4)") == 8  # routines stay, harmless
+    _application(source, database, 5)  # MySQL's triggers again; OceanBase only replays their rows
+    project.wait_for_sync(timeout=120)
+    _same(project, database, ["items", "search", "audit"])

@@ -128,21 +128,10 @@ class View:
 
 
 @dataclass
-class Routine:
-    """A trigger, procedure, function or event: reported by the schema step, never created."""
-
-    schema: str
-    name: str
-    kind: str
-    table: str | None = None
-
-
-@dataclass
 class Catalog:
     flavor: Flavor
     tables: dict[tuple[str, str], Table] = field(default_factory=dict)
     views: dict[tuple[str, str], View] = field(default_factory=dict)
-    routines: list[Routine] = field(default_factory=list)
 
 
 def schemas(session: Session) -> list[str]:
@@ -151,7 +140,8 @@ def schemas(session: Session) -> list[str]:
 
 
 def read(session: Session, schema_names: Iterable[str] | None = None) -> Catalog:
-    """Reflect tables, views and routines of the given schemas (all user schemas by default)."""
+    """Reflect tables and views of the given schemas (all user schemas by default); triggers, routines
+    and events are read at cut-over (``engine/programs.py``)."""
     names = sorted(schema_names) if schema_names is not None else schemas(session)
     catalog = Catalog(flavor=session.flavor)
     if not names:
@@ -164,7 +154,6 @@ def read(session: Session, schema_names: Iterable[str] | None = None) -> Catalog
     _read_checks(session, catalog, names, marks)
     _read_partitioning(session, catalog, names, marks)
     _read_views(session, catalog, names, marks)
-    _read_routines(session, catalog, names, marks)
     return catalog
 
 
@@ -334,27 +323,6 @@ def _read_views(session: Session, catalog: Catalog, names: list[str], marks: str
     )
     for schema, name, definition in rows:
         catalog.views[(schema, name)] = View(schema, name, definition)
-
-
-def _read_routines(session: Session, catalog: Catalog, names: list[str], marks: str) -> None:
-    queries = [
-        (
-            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, 'TRIGGER', EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS"
-            f" WHERE TRIGGER_SCHEMA IN ({marks})"
-        ),
-        (
-            "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, NULL FROM information_schema.ROUTINES"
-            f" WHERE ROUTINE_SCHEMA IN ({marks})"
-        ),
-        "SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT', NULL FROM information_schema.EVENTS"
-        f" WHERE EVENT_SCHEMA IN ({marks})",
-    ]
-    for sql in queries:
-        try:
-            rows = session.query(sql, names)
-        except Exception:  # a view the engine does not have (seekdb lacks EVENTS)
-            continue
-        catalog.routines.extend(Routine(s, n, k.upper(), t) for s, n, k, t in rows)
 
 
 def quote(identifier: str) -> str:

@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 import sqlglot
 from sqlglot import exp
 
-from omsbench.endpoints.catalog import Catalog, Routine, Table, View, quote
+from omsbench.endpoints.catalog import Catalog, Table, View, quote
 from omsbench.engine.spec import ProjectSpec, split_name
 from omsbench.exceptions import SpecError
 
@@ -46,7 +46,6 @@ class ViewMap:
 class Selection:
     tables: list[TableMap] = field(default_factory=list)
     views: list[ViewMap] = field(default_factory=list)
-    routines: list[Routine] = field(default_factory=list)
     schemas: dict[str, str] = field(default_factory=dict)
     """Source schema -> target schema, for every schema that holds a selected object."""
 
@@ -115,7 +114,6 @@ def select(spec: ProjectSpec, catalog: Catalog) -> Selection:
         if chosen(schema, name):
             selection.schemas[schema] = renames.databases.get(schema, schema)
             selection.views.append(ViewMap(view, selection.schemas[schema], new_names.get((schema, name), name)))
-    selection.routines = [r for r in catalog.routines if r.schema in selection.schemas]
     _apply_renames(spec, selection)
     _apply_filters(spec, selection)
     _check_collisions(selection)

@@ -16,7 +16,7 @@ from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, raise_packet
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
-from omsbench.engine import full, reverse, schema
+from omsbench.engine import full, programs, reverse, schema
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import CARRIED_TYPES, TYPE_REPLACEMENTS
 from omsbench.engine.spec import ProjectSpec
@@ -309,20 +309,24 @@ def source_tables(selection: Selection) -> list[Finding]:
                     "rows; add a primary key if you can",
                 )
             )
-    findings += [
-        Finding(
-            "routine",
-            f"{r.schema}.{r.name}",
-            WARN,
-            f"{r.kind.lower()} is not migrated",
-            "recreate it on the target after switchover",
-        )
-        for r in selection.routines
-    ]
     findings += fallback_charsets(selection)
     if not selection.tables and not selection.views:
         findings.append(Finding("objects", "source", FAIL, "the spec selects no table", "widen objects.include"))
     return findings
+
+
+def cut_over(source: Session, target: Session, selection: Selection, spec: ProjectSpec) -> list[Finding]:
+    """What the switchover will do with each of the application's triggers, routines and events."""
+    return [
+        Finding(
+            "cut-over",
+            program.label,
+            OK if program.fate == programs.CREATE and not program.why else WARN,
+            programs.described(program),
+            "" if program.fate == programs.CREATE else "accept it, or rewrite it for OceanBase and create it there",
+        )
+        for program in programs.fates(source, target, selection, spec.switchover.definers)
+    ]
 
 
 def reverse_capture(spec: ProjectSpec, source: Session, target: Session) -> Finding:

@@ -22,7 +22,7 @@ from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
-from omsbench.engine import changed, checksum, fixsql, full, precheck, publish, runner, schema, verify
+from omsbench.engine import changed, checksum, fixsql, full, precheck, programs, publish, runner, schema, verify
 from omsbench.engine import spec as specs
 from omsbench.engine.consume import KafkaSourceSync
 from omsbench.engine.mapping import Selection, select
@@ -149,6 +149,7 @@ class Project:
                 findings.append(precheck.packet_limits(source, target, selection))
                 findings += precheck.key_collisions(source, target, selection, self.spec.objects.collations)
                 findings.append(precheck.reverse_capture(self.spec, source, target))
+                findings += precheck.cut_over(source, target, selection, self.spec)
         finally:
             for session in (source, target):
                 if session:
@@ -203,7 +204,8 @@ class Project:
             selection = self.selection(source)
             plans = schema.plan_tables(target, selection, self.spec.objects.collations)
             findings = schema.create_schemas(target, selection) + schema.create_tables(target, plans)
-            findings += schema.create_views(target, selection) + schema.skipped_routines(selection)
+            findings += schema.create_views(target, selection)
+            findings += schema.cut_over(programs.fates(source, target, selection, self.spec.switchover.definers))
         report = schema.report(findings)
         self._write_json("schema", report)
         failures = report[report.status == "failed"]

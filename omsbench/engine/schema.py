@@ -22,7 +22,7 @@ from sqlglot import exp
 
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 from omsbench.endpoints.connection import Dsn, Session
-from omsbench.engine import bounded_ddl
+from omsbench.engine import bounded_ddl, programs
 from omsbench.engine.mapping import Selection, TableMap, ViewMap
 
 # MariaDB types that OceanBase lacks, with the type that keeps their text form.
@@ -67,13 +67,6 @@ _TRANSACTIONAL_ENGINES = {None, "innodb", "xtradb"}
 _ALREADY_THERE = {1061, 1022, 1826, 3822, 1060}
 """Duplicate key name, key, foreign key, check; and 1060, "Duplicate column name", which is what
 seekdb answers for a SPATIAL index that exists (docs/seekdb.md)."""
-_SKIP_REASONS = {
-    "TRIGGER": "not created: it would fire again for rows that incremental sync already replays; "
-    "recreate it on OceanBase at switchover",
-    "PROCEDURE": "not translated: routine bodies are not migrated; recreate it from SHOW CREATE PROCEDURE",
-    "FUNCTION": "not translated: routine bodies are not migrated; recreate it from SHOW CREATE FUNCTION",
-    "EVENT": "not created: OceanBase has no event scheduler; schedule the job outside the database",
-}
 
 
 @dataclass
@@ -412,10 +405,12 @@ def sync_auto_increment(source: Session, target: Session, plans: list[TablePlan]
             target.execute(f"ALTER TABLE {plan.table.quoted} AUTO_INCREMENT = {int(wanted)}")
 
 
-def skipped_routines(selection: Selection) -> list[Finding]:
+def cut_over(planned: list[programs.Program]) -> list[Finding]:
+    """The application's triggers, routines and events are not created now (a trigger would fire
+    again for rows the sync replays): the report says what switchover will do with each."""
     return [
-        Finding(r.kind.lower(), f"{r.schema}.{r.name}", "", "skipped", _SKIP_REASONS.get(r.kind, "not migrated"))
-        for r in selection.routines
+        Finding(p.kind.lower(), f"{p.schema}.{p.name}", f"{p.target_schema}.{p.name}", "skipped", programs.described(p))
+        for p in planned
     ]
 
 

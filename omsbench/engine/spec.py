@@ -81,6 +81,9 @@ class Switchover(_Strict):
     """Drop MySQL's triggers on the synced tables until switch-back (their definitions are kept)."""
     writes_stopped: bool = False
     """The application's writes are stopped by the user: omsbench does not set MySQL read-only."""
+    definers: dict[str, str] = {}
+    """DEFINER of the application's triggers and routines (``user@host``) -> the target's user that
+    owns them there; one the target lacks and that is not mapped is replaced by omsbench's user."""
     reverse_capture: Literal["auto", "triggers", "binlog"] = "auto"
     """How reverse sync captures the target's changes: triggers (work everywhere), the target's
     own binlog (an OceanBase binlog service, or a MySQL target), or auto: the binlog where the

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 
 import pymysql
 
-from omsbench.endpoints import catalog, charsets
+from omsbench.endpoints import catalog
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
-from omsbench.endpoints.connection import SQL_MODE, Session, connect
-from omsbench.engine import capture
+from omsbench.endpoints.connection import Session, connect
+from omsbench.engine import capture, programs
 from omsbench.engine import reverse as reverse_sync
 from omsbench.engine.apply import CHECKPOINT_DDL, write_checkpoint
 from omsbench.engine.project import ACTIVE, Project
@@ -119,20 +119,10 @@ def trigger(item: dict | list) -> dict:
 
 
 def create_trigger(mysql: Session, item: dict) -> None:
-    """Create a suspended trigger again as it was: under its own sql_mode and client character set
-    (a body is parsed under both), not this session's."""
-    mysql.execute(f"USE {quote(item['schema'])}")
-    charset = item.get("charset") or "utf8mb4"
-    codec = charsets.codec(charset) or "utf-8"
-    if item.get("sql_mode") is not None:
-        mysql.execute("SET SESSION sql_mode = %s", (item["sql_mode"],))
-    mysql.execute(
-        f"SET character_set_client = {charset}, collation_connection = {item.get('collation') or 'utf8mb4_general_ci'}"
+    """Create a suspended trigger again as it was: under its own sql_mode and client character set."""
+    programs.run_created(
+        mysql, item["schema"], item["statement"], item.get("sql_mode"), item.get("charset"), item.get("collation")
     )
-    try:
-        mysql.execute(item["statement"].encode(codec))
-    finally:
-        mysql.execute(f"SET NAMES utf8mb4, SESSION sql_mode = '{SQL_MODE}'")
 
 
 def _set_read_only(session: Session, on: bool) -> None:
@@ -228,16 +218,47 @@ def switchover(
             mysql.execute("DELETE FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project.name,))
             record["reverse_start"] = asdict(mysql_endpoint.master_status(oceanbase))
 
+    def disable_source_events(record: dict) -> None:
+        with connect(project.spec.source.dsn()) as mysql:
+            if "programs" not in record:  # planned once, before an event is touched, as the triggers are
+                record["programs"] = programs.records(cut_over_plan(project, mysql))
+                project.state.set_step(project.name, STEP, "running", "switchover: disable_source_events", record)
+            programs.set_events(mysql, record["programs"], enabled=False)
+
+    def create_programs(record: dict) -> None:
+        with connect(project.spec.target.dsn()) as oceanbase:
+            made = programs.create(oceanbase, [programs.Program(**item) for item in record["programs"]])
+        record["programs"] = programs.records(made)
+        accepted = set(project.spec.objects.accept_missing)
+        failed = [p for p in made if p.outcome.startswith("failed") and p.label not in accepted]
+        if failed:
+            raise StateError(
+                "the application's objects could not be created on OceanBase: "
+                + "; ".join(f"{p.label}: {p.outcome}" for p in failed),
+                fix="fix the cause and run switchover again (what was made is kept), or list them in"
+                " objects.accept_missing to switch over without them",
+            )
+
     phases = [
         ("precheck", precheck),
         ("stop_source_writes", stop_source_writes),
+        ("disable_source_events", disable_source_events),
         ("drain_and_verify", verify),
         ("stop_forward_sync", lambda record: project.stop_sync()),
         ("suspend_source_triggers", suspend_source_triggers),
         ("install_capture", install_capture),
+        ("create_programs", create_programs),
         ("start_reverse_sync", lambda record: _ensure_running(project.start_reverse, project.reverse_status)),
     ]
     return _run(project, "switchover", phases, {"without": without})
+
+
+def cut_over_plan(project: Project, mysql: Session) -> list[programs.Program]:
+    """The source's triggers, routines and events, each with its fate at cut-over."""
+    selection = project.selection(mysql)
+    with connect(project.spec.target.dsn()) as target:
+        users = programs.target_users(target)
+    return programs.plan(programs.read(mysql, selection), selection, users, project.spec.switchover.definers)
 
 
 def switch_back(project: Project, writes_stopped: bool = False) -> dict:
@@ -299,16 +320,28 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
             with connect(project.spec.source.dsn()) as mysql:
                 _set_read_only(mysql, False)
 
+    def drop_target_triggers(record: dict) -> None:
+        with connect(project.spec.target.dsn()) as oceanbase:
+            programs.drop_triggers(oceanbase, record.get("programs", []))
+
+    def enable_source_events(record: dict) -> None:
+        with connect(project.spec.source.dsn()) as mysql:
+            programs.set_events(mysql, record.get("programs", []), enabled=True)
+
     phases = [
         ("drain_and_verify", drain_and_verify),
         ("stop_reverse_sync", lambda record: project.stop_reverse()),
         ("remove_capture", remove_capture),
+        ("drop_target_triggers", drop_target_triggers),
         ("restore_source_triggers", restore_source_triggers),
         ("skip_reverse_writes", skip_reverse_writes),
         ("open_source", open_source),
+        ("enable_source_events", enable_source_events),
         ("start_forward_sync", lambda record: _ensure_running(project.start_sync, project.sync_status)),
     ]
-    carried = {k: previous.get(k) for k in ("without", "read_only_set", "triggers", "capture") if k in previous}
+    carried = {
+        k: previous.get(k) for k in ("without", "read_only_set", "triggers", "capture", "programs") if k in previous
+    }
     return _run(project, "switch back", phases, carried)
 
 
