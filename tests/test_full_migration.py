@@ -22,7 +22,7 @@ def test_sample_database_round_trips_exactly(workspace, source, target, src, dst
     project = make_project(workspace, source, target, objects={"include": [f"{shop}.*"]}, options={"chunk_size": 500})
     findings = project.require_precheck().set_index(["check", "object"])
     fallback = findings.loc[("fallback charset", f"{shop}.legacy_notes")]  # latin1 on MySQL: said before cut-over
-    assert fallback.status == "warn" and "CONVERT TO CHARACTER SET utf8mb4" in fallback.fix
+    assert fallback.status == "warn" and "converts the MySQL table to utf8mb4" in fallback.detail
     assert ("fallback charset", f"{shop}.customers") not in findings.index  # utf8mb4 already
     report = project.migrate_schema()
     result = project.full(progress=False)

@@ -81,6 +81,7 @@ def test_switchover_reverse_sync_and_switch_back(migrated, source, seekdb_tcp):
         "disable_source_events",
         "drain_and_verify",
         "stop_forward_sync",
+        "narrow_columns",
         "suspend_source_triggers",
         "install_capture",
         "create_programs",
@@ -248,7 +249,7 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     assert again.returncode == 0, again.stderr
     assert "point the application at OceanBase" in again.stdout
     record = project.state.step(project.name, "switchover")["detail"]
-    assert record["finished"] and len(record["phases"]) == 9
+    assert record["finished"] and len(record["phases"]) == 10
     _write(seekdb_tcp.endpoint(), database, seed=7, transactions=100)
     project.wait_for_reverse(timeout=120)
     _same(project, database)
@@ -591,3 +592,59 @@ def test_the_applications_triggers_and_routines_run_on_oceanbase_from_the_cut_ov
     _application(source, database, 5)  # MySQL's triggers again; OceanBase only replays their rows
     project.wait_for_sync(timeout=120)
     _same(project, database, ["items", "search", "audit"])
+
+
+@pytest.mark.parametrize("choice", ["widen", "guard", "pause"])
+def test_a_four_byte_character_for_a_utf8mb3_column_under_each_choice(
+    workspace, source, seekdb_tcp, src, unique, request, choice
+):
+    """seekdb has no utf8mb3: OceanBase takes an emoji MySQL's column cannot store. Widen converts
+    MySQL's table at switchover, guard refuses it on OceanBase, pause stops the fallback on it."""
+    database = unique("narrow")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.people (id INT PRIMARY KEY, last_name VARCHAR(20) CHARACTER SET utf8mb3)")
+    src.execute(f"INSERT INTO `{database}`.people VALUES (1, 'Smith')")
+    target = seekdb_tcp.endpoint()
+    project = make_project(
+        workspace, source, target, name=database, objects={"include": [f"{database}.*"]},
+        switchover={"narrow_columns": choice},
+    )  # fmt: skip
+    request.addfinalizer(lambda: make_writable(source))
+    request.addfinalizer(project.stop_sync)
+    request.addfinalizer(project.stop_reverse)
+    said = project.precheck().set_index(["check", "object"]).loc[("fallback charset", f"{database}.people")]
+    assert f"narrow_columns: {choice}" in said.detail
+    project.migrate_schema()
+    project.full(progress=False)
+    project.start_sync()
+    record = switchover.switchover(project)
+    runner.wait_for(project.workspace, project.name, {"running"}, step="reverse")
+    with connect(target.dsn()) as ob:
+        if choice == "guard":
+            with pytest.raises(pymysql.err.MySQLError) as refused:  # the application hears it at once
+                ob.execute(f"INSERT INTO `{database}`.people VALUES (2, 'Smile 😀')")
+            assert refused.value.args[0] == 3819
+            ob.execute(f"INSERT INTO `{database}`.people VALUES (3, 'Smile é')")
+        else:
+            ob.execute(f"INSERT INTO `{database}`.people VALUES (2, 'Smile 😀')")
+    if choice == "pause":
+        paused = runner.wait_for(project.workspace, project.name, {"paused"}, timeout=60, step="reverse")
+        assert "people" in paused["message"] and "utf8mb4" in paused["message"]
+        with connect(source.dsn()) as mysql:  # the fix the message gives
+            mysql.execute(f"ALTER TABLE `{database}`.people CONVERT TO CHARACTER SET utf8mb4")
+        project.state.request(project.name, "reverse", "resume")
+    project.wait_for_reverse(timeout=120)
+    _same(project, database, ["people"])
+    with connect(source.dsn()) as mysql:
+        charset = mysql.scalar(
+            "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = %s",
+            (database, "last_name"),
+        )
+    assert charset == ("utf8mb3" if choice == "guard" else "utf8mb4")
+    assert bool(record.get("widened")) == (choice == "widen")
+    switchover.switch_back(project, writes_stopped=True)
+    with connect(target.dsn()) as ob:
+        assert not ob.query(
+            "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = %s AND CONSTRAINT_TYPE = 'CHECK'",
+            (database,),
+        )

@@ -16,7 +16,7 @@ from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, raise_packet
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
-from omsbench.engine import full, programs, reverse, schema
+from omsbench.engine import full, narrow, programs, reverse, schema
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.schema import CARRIED_TYPES, TYPE_REPLACEMENTS
 from omsbench.engine.spec import ProjectSpec
@@ -269,30 +269,30 @@ def _collision_finding(source: Session, tm, key: list, changed: dict[str, str]) 
     )
 
 
-def fallback_charsets(selection: Selection) -> list[Finding]:
-    """Text columns MySQL keeps in a narrower character set than OceanBase's utf8mb4.
-
-    After switchover the application writes to OceanBase, which takes any character; one MySQL
-    cannot store (an emoji in a utf8mb3 column) cannot go back, and the reverse sync pauses on it.
-    Said before the cut-over, with the ALTER that makes the fallback take every value.
-    """
-    findings = []
-    for tm in selection.tables:
-        narrow = [c for c in tm.source.columns if c.charset and c.charset.lower() not in ("utf8mb4", "binary")]
-        if narrow:
-            sets = ", ".join(sorted({c.charset for c in narrow}))
-            findings.append(
-                Finding(
-                    "fallback charset",
-                    tm.source.qualified,
-                    WARN,
-                    f"column(s) {', '.join(c.name for c in narrow)} are {sets} on MySQL and utf8mb4 on OceanBase: a"
-                    " value only utf8mb4 holds, written on OceanBase after switchover, pauses the reverse sync",
-                    f"before switchover, on MySQL: ALTER TABLE {quote(tm.source.schema)}.{quote(tm.source.name)}"
-                    " CONVERT TO CHARACTER SET utf8mb4",
-                )
-            )
-    return findings
+def fallback_charsets(selection: Selection, target: Session, choice: str) -> list[Finding]:
+    """Text columns MySQL keeps in a narrower character set than OceanBase's utf8mb4, and what the
+    switchover will do about them (``engine/narrow.py``), said before the cut-over."""
+    will = {
+        "widen": "switchover converts the MySQL table to utf8mb4 (switchover.narrow_columns: widen)",
+        "guard": "switchover adds a CHECK on OceanBase that refuses the application such a value"
+        " (switchover.narrow_columns: guard)",
+        "pause": "the reverse sync pauses on such a value until the MySQL column is widened"
+        " (switchover.narrow_columns: pause)",
+    }[choice]
+    return [
+        Finding(
+            "fallback charset",
+            tm.source.qualified,
+            WARN,
+            f"column(s) {', '.join(c.name for c in cs)} are {', '.join(sorted({c.charset for c in cs}))} on MySQL and"
+            f" utf8mb4 on OceanBase, which takes values MySQL cannot store: {will}",
+            ""
+            if choice != "pause"
+            else f"before switchover, on MySQL: ALTER TABLE {quote(tm.source.schema)}."
+            f"{quote(tm.source.name)} CONVERT TO CHARACTER SET utf8mb4",
+        )
+        for tm, cs in narrow.columns(selection, target)
+    ]
 
 
 def source_tables(selection: Selection) -> list[Finding]:
@@ -309,7 +309,6 @@ def source_tables(selection: Selection) -> list[Finding]:
                     "rows; add a primary key if you can",
                 )
             )
-    findings += fallback_charsets(selection)
     if not selection.tables and not selection.views:
         findings.append(Finding("objects", "source", FAIL, "the spec selects no table", "widen objects.include"))
     return findings

@@ -150,6 +150,7 @@ class Project:
                 findings += precheck.key_collisions(source, target, selection, self.spec.objects.collations)
                 findings.append(precheck.reverse_capture(self.spec, source, target))
                 findings += precheck.cut_over(source, target, selection, self.spec)
+                findings += precheck.fallback_charsets(selection, target, self.spec.switchover.narrow_columns)
         finally:
             for session in (source, target):
                 if session:

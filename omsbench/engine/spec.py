@@ -81,6 +81,12 @@ class Switchover(_Strict):
     """Drop MySQL's triggers on the synced tables until switch-back (their definitions are kept)."""
     writes_stopped: bool = False
     """The application's writes are stopped by the user: omsbench does not set MySQL read-only."""
+    narrow_columns: Literal["widen", "guard", "pause"] = "widen"
+    """Text columns MySQL keeps narrower than OceanBase's utf8mb4 (utf8mb3, latin1, ...) at
+    switchover: ``widen`` them on MySQL (CONVERT TO utf8mb4, recorded), ``guard`` them on
+    OceanBase (a CHECK that refuses the application a 4-byte character: utf8mb3 columns only),
+    or ``pause`` the reverse sync on such a value, showing it. Widen loses nothing and keeps both
+    the application and the fallback running."""
     definers: dict[str, str] = {}
     """DEFINER of the application's triggers and routines (``user@host``) -> the target's user that
     owns them there; one the target lacks and that is not mapped is replaced by omsbench's user."""

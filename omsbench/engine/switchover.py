@@ -17,7 +17,7 @@ from omsbench.endpoints import catalog
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session, connect
-from omsbench.engine import capture, programs
+from omsbench.engine import capture, narrow, programs
 from omsbench.engine import reverse as reverse_sync
 from omsbench.engine.apply import CHECKPOINT_DDL, write_checkpoint
 from omsbench.engine.project import ACTIVE, Project
@@ -160,6 +160,14 @@ def switchover(
             record["capture"], record["capture_why"] = reverse_sync.capture_method(project.spec, oceanbase, mysql)
         if record["capture"] == reverse_sync.TRIGGERS:
             capturable(project, without)
+        if project.spec.switchover.narrow_columns == "guard":
+            with project.sessions() as (mysql, oceanbase):
+                beyond = narrow.unguardable(narrow.columns(project.selection(mysql), oceanbase))
+            if beyond:
+                raise StateError(
+                    f"switchover.narrow_columns is guard, but no CHECK can state the limit of {', '.join(beyond)}",
+                    fix="choose widen (or pause) in switchover.narrow_columns",
+                )
         triggers = source_triggers(project, without)
         if triggers and not suspend_triggers:
             raise StateError(
@@ -225,6 +233,15 @@ def switchover(
                 project.state.set_step(project.name, STEP, "running", "switchover: disable_source_events", record)
             programs.set_events(mysql, record["programs"], enabled=False)
 
+    def narrow_columns(record: dict) -> None:
+        choice = project.spec.switchover.narrow_columns
+        with project.sessions() as (mysql, oceanbase):
+            found = narrow.columns(project.selection(mysql), oceanbase)
+            if choice == "widen":
+                record["widened"] = narrow.widen(mysql, found)
+            elif choice == "guard":
+                record["guards"] = narrow.guard(oceanbase, found)
+
     def create_programs(record: dict) -> None:
         with connect(project.spec.target.dsn()) as oceanbase:
             made = programs.create(oceanbase, [programs.Program(**item) for item in record["programs"]])
@@ -245,6 +262,7 @@ def switchover(
         ("disable_source_events", disable_source_events),
         ("drain_and_verify", verify),
         ("stop_forward_sync", lambda record: project.stop_sync()),
+        ("narrow_columns", narrow_columns),
         ("suspend_source_triggers", suspend_source_triggers),
         ("install_capture", install_capture),
         ("create_programs", create_programs),
@@ -323,6 +341,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
     def drop_target_triggers(record: dict) -> None:
         with connect(project.spec.target.dsn()) as oceanbase:
             programs.drop_triggers(oceanbase, record.get("programs", []))
+            narrow.unguard(oceanbase, record.get("guards", []))
 
     def enable_source_events(record: dict) -> None:
         with connect(project.spec.source.dsn()) as mysql:
@@ -340,7 +359,9 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
         ("start_forward_sync", lambda record: _ensure_running(project.start_sync, project.sync_status)),
     ]
     carried = {
-        k: previous.get(k) for k in ("without", "read_only_set", "triggers", "capture", "programs") if k in previous
+        k: previous.get(k)
+        for k in ("without", "read_only_set", "triggers", "capture", "programs", "guards", "widened")
+        if k in previous
     }
     return _run(project, "switch back", phases, carried)
 
