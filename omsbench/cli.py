@@ -569,15 +569,23 @@ def sync_report(ctx, project) -> None:
     is_flag=True,
     help="Drop MySQL's triggers on the synced tables until switch-back (their definitions are kept).",
 )
+@click.option(
+    "--dry-run", is_flag=True, help="Change nothing: say what the switchover would do and what would stop it."
+)
 @click.pass_context
-def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers) -> None:
+def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers, dry_run) -> None:
     """Move writes to OceanBase: stop MySQL writes, drain, verify, capture on OceanBase, start reverse sync.
 
-    Run it again after a failure or a crash: it goes on from the first phase not done.
+    Run it again after a failure or a crash: it goes on from the first phase not done. With
+    --dry-run, exit 1 when something would stop it.
     """
     from omsbench.engine import switchover
 
     loaded = _project(ctx, project)
+    if dry_run:
+        ready = prechecks.frame(switchover.readiness(loaded, list(without), suspend_triggers or None))
+        _show(ready)
+        sys.exit(1 if prechecks.failed(ready) else 0)
     record = switchover.switchover(loaded, list(without), writes_stopped or None, suspend_triggers or None)
     _phases(record)
     for line in switchover.instructions(loaded, record):

@@ -558,6 +558,15 @@ def test_the_applications_triggers_and_routines_run_on_oceanbase_from_the_cut_ov
     _application(source, database, 3)  # MySQL's triggers at work; their rows arrive as rows
     with connect(source.dsn()) as mysql:
         before = _triggers(mysql, database)
+    command = [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "switchover", database, "--dry-run"]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "--suspend-source-triggers" in refused.stdout, refused.stdout + refused.stderr
+    ready = subprocess.run([*command, "--suspend-source-triggers"], capture_output=True, text=True)
+    assert ready.returncode == 0, ready.stdout + ready.stderr
+    assert "items_search" in ready.stdout and "temporary table" in ready.stdout  # every object's fate
+    assert not project.state.step(project.name, "switchover")  # a dry run changes nothing
+    with connect(source.dsn()) as mysql:
+        assert mysql.scalar("SELECT @@GLOBAL.read_only") == 0
 
     record = switchover.switchover(project, suspend_triggers=True)
     outcomes = {item["name"]: item["outcome"] for item in record["programs"]}

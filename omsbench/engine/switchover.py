@@ -17,7 +17,7 @@ from omsbench.endpoints import catalog
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session, connect
-from omsbench.engine import capture, narrow, programs
+from omsbench.engine import capture, narrow, precheck, programs
 from omsbench.engine import reverse as reverse_sync
 from omsbench.engine.apply import CHECKPOINT_DDL, write_checkpoint
 from omsbench.engine.project import ACTIVE, Project
@@ -269,6 +269,53 @@ def switchover(
         ("start_reverse_sync", lambda record: _ensure_running(project.start_reverse, project.reverse_status)),
     ]
     return _run(project, "switchover", phases, {"without": without})
+
+
+def readiness(project: Project, without: list[str] | None = None, suspend_triggers: bool | None = None) -> list:
+    """What a switchover with these options would do and what would stop it, changing nothing:
+    the forward sync's state, the capture and the tables it cannot take, MySQL's triggers, the
+    fate of every trigger, routine and event, and the columns MySQL keeps narrower."""
+    settings = project.spec.switchover
+    without = sorted(set(settings.without) | set(without or []))
+    suspend = settings.suspend_source_triggers if suspend_triggers is None else suspend_triggers
+    state = project.sync_status()["state"]
+    found = [
+        precheck.Finding(
+            "forward sync",
+            project.name,
+            precheck.OK if state in ACTIVE - {"paused"} else precheck.FAIL,
+            state,
+            "" if state in ACTIVE - {"paused"} else f"start it: omsbench sync start {project.name}",
+        )
+    ]
+    with project.sessions() as (mysql, oceanbase):
+        selection = project.selection(mysql)
+        found.append(precheck.reverse_capture(project.spec, mysql, oceanbase))
+        found += precheck.cut_over(mysql, oceanbase, selection, project.spec)
+        found += precheck.fallback_charsets(selection, oceanbase, settings.narrow_columns)
+        try:
+            method = reverse_sync.capture_method(project.spec, oceanbase, mysql)[0]
+        except StateError:
+            method = None  # the reverse capture finding says why
+    try:
+        if method == reverse_sync.TRIGGERS:
+            capturable(project, without)
+    except StateError as err:
+        found.append(precheck.Finding("capture", project.name, precheck.FAIL, err.message, err.fix or ""))
+    triggers = source_triggers(project, without)
+    if triggers:
+        found.append(
+            precheck.Finding(
+                "source triggers",
+                ", ".join(f"{t['schema']}.{t['name']}" for t in triggers),
+                precheck.OK if suspend else precheck.FAIL,
+                "suspended on MySQL until switch-back"
+                if suspend
+                else "they would fire on the rows reverse sync applies",
+                "" if suspend else "pass --suspend-source-triggers (or set switchover.suspend_source_triggers)",
+            )
+        )
+    return found
 
 
 def cut_over_plan(project: Project, mysql: Session) -> list[programs.Program]:
