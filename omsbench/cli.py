@@ -506,7 +506,7 @@ def sync_status(ctx, project, show_all) -> None:
     """State, position, rates and lag of the sync, and the DDL it met; exit 1 while it is paused, failed or gone."""
     loaded = _project(ctx, project)
     status = loaded.sync_status()
-    _fields(status)
+    _fields({**status, **loaded.behind()})
     ddl = ctx.obj.state.ddl(loaded.name)
     ignored = ddl.action == "ignored"
     if len(ddl[~ignored]) or show_all:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pymysql
 import yaml
 from tqdm.auto import tqdm
 
@@ -30,6 +31,7 @@ from omsbench.engine.publish import CaptureQueueSync, QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
+from omsbench.engine.sync import behind as sync_behind
 from omsbench.engine.verify import CHUNK_ROWS
 from omsbench.engine.workspace import ENV, Workspace
 from omsbench.exceptions import NotNow, OmsError, PrecheckFailed, SchemaError, StateError, SyncError
@@ -482,6 +484,17 @@ class Project:
         A sync whose runner is gone (kill -9, a crash) says so instead of its last recorded state.
         """
         return self._runner_status(runner.SyncProcess(self.workspace, self.name))
+
+    def behind(self) -> dict:
+        """How far the forward sync is behind the source's binlog end (bytes, seconds), asked of both
+        servers; what stops the asking is said instead of a number."""
+        if self.spec.queue:
+            return {}  # a broker on one side: its own offsets tell, not a binlog end
+        try:
+            with self.sessions() as (source, target):
+                return sync_behind(source, target, self.name)
+        except (OmsError, pymysql.err.MySQLError) as err:
+            return {"behind": f"unknown: {getattr(err, 'message', None) or err}"}
 
     def _runner_status(self, process: runner.SyncProcess) -> dict:
         step = self.state.step(self.name, process.step) or {"state": "never started", "message": "", "detail": {}}
