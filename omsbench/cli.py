@@ -470,13 +470,16 @@ def sync_stop(ctx, project) -> None:
 
 
 def _resolve_options(command):
-    command = click.option("--replace-with", "replacement", help="Run this SQL instead of the paused DDL.")(command)
-    command = click.option("--skip", is_flag=True, help="Skip the DDL the sync paused on.")(command)
+    command = click.option(
+        "--replace-with", "replacement", help="Run this SQL instead of the DDL or the transaction the sync paused on."
+    )(command)
+    command = click.option("--skip", is_flag=True, help="Skip the DDL or the transaction the sync paused on.")(command)
     return click.argument("project")(command)
 
 
 def _resolve(ctx, project: str, skip: bool, replacement: str | None, direction: str) -> None:
-    """Send the user's decision on the DDL a sync paused on; the sync picks it up and goes on."""
+    """Send the user's decision on the DDL or the refused transaction a sync paused on; the sync picks
+    it up and goes on."""
     if skip == bool(replacement):
         raise click.UsageError("give exactly one of --skip or --replace-with")
     loaded = _project(ctx, project)
@@ -484,10 +487,11 @@ def _resolve(ctx, project: str, skip: bool, replacement: str | None, direction: 
     where = status().get("at")
     if not where:
         raise StateError(
-            f"the {direction} of {loaded.name} is not paused on a DDL", fix=f"see `omsbench {direction} status`"
+            f"the {direction} of {loaded.name} is not paused on a DDL or a change",
+            fix=f"see `omsbench {direction} status`",
         )
     ctx.obj.state.request(loaded.name, step, "resolve", {"position": where, "skip": skip, "sql": replacement})
-    click.echo(f"the DDL at {where} will be {'skipped' if skip else 'replaced'}")
+    click.echo(f"what the {direction} paused on at {where} will be {'skipped' if skip else 'replaced'}")
 
 
 @sync.command("resolve")

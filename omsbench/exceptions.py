@@ -84,4 +84,11 @@ class DdlPaused(SyncError):
 
 
 class ChangePaused(SyncError):
-    """The target cannot take a change as it stands (its row is not there to change); the sync pauses on it."""
+    """The target cannot take a change as it stands (its row is not there to change, a value it
+    refuses); the sync pauses on it until it is resumed, skipped or replaced."""
+
+    def __init__(self, message: str, fix: str | None = None, position: str = "") -> None:
+        super().__init__(message, fix)
+        self.args = (message, fix, position)
+        self.position = position
+        """The binlog position of the transaction, once the sync has narrowed the change down to it."""

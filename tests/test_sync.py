@@ -305,6 +305,41 @@ def test_a_value_the_target_cannot_store_pauses_the_sync_until_the_column_is_wid
         _same(src, dst, database, ["customers"])
 
 
+def test_a_refused_change_is_narrowed_to_its_transaction_and_skipped_or_replaced_by_the_user(shop, source, dst):
+    """Three transactions wait while the sync is paused; the middle one carries a value the target
+    refuses. The first is applied, the sync pauses on the second by its position, and the user's
+    replacement runs instead of it; the third follows: nothing else lost."""
+    from test_cli import omsbench
+
+    project, database = shop
+    width = dst.scalar(f"SELECT MAX(CHAR_LENGTH(name)) FROM `{database}`.customers")
+    dst.execute(f"ALTER TABLE `{database}`.customers MODIFY name VARCHAR({width}) NOT NULL")
+    table = f"`{database}`.customers"
+    with running(project), connect(source.dsn()) as src:
+        project.pause_sync()
+        runner.wait_for(project.workspace, project.name, {"paused"})
+        src.execute(f"UPDATE {table} SET name = 'first' WHERE id = 1")
+        src.execute(f"UPDATE {table} SET name = REPEAT('x', {width} + 1) WHERE id = 2")
+        src.execute(f"UPDATE {table} SET name = 'third' WHERE id = 3")
+        project.resume_sync()
+        runner.wait_for(project.workspace, project.name, {"starting", "running"})
+        runner.wait_for(project.workspace, project.name, {"paused"}, timeout=30)
+        paused = project.sync_status()
+        assert paused.get("at") and "refused a value" in paused["message"] and "--skip" in paused["message"]
+        assert dst.query(f"SELECT id, name FROM {table} WHERE id IN (1, 3) ORDER BY id")[0] == (1, "first")
+        assert dst.scalar(f"SELECT name FROM {table} WHERE id = 3") != "third"  # after the refused one
+        decided = omsbench(
+            project.workspace.root, "sync", "resolve", project.name, "--replace-with",
+            f"UPDATE {table} SET name = 'short' WHERE id = 2",
+        )  # fmt: skip
+        assert decided.returncode == 0 and f"at {paused['at']} will be replaced" in decided.stdout, decided.stderr
+        project.wait_for_sync()
+        assert dst.query(f"SELECT id, name FROM {table} WHERE id <= 3 ORDER BY id") == [
+            (1, "first"), (2, "short"), (3, "third")
+        ]  # fmt: skip
+        assert project.sync_status()["state"] == "running"
+
+
 def omsbench_status(project):
     from test_cli import omsbench
 

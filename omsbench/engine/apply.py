@@ -165,8 +165,11 @@ class Applier:
         for segment in self._segments(changes):
             self._apply_segment(segment)
 
-    def checkpoint_only(self, txn: Transaction) -> None:
-        """Move the checkpoint past a transaction that changes nothing on the target (a DDL, a skip)."""
+    def checkpoint_only(self, txn: Transaction, sql: str | None = None) -> None:
+        """Move the checkpoint past a transaction that changes nothing on the target (a DDL, a skip),
+        or only by ``sql``, the user's statement run in its place, in the same target transaction."""
+        if sql:
+            self.target.execute(sql)
         self._checkpoint([txn])
         self.target.conn.commit()
 
@@ -387,8 +390,8 @@ class ParallelApplier:
         """In the main session too: its open transaction holds the pieces' rows, which another session would wait on."""
         return self.main.apply(group)
 
-    def checkpoint_only(self, txn: Transaction) -> None:
-        self.main.checkpoint_only(txn)
+    def checkpoint_only(self, txn: Transaction, sql: str | None = None) -> None:
+        self.main.checkpoint_only(txn, sql)
 
     def rollback(self) -> None:
         for applier in (self.main, *self.others):

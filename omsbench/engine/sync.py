@@ -46,16 +46,17 @@ def _tables(group: list[Transaction]) -> list[str]:
     return sorted({f"{c.schema}.{c.table}" for txn in group for c in txn.changes})
 
 
-def _refused_value(err: pymysql.err.DataError, tables: list[str], step: str, project: str) -> SyncError:
+def _refused_value(err: pymysql.err.DataError, tables: list[str], step: str, project: str) -> ChangePaused:
     """A value the receiving side cannot store (a 4-byte character in a utf8mb3 column, a string
     longer than its column): no retry stores it, and dying on it would end the sync, or the
     fallback, over one value. The group is rolled back; the sync waits where it is."""
     code, text = (*err.args, "", "")[:2]
-    return SyncError(
+    return ChangePaused(
         f"the receiving database refused a value in a change to {', '.join(tables) or 'a table'} ({code}: {text});"
         " nothing of its transaction was applied",
         fix="widen the column there to take such values (for a utf8mb3 column: ALTER TABLE ... MODIFY it as"
-        f" utf8mb4), then `omsbench {step} resume {project}`: the change is applied again",
+        f" utf8mb4), then `omsbench {step} resume {project}`: the change is applied again; or skip the"
+        f" transaction (`omsbench {step} resolve {project} --skip`) or run your SQL instead of it (--replace-with)",
     )
 
 
@@ -106,6 +107,8 @@ class Sync:
         self.applying: list[Transaction] = []
         """The group being applied: a refused value is named by its tables (worked out only then)."""
         self._said: tuple[str, str] | None = None
+        self.paused_at = ""
+        """The transaction a refused change paused on: a resolution of it is looked for only then."""
         self._want: tuple[float, dict | None] = (0.0, None)
 
     # the outer loop: retries, pauses, stop -------------------------------------------------------
@@ -120,9 +123,10 @@ class Sync:
                 self._set("paused", str(err), statement=err.statement, at=err.position)
                 self._wait_for_user(at=err.position)
             except ChangePaused as err:
-                self._set("paused", str(err))
-                self._wait_for_user()
-            except pymysql.err.DataError as err:
+                self.paused_at = err.position
+                self._set("paused", str(err), at=err.position or None)
+                self._wait_for_user(at=err.position)
+            except pymysql.err.DataError as err:  # in a piece of a large transaction: resume once widened
                 self._set("paused", str(_refused_value(err, _tables(self.applying), self.step, self.project)))
                 self._wait_for_user()
             except TRANSIENT as err:
@@ -293,16 +297,61 @@ class Sync:
 
     def _apply(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> None:
         """``apply`` the group (filtered) and count it; the target commits it with the checkpoint."""
+        if self.paused_at and self._resolved(group, judge, applier, floors, apply):
+            return
         started = time.monotonic()
         self.applying = group
         _prepare(group, judge, applier, floors)
-        committed = apply(group)
+        committed = self._commit(group, apply)
         self.position = group[-1].position
         self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
         for t in group:
             if t.heartbeat is not None:
                 self.meter.heartbeat(t.heartbeat, t.read_at, committed)
         self._maybe_sample()
+
+    def _commit(self, group: list[Transaction], apply) -> float:
+        """Apply the group; a change the target refuses is narrowed down to its transaction (those
+        before it commit one by one), and the sync pauses on that transaction, by its position."""
+        try:
+            return apply(group)
+        except (pymysql.err.DataError, ChangePaused) as err:
+            if len(group) == 1:
+                why = (
+                    err
+                    if isinstance(err, ChangePaused)
+                    else _refused_value(err, _tables(group), self.step, self.project)
+                )
+                raise ChangePaused(why.message, why.fix, label(group[0].position)) from err
+        committed = 0.0
+        for txn in group:
+            self.applying = [txn]
+            committed = self._commit([txn], apply)
+            self.position = txn.position
+        return committed
+
+    def _resolved(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> bool:
+        """Where the group holds the transaction the sync paused on and the user decided on it:
+        apply what comes before it, skip it or run the user's SQL instead, then the rest."""
+        at = next((i for i, txn in enumerate(group) if label(txn.position) == self.paused_at), None)
+        if at is None:
+            return False
+        resolution = self._resolution(self.paused_at)
+        self.paused_at = ""  # decided on now, or resumed without a decision: applied again as it is
+        if resolution is None:
+            return False
+        if at:
+            self._apply(group[:at], judge, applier, floors, apply)
+        txn, payload = group[at], resolution.get("payload") or {}
+        applier.checkpoint_only(txn, payload.get("sql"))
+        self.position = txn.position
+        self._settle(resolution)
+        self._set(
+            "running", f"the change at {label(txn.position)} was {'replaced' if payload.get('sql') else 'skipped'}"
+        )
+        if group[at + 1 :]:
+            self._apply(group[at + 1 :], judge, applier, floors, apply)
+        return True
 
     def _apply_pieces(self, piece: Transaction, reader: ReaderProcess, judge: Session, applier, floors: dict) -> None:
         """A large transaction, piece by piece into one target transaction that commits with its last piece.
