@@ -21,12 +21,10 @@ from omsbench.engine import lifecycle, runner
 from omsbench.engine import precheck as prechecks
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
-from omsbench.engine.reverse import STEP as REVERSE_STEP
-from omsbench.engine.sync import STEP as SYNC_STEP
 from omsbench.engine.sync import StartAt
 from omsbench.engine.verify import CHUNK_ROWS as VERIFY_CHUNK_ROWS
 from omsbench.engine.workspace import Workspace
-from omsbench.exceptions import NotNow, OmsError, StateError
+from omsbench.exceptions import OmsError
 from omsbench.lab.servers import KafkaBroker, MariaDB, SeekdbServer
 
 
@@ -478,19 +476,10 @@ def _resolve_options(command):
 
 
 def _resolve(ctx, project: str, skip: bool, replacement: str | None, direction: str) -> None:
-    """Send the user's decision on the DDL or the refused transaction a sync paused on; the sync picks
-    it up and goes on."""
+    """Send the user's decision on the DDL or the refused transaction a sync paused on."""
     if skip == bool(replacement):
         raise click.UsageError("give exactly one of --skip or --replace-with")
-    loaded = _project(ctx, project)
-    status, step = (loaded.sync_status, SYNC_STEP) if direction == "sync" else (loaded.reverse_status, REVERSE_STEP)
-    where = status().get("at")
-    if not where:
-        raise StateError(
-            f"the {direction} of {loaded.name} is not paused on a DDL or a change",
-            fix=f"see `omsbench {direction} status`",
-        )
-    ctx.obj.state.request(loaded.name, step, "resolve", {"position": where, "skip": skip, "sql": replacement})
+    where = _project(ctx, project).resolve(direction, skip, replacement)
     click.echo(f"what the {direction} paused on at {where} will be {'skipped' if skip else 'replaced'}")
 
 
@@ -675,10 +664,7 @@ def reverse_stop(ctx, project) -> None:
 def reverse_resume(ctx, project) -> None:
     """Continue a reverse sync that paused (after DDL on OceanBase, or on request)."""
     loaded = _project(ctx, project)
-    state = loaded.reverse_status()["state"]
-    if state != "paused":
-        raise NotNow(f"the reverse sync of {loaded.name} is {state}, not paused", fix="nothing to resume")
-    ctx.obj.state.request(loaded.name, REVERSE_STEP, "resume")
+    loaded.resume_reverse()
     click.echo(f"asked the reverse sync of {loaded.name} to resume")
 
 
@@ -686,7 +672,7 @@ def reverse_resume(ctx, project) -> None:
 @_resolve_options
 @click.pass_context
 def reverse_resolve(ctx, project, skip, replacement) -> None:
-    """Decide on the DDL read from the target's binlog that the reverse sync paused on."""
+    """Decide on the DDL (read from the target's binlog) or the refused change the reverse sync paused on."""
     _resolve(ctx, project, skip, replacement, "reverse")
 
 

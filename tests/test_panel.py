@@ -110,6 +110,51 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     assert panel.buttons["release"].disabled and not panel.buttons["verify"].disabled
 
 
+def test_a_paused_ddl_is_decided_in_the_panel(workspace, source, seekdb_tcp, src, unique, request):
+    """The decision card shows the statement the sync paused on; Replace with runs the SQL typed in
+    it, Skip takes two clicks; both go through the engine, as the CLI's resolve does."""
+    database = unique("decide")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY)")
+    project = make_project(
+        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]}
+    )
+    request.addfinalizer(project.stop_sync)
+    project.migrate_schema()
+    project.full(progress=False)
+    project.start_sync()
+    runner.wait_for(workspace, project.name, {"running"}, timeout=60)
+    panel = ControlPanel(project)
+    assert panel.decision.widget.layout.display == "none"
+    src.execute(f"CREATE TABLE `{database}`.history (id INT PRIMARY KEY) ENGINE=Aria")  # OceanBase has no Aria
+    runner.wait_for(workspace, project.name, {"paused"}, timeout=30)
+    panel.refresh()
+    card = panel.decision
+    assert card.widget.layout.display == "" and "ENGINE=Aria" in card.text.value
+    assert card.buttons["replace"].disabled  # nothing typed yet
+    card.sql.value = f"CREATE TABLE `{database}`.history (id INT PRIMARY KEY)"
+    assert not card.buttons["replace"].disabled
+    card.buttons["replace"].click()
+    panel.wait(30)
+    runner.wait_for(workspace, project.name, {"running"}, timeout=30)
+    src.execute(f"INSERT INTO `{database}`.history VALUES (1)")
+    project.wait_for_sync(timeout=60)
+
+    src.execute(f"ALTER TABLE `{database}`.history PAGE_CHECKSUM=1")  # refused as well
+    runner.wait_for(workspace, project.name, {"paused"}, timeout=30)
+    panel.refresh()
+    card.buttons["skip"].click()  # arms it only
+    assert card.buttons["skip"].description == "Confirm skip" and project.sync_status()["state"] == "paused"
+    card.buttons["skip"].click()
+    panel.wait(30)
+    project.wait_for_sync(timeout=60)  # past the skipped statement
+    panel.refresh()
+    assert card.widget.layout.display == "none" and panel.last_error is None
+    with connect(seekdb_tcp.endpoint().dsn()) as dst:
+        assert dst.query(f"SELECT id FROM `{database}`.history") == [(1,)]
+    assert project.state.ddl(project.name).action.tolist()[-2:] == ["translated", "skipped"]
+
+
 def test_a_panel_shown_again_stops_the_refresh_timer_of_the_one_it_replaces(workspace, source, seekdb_tcp):
     project = make_project(workspace, source, seekdb_tcp.endpoint(), objects={"include": ["nothing.*"]})
     first = ControlPanel(project, interval=0.2)

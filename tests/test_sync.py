@@ -180,7 +180,7 @@ def _resolve(project, **choice) -> None:
         print(project.sync_status(), project.state.ddl(project.name).to_dict("records"))
         raise
     assert "--replace-with" in step["message"] and "--skip" in step["message"]
-    project.state.request(project.name, STEP, "resolve", {"position": step["detail"]["at"], **choice})
+    assert project.resolve(STEP, choice.get("skip", False), choice.get("sql")) == step["detail"]["at"]
     runner.wait_for(project.workspace, project.name, {"running"})
 
 

@@ -447,6 +447,22 @@ class Project:
     def resume_sync(self) -> None:
         self.state.request(self.name, STEP, "resume")
 
+    def resolve(self, step: str, skip: bool = False, sql: str | None = None) -> str:
+        """Decide on the DDL or the refused transaction the sync (``step``: sync or reverse) paused
+        on: skip it, or run ``sql`` instead; the sync picks the decision up and goes on. Returns
+        the position decided on."""
+        if skip == bool(sql):
+            raise StateError("give exactly one decision: skip it, or the SQL to run instead")
+        status = self.sync_status() if step == STEP else self.reverse_status()
+        where = status.get("at") if status["state"] == "paused" else None
+        if not where:
+            raise NotNow(
+                f"the {step} of {self.name} is {status['state']}, not paused on a DDL or a change",
+                fix=f"see `omsbench {step} status {self.name}`",
+            )
+        self.state.request(self.name, step, "resolve", {"position": where, "skip": skip, "sql": sql})
+        return where
+
     def stop_sync(self, timeout: float = 60) -> None:
         """Stop the background sync at a transaction boundary and wait for it to exit."""
         runner.SyncProcess(self.workspace, self.name).stop(timeout)
@@ -522,6 +538,13 @@ class Project:
 
     def stop_reverse(self, timeout: float = 60) -> None:
         runner.ReverseProcess(self.workspace, self.name).stop(timeout)
+
+    def resume_reverse(self) -> None:
+        """Continue a reverse sync that paused (a DDL on OceanBase, a refused change, or on request)."""
+        state = self.reverse_status()["state"]
+        if state != "paused":
+            raise NotNow(f"the reverse sync of {self.name} is {state}, not paused", fix="nothing to resume")
+        self.state.request(self.name, "reverse", "resume")
 
     def reverse_status(self) -> dict:
         return self._runner_status(runner.ReverseProcess(self.workspace, self.name))

@@ -87,6 +87,7 @@ class ControlPanel:
         self.sync = w.HTML()
         self.lag = w.HTML()
         self.errors = w.HTML()
+        self.decision = _Decision(self)
         self.ddl = w.HTML()
         self.last_error: str | None = None
         self._error_at = datetime.now(timezone.utc)
@@ -104,6 +105,7 @@ class ControlPanel:
                 w.HBox(list(self.buttons.values())),
                 self.reasons,
                 self.errors,
+                self.decision.widget,
                 w.HBox([self.steps, self.sync], layout=w.Layout(grid_gap="24px")),
                 w.HTML("<b>Full migration</b>"),
                 self.progress,
@@ -129,12 +131,9 @@ class ControlPanel:
             self._arm(action)
             self.refresh()  # the checklist shows under the buttons
             return None
-        self.last_error = None
         for button in (*self.buttons.values(), self.next):
             button.disabled = True
-        self.job = self._jobs.submit(self._perform, action)
-        self.job.add_done_callback(lambda _job: self.refresh())  # once done, so the buttons count it finished
-        return self.job
+        return self.run(action, lifecycle.perform, self.project, action)
 
     def _arm(self, action: str | None) -> None:
         if self.armed:
@@ -144,13 +143,21 @@ class ControlPanel:
             self.buttons[action].description, self.buttons[action].button_style = _CONFIRM[action], "danger"
         self.armed = action
 
-    def _perform(self, action: str) -> None:
+    def run(self, what: str, call, *args) -> Future:
+        """An engine call in the worker thread, one at a time; once done the panel refreshes, so the
+        buttons count it finished."""
+        self.last_error = None
+        self.job = self._jobs.submit(self._guarded, what, call, *args)
+        self.job.add_done_callback(lambda _job: self.refresh())
+        return self.job
+
+    def _guarded(self, what: str, call, *args) -> None:
         try:
-            lifecycle.perform(self.project, action)
+            call(*args)
         except OmsError as err:
-            self._error(f"{action}: {err.message}" + (f"<br><i>what to do:</i> {err.fix}" if err.fix else ""))
+            self._error(f"{what}: {err.message}" + (f"<br><i>what to do:</i> {err.fix}" if err.fix else ""))
         except Exception as err:  # shown in the panel: the worker thread has no one else to tell
-            self._error(f"{action}: {type(err).__name__}: {err}")
+            self._error(f"{what}: {type(err).__name__}: {err}")
 
     def _error(self, text: str) -> None:
         self.last_error, self._error_at = text, datetime.now(timezone.utc)
@@ -182,6 +189,7 @@ class ControlPanel:
         self._charts()
         self.errors.value = self._errors(recorded, live["sync"])
         ddl = self.project.state.ddl(self.project.name)
+        self.decision.show(live, busy)
         self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
 
     def _headline(self, refusals: dict[str, str | None], busy: bool) -> None:
@@ -317,6 +325,69 @@ class ControlPanel:
     def _repr_mimebundle_(self, **kwargs):
         self.start()
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+class _Decision:
+    """The card of a sync paused on a DDL or a refused change: what it is, and the three ways on
+    (retry as it is once the cause is fixed, skip it, run other SQL instead), where it is shown.
+    Skipping drops a change: its first click only arms it."""
+
+    def __init__(self, panel: ControlPanel) -> None:
+        self.panel = panel
+        self.step: str | None = None
+        self.text = w.HTML()
+        self.sql = w.Textarea(placeholder="SQL to run instead", layout=w.Layout(width="100%", height="4em"))
+        self.buttons = {
+            "retry": w.Button(
+                description="Retry", icon="redo", tooltip="run it again as it is, once the cause is fixed"
+            ),
+            "skip": w.Button(description="Skip", icon="forward", tooltip="move past it: the change is not applied"),
+            "replace": w.Button(description="Replace with", icon="pencil", tooltip="run the SQL above in its place"),
+        }
+        for name, button in self.buttons.items():
+            button.on_click(lambda _button, name=name: self.decide(name))
+        self.sql.observe(lambda _change: self._enable(False), names="value")
+        self.armed = False
+        self.widget = w.VBox(
+            [self.text, self.sql, w.HBox(list(self.buttons.values()))],
+            layout=w.Layout(display="none", border="1px solid #9a6700", padding="6px"),
+        )
+
+    def show(self, live: dict[str, dict], busy: bool) -> None:
+        paused = next((s for s in ("sync", "reverse") if live[s]["state"] == "paused" and live[s].get("at")), None)
+        self.step = paused
+        self.widget.layout.display = "" if paused else "none"
+        if not paused:
+            self.armed = False
+            return
+        status = live[paused]
+        what = f"<b>The {paused} waits for a decision at {html.escape(status['at'])}</b>"
+        statement = status.get("statement")
+        shown = f"<pre style='white-space:pre-wrap'>{html.escape(statement)}</pre>" if statement else ""
+        self.text.value = f"{what}{shown}<div>{html.escape(str(status['message']))}</div>"
+        self.buttons["skip"].description = "Confirm skip" if self.armed else "Skip"
+        self.buttons["skip"].button_style = "danger" if self.armed else ""
+        self._enable(busy)
+
+    def _enable(self, busy: bool) -> None:
+        for name, button in self.buttons.items():
+            button.disabled = busy or (name == "replace" and not self.sql.value.strip())
+
+    def decide(self, name: str) -> Future | None:
+        project, step = self.panel.project, self.step
+        if step is None:
+            return None
+        if name == "skip" and not self.armed:
+            self.armed = True
+            self.panel.refresh()
+            return None
+        self.armed = False
+        if name == "retry":
+            resume = project.resume_sync if step == "sync" else project.resume_reverse
+            return self.panel.run("retry", resume)
+        if name == "skip":
+            return self.panel.run("skip", project.resolve, step, True, None)
+        return self.panel.run("replace", project.resolve, step, False, self.sql.value.strip())
 
 
 def _get(frame: pd.DataFrame, step: str, column: str, default: object) -> object:
