@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pandas as pd
-from conftest import make_project
+from conftest import make_project, table_migrated
 from helpers import assert_same_tables, make_writable
 
 from omsbench.endpoints.connection import connect
@@ -153,6 +153,38 @@ def test_a_paused_ddl_is_decided_in_the_panel(workspace, source, seekdb_tcp, src
     with connect(seekdb_tcp.endpoint().dsn()) as dst:
         assert dst.query(f"SELECT id FROM `{database}`.history") == [(1,)]
     assert project.state.ddl(project.name).action.tolist()[-2:] == ["translated", "skipped"]
+
+
+def test_verify_in_the_panel_shows_the_rows_and_the_fix_and_applies_it(workspace, source, target, src, dst, unique):
+    database = unique("pverify")
+    project = table_migrated(
+        workspace,
+        source,
+        target,
+        src,
+        database,
+        "id INT PRIMARY KEY, v VARCHAR(10)",
+        "VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    )
+    dst.execute(f"UPDATE `{database}`.t SET v = 'x' WHERE id = 2")
+    dst.execute(f"DELETE FROM `{database}`.t WHERE id = 3")
+    panel = ControlPanel(project)
+    panel.buttons["verify"].click()
+    panel.wait(60)
+    card = panel.verified
+    assert panel.last_error is None and card.widget.layout.display == ""
+    assert "2 difference(s)" in card.text.value and "id=2" in card.text.value and "id=3" in card.text.value
+    assert "INSERT INTO" in card.text.value and "verify.html" in card.text.value  # the fix, and the report
+    card.apply.click()  # arms it only
+    assert card.apply.description == "Confirm apply fix"
+    assert dst.scalar(f"SELECT v FROM `{database}`.t WHERE id = 2") == "x"
+    card.apply.click()
+    panel.wait(60)
+    assert panel.last_error is None and "Verify: equal" in card.text.value and card.apply.layout.display == "none"
+    assert dst.query(f"SELECT * FROM `{database}`.t ORDER BY id") == src.query(
+        f"SELECT * FROM `{database}`.t ORDER BY id"
+    )
+    panel.stop()
 
 
 def test_a_panel_shown_again_stops_the_refresh_timer_of_the_one_it_replaces(workspace, source, seekdb_tcp):

@@ -21,7 +21,7 @@ from omsbench.engine import lifecycle
 from omsbench.engine.project import Project
 from omsbench.engine.state import STEP_ORDER
 from omsbench.exceptions import OmsError
-from omsbench.workbench import charts
+from omsbench.workbench import charts, report
 
 _COLOURS = {"done": "#1a7f37", "running": "#0969da", "failed": "#cf222e", "paused": "#9a6700", "died": "#cf222e"}
 _ICONS = {
@@ -88,6 +88,7 @@ class ControlPanel:
         self.lag = w.HTML()
         self.errors = w.HTML()
         self.decision = _Decision(self)
+        self.verified = _Verified(self)
         self.ddl = w.HTML()
         self.last_error: str | None = None
         self._error_at = datetime.now(timezone.utc)
@@ -106,6 +107,7 @@ class ControlPanel:
                 self.reasons,
                 self.errors,
                 self.decision.widget,
+                self.verified.widget,
                 w.HBox([self.steps, self.sync], layout=w.Layout(grid_gap="24px")),
                 w.HTML("<b>Full migration</b>"),
                 self.progress,
@@ -133,6 +135,8 @@ class ControlPanel:
             return None
         for button in (*self.buttons.values(), self.next):
             button.disabled = True
+        if action == "verify":  # its differences, fix and report are shown here, not only counted
+            return self.run(action, self.verified.verify)
         return self.run(action, lifecycle.perform, self.project, action)
 
     def _arm(self, action: str | None) -> None:
@@ -388,6 +392,50 @@ class _Decision:
         if name == "skip":
             return self.panel.run("skip", project.resolve, step, True, None)
         return self.panel.run("replace", project.resolve, step, False, self.sql.value.strip())
+
+
+class _Verified:
+    """What the panel's last verify found: the differing rows, the fix it wrote (a preview of it),
+    the report's path, and Apply fix (two clicks), which runs that fix as written and verifies again."""
+
+    PREVIEW = 10
+
+    def __init__(self, panel: ControlPanel) -> None:
+        self.panel = panel
+        self.text = w.HTML()
+        self.apply = w.Button(description="Apply fix", icon="wrench", tooltip="run the fix shown, then verify again")
+        self.apply.on_click(lambda _button: self.apply_fix())
+        self.armed = False
+        self.widget = w.VBox([self.text, self.apply], layout=w.Layout(display="none"))
+
+    def verify(self) -> None:
+        self._show(lifecycle.perform(self.panel.project, "verify"))
+
+    def apply_fix(self) -> Future | None:
+        if not self.armed:
+            self.armed = True
+            self.apply.description, self.apply.button_style = "Confirm apply fix", "danger"
+            return None
+        self.armed = False
+        self.apply.description, self.apply.button_style = "Apply fix", ""
+        return self.panel.run("apply fix", lambda: self._show(self.panel.project.apply_fix()))
+
+    def _show(self, result) -> None:
+        path = report.verification(self.panel.project, result)
+        verdict = "equal" if result.equal else f"{len(result.differences):,} difference(s)"
+        fixes = "".join(f"{html.escape(s)}\n" for s in result.fixes[: self.PREVIEW])
+        more = f"... and {len(result.fixes) - self.PREVIEW:,} more\n" if len(result.fixes) > self.PREVIEW else ""
+        self.text.value = (
+            f"<b>Verify: {verdict}</b> · report <code>{html.escape(str(path))}</code>"
+            + ("" if result.equal else _table(result.differences.head(50)))
+            + (
+                f"<b>Fix</b> (as written for review)<pre style='white-space:pre-wrap'>{fixes}{more}</pre>"
+                if fixes
+                else ""
+            )
+        )
+        self.apply.layout.display = "" if result.fixes else "none"
+        self.widget.layout.display = ""
 
 
 def _get(frame: pd.DataFrame, step: str, column: str, default: object) -> object:
