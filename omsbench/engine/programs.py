@@ -62,7 +62,7 @@ class Program:
 
 def read(mysql: Session, selection: Selection) -> list[Program]:
     """The source's triggers on the migrated tables, and routines and events in the migrated databases."""
-    return _triggers(mysql, selection) + _routines(mysql, selection) + _events(mysql, selection)
+    return _triggers(mysql, selection) + _in_schemas(mysql, selection)
 
 
 def _shown(mysql: Session, kind: str, schema: str, name: str) -> tuple:
@@ -93,48 +93,27 @@ def _triggers(mysql: Session, selection: Selection) -> list[Program]:
     ]
 
 
-def _routines(mysql: Session, selection: Selection) -> list[Program]:
+def _in_schemas(mysql: Session, selection: Selection) -> list[Program]:
+    """Routines and events of the migrated databases (information_schema lists both by schema)."""
     renamed = {tm.source.schema: tm.schema for tm in selection.tables}
     rows = mysql.query(
-        "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, DEFINER FROM information_schema.ROUTINES"
-        " ORDER BY ROUTINE_SCHEMA, ROUTINE_NAME"
+        "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, DEFINER, NULL FROM information_schema.ROUTINES"
+        " UNION ALL SELECT EVENT_SCHEMA, EVENT_NAME, 'EVENT', DEFINER, STATUS FROM information_schema.EVENTS"
+        " ORDER BY 1, 2"
     )
     return [
-        Program(
-            kind.upper(),
-            schema,
-            name,
-            *_shown(mysql, kind, schema, name),
-            _user(definer),
-            target_schema=renamed[schema],
-        )
-        for schema, name, kind, definer in rows
+        _program(mysql, kind, schema, name, _user(definer), status, renamed[schema])
+        for schema, name, kind, definer, status in rows
         if schema in renamed
     ]
 
 
-def _events(mysql: Session, selection: Selection) -> list[Program]:
-    renamed = {tm.source.schema: tm.schema for tm in selection.tables}
-    rows = mysql.query(
-        "SELECT EVENT_SCHEMA, EVENT_NAME, DEFINER, STATUS FROM information_schema.EVENTS"
-        " ORDER BY EVENT_SCHEMA, EVENT_NAME"
-    )
-    return [
-        Program(
-            EVENT,
-            schema,
-            name,
-            None,
-            "",
-            "",
-            "",
-            _user(definer),
-            target_schema=renamed[schema],
-            enabled=status == "ENABLED",
-        )
-        for schema, name, definer, status in rows
-        if schema in renamed
-    ]
+def _program(
+    mysql: Session, kind: str, schema: str, name: str, definer: str, status: str | None, there: str
+) -> Program:
+    if kind == EVENT:  # no body to create: OceanBase has no events
+        return Program(EVENT, schema, name, None, "", "", "", definer, target_schema=there, enabled=status == "ENABLED")
+    return Program(kind, schema, name, *_shown(mysql, kind, schema, name), definer, target_schema=there)
 
 
 def _user(definer: str) -> str:
