@@ -256,6 +256,13 @@ def packet_too_large(err: BaseException) -> bool:
     return isinstance(err, pymysql.err.OperationalError) and bool(err.args) and err.args[0] == 1153
 
 
+def explain(err: BaseException) -> str:
+    """An error in words: pymysql reports a connection the server dropped mid-read as ``(0, '')``."""
+    if isinstance(err, pymysql.err.MySQLError) and err.args in ((0, ""), (0,)):
+        return f"{type(err).__name__}: the server closed the connection (restarted, or the network cut it)"
+    return f"{type(err).__name__}: {err}"
+
+
 _ERROR_FIXES = {
     1045: "check the user name and the password in the environment variable or file the spec names",
     1049: "create the database or fix the database name in the URL",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints import oceanbase
-from omsbench.endpoints.connection import Dsn, Session, connect, oversized, raise_packet
+from omsbench.endpoints.connection import Dsn, Session, connect, explain, oversized, raise_packet
 from omsbench.endpoints.mysql import start_snapshot
 from omsbench.exceptions import CopyError
 
@@ -83,7 +83,7 @@ def copy_chunk(job: ChunkJob) -> ChunkResult:
         if isinstance(err, CopyError):
             raise
         raise CopyError(
-            f"{job.source_table} chunk {job.chunk_no}: {err}",
+            f"{job.source_table} chunk {job.chunk_no}: {explain(err)}",
             fix="fix the cause; running the same command again resumes from the copied chunks",
         ) from err
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pymysql
 
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
-from omsbench.endpoints.connection import Flavor, Session, connect, packet_too_large, raise_packet
+from omsbench.endpoints.connection import Flavor, Session, connect, explain, packet_too_large, raise_packet
 from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
@@ -149,7 +149,7 @@ class Sync:
                     failures = 0
                     continue
                 delay = min(30.0, 0.5 * 2**failures)
-                self._set("retrying", f"{type(err).__name__}: {err}; retry {failures} in {delay:.0f}s")
+                self._set("retrying", f"{explain(err)}; retry {failures} in {delay:.0f}s")
                 self.stopping.wait(delay)
             except OmsError as err:
                 self._set("failed", str(err))
