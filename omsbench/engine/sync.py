@@ -502,12 +502,13 @@ def reached(position: BinlogPosition, goal: BinlogPosition) -> bool:
     return same_series and key(position) >= key(goal)
 
 
-def behind(source: Session, target: Session, project: str) -> dict:
+def behind(source: Session, target: Session, project: str, start: BinlogPosition | None = None) -> dict:
     """How far the target's checkpoint is behind the source's binlog end now, in bytes and seconds
     (the age of the last applied source commit while bytes remain): read from the servers, so it
-    holds in every state, paused, stopped or failed alike, where the sync's own lag samples stop."""
-    end, found = master_status(source), read_checkpoint(target, project)
-    if end is None or found is None:
+    holds in every state, paused, stopped or failed alike, where the sync's own lag samples stop.
+    Before its first checkpoint a sync stands at ``start`` (the full load's hand-over point)."""
+    end, found = master_status(source), read_checkpoint(target, project) or (start and (start, None))
+    if end is None or not found:
         return {}
     applied, source_ts = found
     sizes = {name: int(size) for name, size, *_ in source.query("SHOW BINARY LOGS")}
@@ -517,7 +518,7 @@ def behind(source: Session, target: Session, project: str) -> dict:
         between = sum(size for name, size in sizes.items() if applied.file < name < end.file)
         gap = sizes.get(applied.file, applied.pos) - applied.pos + between + end.pos
     gap = max(0, gap)
-    seconds = round(max(0.0, time.time() - source_ts), 3) if gap and source_ts else 0.0
+    seconds = (round(max(0.0, time.time() - source_ts), 3) if source_ts else None) if gap else 0.0
     return {"behind_bytes": gap, "behind_s": seconds}
 
 
