@@ -321,11 +321,17 @@ def test_a_refused_change_is_narrowed_to_its_transaction_and_skipped_or_replaced
         src.execute(f"UPDATE {table} SET name = 'first' WHERE id = 1")
         src.execute(f"UPDATE {table} SET name = REPEAT('x', {width} + 1) WHERE id = 2")
         src.execute(f"UPDATE {table} SET name = 'third' WHERE id = 3")
-        project.resume_sync()
-        runner.wait_for(project.workspace, project.name, {"starting", "running"})
-        runner.wait_for(project.workspace, project.name, {"paused"}, timeout=30)
+        project.resume_sync()  # it may pause again on the refused change before a poll sees it run
+        deadline = time.monotonic() + 60
+        while not project.sync_status().get("at") and time.monotonic() < deadline:
+            time.sleep(0.1)
         paused = project.sync_status()
-        assert paused.get("at") and "refused a value" in paused["message"] and "--skip" in paused["message"]
+        assert (
+            paused["state"] == "paused"
+            and paused.get("at")
+            and "refused a value" in paused["message"]
+            and "--skip" in paused["message"]
+        )
         assert dst.query(f"SELECT id, name FROM {table} WHERE id IN (1, 3) ORDER BY id")[0] == (1, "first")
         assert dst.scalar(f"SELECT name FROM {table} WHERE id = 3") != "third"  # after the refused one
         decided = omsbench(
