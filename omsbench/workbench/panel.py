@@ -61,6 +61,9 @@ def _label(action: str) -> str:
     return _LABELS.get(action, action.capitalize())
 
 
+BEHIND_EVERY = timedelta(seconds=10)
+"""How often the panel asks both servers how far a sync that is not running is behind."""
+
 PANEL_WINDOW = timedelta(hours=1)
 """The panel draws the lag and rates of the last hours; reports and runbooks draw the whole run.
 A day of sync is about 10^6 samples, which took 12 s to read and draw at every refresh (now 0.7 s)."""
@@ -91,6 +94,7 @@ class ControlPanel:
         self.verified = _Verified(self)
         self.ddl = w.HTML()
         self.last_error: str | None = None
+        self._behind: tuple[datetime, dict] = (datetime.min.replace(tzinfo=timezone.utc), {})
         self._error_at = datetime.now(timezone.utc)
         self.armed: str | None = None
         self.job: Future | None = None
@@ -249,8 +253,9 @@ class ControlPanel:
         return "<b>Steps</b><table class='omsbench-steps'>" + "".join(rows) + "</table>"
 
     def _sync(self, live: dict[str, dict]) -> str:
-        status, reverse = live["sync"], live["reverse"]
-        keys = ("state", "position", "lag_p50_ms", "lag_p99_ms", "rows_per_s", "transactions_per_s")
+        status, reverse = {**live["sync"], **self._behind_now(live["sync"])}, live["reverse"]
+        keys = ("state", "position", "behind_bytes", "behind_s", "lag_p50_ms", "lag_p99_ms", "rows_per_s",
+                "transactions_per_s")  # fmt: skip
         rows = "".join(
             f"<tr><td>{k.replace('_', ' ')}</td><td>{html.escape(str(status[k]))}</td></tr>"
             for k in keys
@@ -263,6 +268,18 @@ class ControlPanel:
                 if k in reverse
             )
         return f"<b>Incremental sync</b><table>{rows}</table>"
+
+    def _behind_now(self, status: dict) -> dict:
+        """How far a sync that is not running is behind the source's binlog end (its lag samples
+        stop then), asked of both servers at most every ``BEHIND_EVERY``."""
+        if status["state"] in ("never started", "running"):
+            return {}
+        asked, found = self._behind
+        now = datetime.now(timezone.utc)
+        if now - asked >= BEHIND_EVERY:
+            found = self.project.behind()
+            self._behind = (now, found)
+        return found
 
     def _progress(self) -> None:
         """One bar per table, with the share and rows copied beside it; bars are kept and updated."""
