@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Dsn, Endpoint, Session, connect
-from omsbench.endpoints.mysql import master_status
+from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import chunking, schema
 from omsbench.engine.copy import CHECKPOINT_DDL, ChunkJob, ChunkResult, copy_chunk
 from omsbench.engine.literals import row_literal
@@ -133,6 +133,12 @@ def reset(target: Session, state: StateStore, project: str, tables: list[TableMa
     state.clear_chunks(project)
     state.forget_replayed_tables(project)
     state.set_step(project, STEP, "pending", "reset")
+
+
+def handover(state: StateStore, project: str) -> BinlogPosition | None:
+    """Where the full load's snapshot ends: incremental sync's first position (None before a load)."""
+    found = state.detail(project, STEP).get("start_position")
+    return BinlogPosition(**found) if found else None
 
 
 def _plans(

@@ -507,9 +507,8 @@ class Project:
         if self.spec.queue:
             return {}  # a broker on one side: its own offsets tell, not a binlog end
         try:
-            handed_over = (self.state.detail(self.name, "full") or {}).get("start_position")
             with self.sessions() as (source, target):
-                return sync_behind(source, target, self.name, BinlogPosition(**handed_over) if handed_over else None)
+                return sync_behind(source, target, self.name, full.handover(self.state, self.name))
         except (OmsError, pymysql.err.MySQLError) as err:
             return {"behind": f"unknown: {getattr(err, 'message', None) or err}"}
 

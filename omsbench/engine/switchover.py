@@ -160,14 +160,9 @@ def switchover(
             record["capture"], record["capture_why"] = reverse_sync.capture_method(project.spec, oceanbase, mysql)
         if record["capture"] == reverse_sync.TRIGGERS:
             capturable(project, without)
-        if project.spec.switchover.narrow_columns == "guard":
-            with project.sessions() as (mysql, oceanbase):
-                beyond = narrow.unguardable(narrow.columns(project.selection(mysql), oceanbase))
-            if beyond:
-                raise StateError(
-                    f"switchover.narrow_columns is guard, but no CHECK can state the limit of {', '.join(beyond)}",
-                    fix="choose widen (or pause) in switchover.narrow_columns",
-                )
+        refused = _unguardable(project)
+        if refused:
+            raise StateError(refused, fix=_CHOOSE_ANOTHER)
         triggers = source_triggers(project, without)
         if triggers and not suspend_triggers:
             raise StateError(
@@ -227,9 +222,10 @@ def switchover(
             record["reverse_start"] = asdict(mysql_endpoint.master_status(oceanbase))
 
     def disable_source_events(record: dict) -> None:
-        with connect(project.spec.source.dsn()) as mysql:
+        with project.sessions() as (mysql, oceanbase):
             if "programs" not in record:  # planned once, before an event is touched, as the triggers are
-                record["programs"] = programs.records(cut_over_plan(project, mysql))
+                planned = programs.fates(mysql, oceanbase, project.selection(mysql), project.spec.switchover.definers)
+                record["programs"] = programs.records(planned)
                 project.state.set_step(project.name, STEP, "running", "switchover: disable_source_events", record)
             programs.set_events(mysql, record["programs"], enabled=False)
 
@@ -271,6 +267,22 @@ def switchover(
     return _run(project, "switchover", phases, {"without": without})
 
 
+_CHOOSE_ANOTHER = "choose widen (or pause) in switchover.narrow_columns"
+
+
+def _unguardable(project: Project) -> str | None:
+    """Why the spec's choice ``guard`` cannot cover the project's narrow columns, if it cannot."""
+    if project.spec.switchover.narrow_columns != "guard":
+        return None
+    with project.sessions() as (mysql, oceanbase):
+        beyond = narrow.unguardable(narrow.columns(project.selection(mysql), oceanbase))
+    return (
+        f"switchover.narrow_columns is guard, but no CHECK can state the limit of {', '.join(beyond)}"
+        if beyond
+        else None
+    )
+
+
 def readiness(project: Project, without: list[str] | None = None, suspend_triggers: bool | None = None) -> list:
     """What a switchover with these options would do and what would stop it, changing nothing:
     the forward sync's state, the capture and the tables it cannot take, MySQL's triggers, the
@@ -302,6 +314,9 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
             capturable(project, without)
     except StateError as err:
         found.append(precheck.Finding("capture", project.name, precheck.FAIL, err.message, err.fix or ""))
+    refused = _unguardable(project)
+    if refused:
+        found.append(precheck.Finding("narrow columns", project.name, precheck.FAIL, refused, _CHOOSE_ANOTHER))
     triggers = source_triggers(project, without)
     if triggers:
         found.append(
@@ -316,14 +331,6 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
             )
         )
     return found
-
-
-def cut_over_plan(project: Project, mysql: Session) -> list[programs.Program]:
-    """The source's triggers, routines and events, each with its fate at cut-over."""
-    selection = project.selection(mysql)
-    with connect(project.spec.target.dsn()) as target:
-        users = programs.target_users(target)
-    return programs.plan(programs.read(mysql, selection), selection, users, project.spec.switchover.definers)
 
 
 def switch_back(project: Project, writes_stopped: bool = False) -> dict:

@@ -251,13 +251,13 @@ class Sync:
 
     def _handover(self, source: Session) -> BinlogPosition:
         """Where the full load's snapshot ends: the sync's first position."""
-        handover = self.state.detail(self.project, full.STEP)
-        if not handover.get("start_position"):
+        position = full.handover(self.state, self.project)
+        if position is None:
             raise SyncError(
                 f"project {self.project} has no place to start the sync from",
                 fix="run the full migration first (`omsbench full`), or pass --position FILE:POS or --timestamp",
             )
-        return BinlogPosition(**handover["start_position"])
+        return position
 
     def _start(self, source: Session, found: tuple | None) -> tuple[BinlogPosition, float | None]:
         """The first position and the skip-before time: the checkpoint ``found``, a user's start, or the hand-over."""
@@ -511,10 +511,10 @@ def behind(source: Session, target: Session, project: str, start: BinlogPosition
     if end is None or not found:
         return {}
     applied, source_ts = found
-    sizes = {name: int(size) for name, size, *_ in source.query("SHOW BINARY LOGS")}
     if applied.file == end.file:
         gap = end.pos - applied.pos
     else:
+        sizes = {name: int(size) for name, size, *_ in source.query("SHOW BINARY LOGS")}
         between = sum(size for name, size in sizes.items() if applied.file < name < end.file)
         gap = sizes.get(applied.file, applied.pos) - applied.pos + between + end.pos
     gap = max(0, gap)
