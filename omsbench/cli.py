@@ -565,21 +565,28 @@ def sync_report(ctx, project) -> None:
 @click.option(
     "--dry-run", is_flag=True, help="Change nothing: say what the switchover would do and what would stop it."
 )
+@click.option(
+    "--force", is_flag=True, help="Go on although the checklist fails (a stale or failed verify, a high lag)."
+)
 @click.pass_context
-def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers, dry_run) -> None:
+def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers, dry_run, force) -> None:
     """Move writes to OceanBase: stop MySQL writes, drain, verify, capture on OceanBase, start reverse sync.
 
-    Run it again after a failure or a crash: it goes on from the first phase not done. With
-    --dry-run, exit 1 when something would stop it.
+    Refused until the sync runs with a lag under a second and the last verify is equal and not
+    stale (the checklist), unless --force. Run it again after a failure or a crash: it goes on
+    from the first phase not done. With --dry-run, exit 1 when something would stop it.
     """
     from omsbench.engine import switchover
 
     loaded = _project(ctx, project)
+    options = {"without": list(without), "suspend_triggers": suspend_triggers or None}
     if dry_run:
-        ready = prechecks.frame(switchover.readiness(loaded, list(without), suspend_triggers or None))
+        ready = prechecks.frame(lifecycle.readiness(loaded, force, **options))
         _show(ready)
         sys.exit(1 if prechecks.failed(ready) else 0)
-    record = switchover.switchover(loaded, list(without), writes_stopped or None, suspend_triggers or None)
+    if not force:
+        lifecycle.require_checklist(loaded)
+    record = switchover.switchover(loaded, writes_stopped=writes_stopped or None, **options)
     _phases(record)
     for line in switchover.instructions(loaded, record):
         click.echo(line)

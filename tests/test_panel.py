@@ -69,6 +69,15 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     project.wait_for_sync(timeout=120)
     panel.refresh()
     assert "Replicating" in panel.headline.value and panel.next.description == "Next: Verify"  # no verify yet
+    panel.buttons["switchover"].click()  # armed: the checklist, and the readiness report of every object
+    assert "✘ last verify equal and not stale" in panel.reasons.value and "refused unless forced" in panel.reasons.value
+    assert "Cut-over readiness" in panel.readiness.value and "capture" in panel.readiness.value
+    assert panel.force.layout.display == "" and not panel.force.value
+    panel.buttons["switchover"].click()
+    panel.wait(60)
+    assert "refused: not yet last verify equal and not stale" in panel.last_error
+    assert project.state.detail(project.name, "switchover") == {}  # nothing was switched
+    assert panel.readiness.value == "" and panel.force.layout.display == "none"
     panel.buttons["verify"].click()
     panel.wait(120)
     assert project.state.step(project.name, "verify")["state"] == "done"
@@ -176,6 +185,7 @@ def test_verify_in_the_panel_shows_the_rows_and_the_fix_and_applies_it(workspace
     assert panel.last_error is None and card.widget.layout.display == ""
     assert "2 difference(s)" in card.text.value and "id=2" in card.text.value and "id=3" in card.text.value
     assert "INSERT INTO" in card.text.value and "verify.html" in card.text.value  # the fix, and the report
+    assert not card.apply.disabled and card.why.value == ""  # no sync runs that the fix could undo
     card.apply.click()  # arms it only
     assert card.apply.description == "Confirm apply fix"
     assert dst.scalar(f"SELECT v FROM `{database}`.t WHERE id = 2") == "x"
@@ -231,7 +241,8 @@ def test_charts_of_a_long_sync_are_thinned_and_keep_their_spikes(tmp_path):
 
 
 def test_charts_read_24_hour_utc_with_the_date_and_break_where_the_sync_was_away():
-    """19:48 UTC was drawn as 07:48 with no date or zone, and a stopped sync as a straight line across."""
+    """19:48 UTC was drawn as 07:48 with no date or zone, and a stopped sync as a straight line across:
+    now its lines break there, under a grey band that says it was not running."""
     start = pd.Timestamp("2026-12-02 19:47:00", tz="UTC")
     times = [start + pd.Timedelta(seconds=s) for s in (*range(10), *range(300, 310))]  # away for ~5 minutes
     stages = [f"{stage}_p{p}_ms" for stage in ("lag", "read", "apply") for p in (50, 99)]
@@ -245,4 +256,7 @@ def test_charts_read_24_hour_utc_with_the_date_and_break_where_the_sync_was_away
         svg = charts.to_svg(chart)
         assert "time (UTC, 2026-12-02)" in svg and ">19:47:00<" in svg
         assert " AM<" not in svg and " PM<" not in svg and ">07:47" not in svg
+        assert svg.count(">not running<") in (1, 2)  # the five minutes away shaded and named, in each panel
+    steady = metrics[pd.to_datetime(metrics["ts"]) < start + pd.Timedelta(seconds=60)]
+    assert ">not running<" not in charts.to_svg(charts.lag(steady))
     assert "transactions/s" in charts.to_svg(charts.rates(metrics))  # the legend's words, not raw metric names

@@ -228,7 +228,7 @@ def test_switchover_resumes_after_a_kill_in_the_middle(migrated, source, seekdb_
     """kill -9 of `omsbench switchover` once a phase is recorded, then the same command again."""
     project, database = migrated
     command = [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "switchover", project.name]
-    command += ["--without", f"{database}.type_zoo", "--suspend-source-triggers"]
+    command += ["--without", f"{database}.type_zoo", "--suspend-source-triggers", "--force"]  # no verify before
     run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -561,7 +561,8 @@ def test_the_applications_triggers_and_routines_run_on_oceanbase_from_the_cut_ov
     command = [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "switchover", database, "--dry-run"]
     refused = subprocess.run(command, capture_output=True, text=True)
     assert refused.returncode == 1 and "--suspend-source-triggers" in refused.stdout, refused.stdout + refused.stderr
-    ready = subprocess.run([*command, "--suspend-source-triggers"], capture_output=True, text=True)
+    assert "not yet: last verify equal and not stale" in refused.stdout  # the checklist, as the switchover's
+    ready = subprocess.run([*command, "--suspend-source-triggers", "--force"], capture_output=True, text=True)
     assert ready.returncode == 0, ready.stdout + ready.stderr
     assert "items_search" in ready.stdout and "temporary table" in ready.stdout  # every object's fate
     assert not project.state.step(project.name, "switchover")  # a dry run changes nothing

@@ -126,8 +126,11 @@ def test_cli_run_records_a_failed_run_with_its_html(workspace, tmp_path):
     assert result.returncode == 1 and "runbook precheck failed" in result.stderr
     runs = workspace.state.runs()
     assert runs["state"].tolist() == ["failed"] and "missing.yaml" in runs["error"][0]
-    html = next((workspace.root / "runs").glob("*-precheck/precheck.html"))
-    assert "missing.yaml" in _offline(html)
+    page = _offline(next((workspace.root / "runs").glob("*-precheck/precheck.html")))
+    summary = page.index('<section class="omsbench-summary failed">')  # the result first, then the cells
+    assert summary < page.index('class="jp-Cell') and "precheck: failed" in page[summary:]
+    assert "missing.yaml" in page[summary : page.index("</section>")]
+    assert "An Exception was encountered" not in page  # papermill's banner, which named only a cell number
 
 
 def test_cli_run_exits_1_when_the_runbook_reports_a_failed_check(workspace, tmp_path, source):
@@ -149,6 +152,10 @@ def test_cli_run_exits_1_when_the_runbook_reports_a_failed_check(workspace, tmp_
     )
     assert result.returncode == 1 and "passed: false" in result.stderr, result.stdout + result.stderr
     assert workspace.state.runs()["state"].tolist() == ["checks failed"]
+    page = _offline(next((workspace.root / "runs").glob("*-precheck/precheck.html")))
+    summary = page[page.index("omsbench-summary") : page.index("</section>")]
+    assert "precheck: checks failed" in summary and "<td>passed</td><td>no</td>" in summary
+    assert "Not started" in summary  # the project's headline
 
 
 def test_init_notebook_opens_the_panel_of_the_project(workspace, source, seekdb_tcp, tmp_path):
@@ -192,6 +199,11 @@ def test_switchover_runbook_there_and_back(workspace, source, seekdb_tcp, src, u
     project.start_sync()
     for stop in (lambda: make_writable(source), project.stop_sync, project.stop_reverse):
         request.addfinalizer(stop)  # run in reverse: a reverse sync still running would set read-only again
+    with pytest.raises(runbooks.RunbookError, match="not yet last verify equal"):  # the checklist refuses it
+        runbooks.run(workspace, "switchover", {"spec": spec, "without": [f"{database}.type_zoo"]})
+    assert not project.state.detail(project.name, "switchover")
+    project.wait_for_sync(timeout=60)
+    project.verify()
     there = runbooks.run(
         workspace,
         "switchover",

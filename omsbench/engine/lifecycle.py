@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from omsbench.engine import full, release, switchover
+from omsbench.engine import full, precheck, release, switchover
 from omsbench.engine.project import ACTIVE, Project
 from omsbench.exceptions import NotNow, StateError
 
@@ -80,13 +80,17 @@ def start(project: Project, progress: bool = False) -> int:
     return project.start_sync()
 
 
-def perform(project: Project, action: str, **options: Any) -> Any:
-    """Run ``action`` if :func:`allowed` says it may run, else raise a StateError naming why."""
+def perform(project: Project, action: str, force: bool = False, **options: Any) -> Any:
+    """Run ``action`` if :func:`allowed` says it may run, else raise a StateError naming why.
+
+    A switchover also needs every item of :func:`checklist` ticked, unless ``force``."""
     if action not in ACTIONS:
         raise StateError(f"unknown action {action!r}", fix=f"use one of {', '.join(ACTIONS)}")
     refusal = allowed(project)[action]
     if refusal:
         raise NotNow(f"cannot {action} project {project.name}: {refusal}", fix="see `omsbench status`")
+    if action == "switchover" and not force:
+        require_checklist(project)
     runs: dict[str, Callable[..., Any]] = {
         "precheck": project.precheck,
         "start": lambda **kw: start(project, **kw),
@@ -99,6 +103,70 @@ def perform(project: Project, action: str, **options: Any) -> Any:
         "release": lambda: release.release(project),
     }
     return runs[action](**options)
+
+
+LAG_LIMIT_MS = 1000.0
+"""The lag (p50) under which a switchover's drain is a matter of seconds: writes stop on MySQL for that long."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One item a DBA ticks before a switchover: what it asks, and whether it holds now."""
+
+    what: str
+    ok: bool
+
+
+def checklist(project: Project) -> list[Check]:
+    """Before a switchover: the sync runs, its lag is small, and the last verify is equal and not stale.
+
+    The switchover verifies again after its drain; this list is what makes that second verify a
+    formality instead of the moment a DBA learns of a difference with the application stopped."""
+    sync = project.sync_status()
+    verified, stale = verify_freshness(project)
+    lag = sync.get("lag_p50_ms")
+    return [
+        Check("sync running", sync["state"] == "running"),
+        Check(
+            f"lag under {LAG_LIMIT_MS:,.0f} ms (now {lag:,.0f} ms)" if lag is not None else "lag measured",
+            lag is not None and lag < LAG_LIMIT_MS,
+        ),
+        Check("last verify equal and not stale", verified.get("state") == "done" and not stale),
+    ]
+
+
+def require_checklist(project: Project) -> None:
+    """Refuse a switchover that has not begun while an item of :func:`checklist` fails.
+
+    One that a crash interrupted goes on, and one that finished reports itself: their sync is
+    stopped by then, on purpose."""
+    if project.state.detail(project.name, switchover.STEP).get("direction") == "switchover":
+        return
+    failing = [check.what for check in checklist(project) if not check.ok]
+    if failing:
+        raise NotNow(
+            f"switchover of {project.name} refused: not yet {'; '.join(failing)}",
+            fix="run Verify and let the sync catch up, or force the switchover",
+        )
+
+
+def readiness(project: Project, force: bool = False, **options: Any) -> list[precheck.Finding]:
+    """What a switchover would do and what would stop it (see ``switchover.readiness``), with the
+    checklist first: a dry run refuses exactly what the switchover itself would refuse."""
+    checks = [] if force else [_finding(project, check) for check in checklist(project)]
+    return checks + switchover.readiness(project, **options)
+
+
+def _finding(project: Project, check: Check) -> precheck.Finding:
+    if check.ok:
+        return precheck.Finding("checklist", project.name, precheck.OK, check.what)
+    return precheck.Finding(
+        "checklist",
+        project.name,
+        precheck.FAIL,
+        f"not yet: {check.what}",
+        "run Verify, let the sync catch up, or force it",
+    )
 
 
 @dataclass(frozen=True)

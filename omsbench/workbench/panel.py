@@ -18,10 +18,11 @@ import ipywidgets as w
 import pandas as pd
 
 from omsbench.engine import lifecycle
+from omsbench.engine import precheck as prechecks
 from omsbench.engine.project import Project
 from omsbench.engine.state import STEP_ORDER
 from omsbench.exceptions import OmsError
-from omsbench.workbench import charts, report
+from omsbench.workbench import charts, report, tables
 
 _COLOURS = {"done": "#1a7f37", "running": "#0969da", "failed": "#cf222e", "paused": "#9a6700", "died": "#cf222e"}
 _ICONS = {
@@ -54,6 +55,8 @@ ERROR_SHOWN_FOR = timedelta(minutes=1)
 _open_panels: dict[tuple[str, str], ControlPanel] = {}
 """One live panel per project: re-running the cell stops the refresh timer of the panel it replaces."""
 _LIVE = {"sync": "sync_status", "reverse": "reverse_status"}
+_STYLE = "<style>.omsbench-panel svg { max-width: 100%; height: auto; }</style>"
+"""Charts shrink to the panel: laid out for a report page, they ran 20 px past a notebook with its sidebar open."""
 """Steps whose state comes with a check that their process is alive."""
 
 
@@ -76,7 +79,8 @@ class ControlPanel:
         self.project = project
         self.interval = interval
         self.buttons = {
-            action: w.Button(description=_label(action), icon=_ICONS[action]) for action in lifecycle.ACTIONS
+            action: w.Button(description=_label(action), icon=_ICONS[action], layout=w.Layout(width="auto"))
+            for action in lifecycle.ACTIONS  # sized to the label: a fixed width cut "Switchover" to "Switcho..."
         }
         for action, button in self.buttons.items():
             button.on_click(lambda _button, action=action: self.act(action))
@@ -85,6 +89,10 @@ class ControlPanel:
         self.next_action: str | None = None
         self.next.on_click(lambda _button: self.next_action and self.act(self.next_action))
         self.reasons = w.HTML()
+        self.force = w.Checkbox(
+            description="switch over although the checklist fails", indent=False, layout=w.Layout(display="none")
+        )
+        self.readiness = w.HTML()
         self.steps = w.HTML()
         self.progress = w.VBox()
         self.sync = w.HTML()
@@ -105,10 +113,12 @@ class ControlPanel:
         self._timer: threading.Thread | None = None
         self.widget = w.VBox(
             [
-                w.HTML(f"<h3>omsbench · {html.escape(project.name)}</h3>{_endpoints(project)}"),
+                w.HTML(f"{_STYLE}<h3>omsbench · {html.escape(project.name)}</h3>{_endpoints(project)}"),
                 w.HBox([self.headline, self.next], layout=w.Layout(align_items="center", grid_gap="12px")),
                 w.HBox(list(self.buttons.values())),
                 self.reasons,
+                self.force,
+                self.readiness,
                 self.errors,
                 self.decision.widget,
                 self.verified.widget,
@@ -119,6 +129,7 @@ class ControlPanel:
                 self.ddl,
             ]
         )
+        self.widget.add_class("omsbench-panel")
         previous = _open_panels.get((str(project.workspace.root), project.name))
         if previous is not None:
             previous.stop()
@@ -133,6 +144,8 @@ class ControlPanel:
         """
         armed = self.armed
         self._arm(None)
+        force = self.force.value
+        self._arm(None)
         if action in _CONFIRM and armed != action:
             self._arm(action)
             self.refresh()  # the checklist shows under the buttons
@@ -141,15 +154,28 @@ class ControlPanel:
             button.disabled = True
         if action == "verify":  # its differences, fix and report are shown here, not only counted
             return self.run(action, self.verified.verify)
-        return self.run(action, lifecycle.perform, self.project, action)
+        return self.run(action, lifecycle.perform, self.project, action, force)
 
     def _arm(self, action: str | None) -> None:
+        """Arm ``action`` (None: disarm). An armed switchover shows the cut-over readiness report:
+        what it will do with every object and column, and what would stop it."""
         if self.armed:
             button = self.buttons[self.armed]
             button.description, button.button_style = _label(self.armed), ""
         if action:
             self.buttons[action].description, self.buttons[action].button_style = _CONFIRM[action], "danger"
         self.armed = action
+        self.force.value = False
+        self.force.layout.display = "" if action == "switchover" else "none"
+        self.readiness.value = self._readiness() if action == "switchover" else ""
+
+    def _readiness(self) -> str:
+        try:
+            found = prechecks.frame(lifecycle.readiness(self.project, force=True))
+        except OmsError as err:
+            return f"<div style='color:#cf222e'>cut-over readiness: {html.escape(err.message)}</div>"
+        found = found.sort_values("status", key=lambda s: s.map({"FAIL": 0, "WARN": 1}).fillna(2), kind="stable")
+        return "<b>Cut-over readiness</b>" + _table(found)
 
     def run(self, what: str, call, *args) -> Future:
         """An engine call in the worker thread, one at a time; once done the panel refreshes, so the
@@ -198,13 +224,16 @@ class ControlPanel:
         self.errors.value = self._errors(recorded, live["sync"])
         ddl = self.project.state.ddl(self.project.name)
         self.decision.show(live, busy)
+        self.verified.enable(live["sync"]["state"], busy)
         self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
 
     def _headline(self, refusals: dict[str, str | None], busy: bool) -> None:
         """Where the project stands and what to do next, with the next step as a button."""
         line = lifecycle.headline(self.project, refusals)
         colour = "#cf222e" if line.attention else "#1f2328"
-        self.headline.value = f"<b style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
+        self.headline.value = (
+            f"<b class='omsbench-headline' style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
+        )
         self.next_action = line.next_action
         self.next.tooltip = f"next step: {_HINTS[line.next_action]}" if line.next_action else ""
         self.next.description = f"Next: {_label(line.next_action)}" if line.next_action else ""
@@ -217,23 +246,17 @@ class ControlPanel:
             return "<div style='color:#57606a'>an action is running; the buttons wait for it</div>"
         lines = [f"{_label(a)}: {html.escape(why)}" for a, why in refusals.items() if why]
         if self.armed:
-            lines.insert(0, f"<b>{_label(self.armed)} armed</b>: {self._checklist()} Click it again to go on.")
+            lines.insert(0, f"<b>{_label(self.armed)} armed</b>: {self._checklist()}")
         return "<div style='color:#57606a;font-size:.9em'>" + "<br>".join(lines) + "</div>"
 
     def _checklist(self) -> str:
-        """What a DBA checks before a switchover or a stop, ticked from the state store."""
-        sync = self.project.sync_status()
-        verified, stale = lifecycle.verify_freshness(self.project)
-        lag = sync.get("lag_p50_ms")
-        checks = [
-            ("sync running", sync["state"] == "running"),
-            (
-                f"lag under 1 s (now {lag:,.0f} ms)" if lag is not None else "lag measured",
-                lag is not None and lag < 1000,
-            ),
-            ("last verify equal and not stale", verified.get("state") == "done" and not stale),
-        ]
-        return " ".join(f"{'✔' if ok else '✘'} {html.escape(what)};" for what, ok in checks)
+        """What a DBA checks before a switchover or a stop, ticked by the engine; a switchover is
+        refused while one fails unless forced, as the CLI refuses it without --force."""
+        checks = lifecycle.checklist(self.project)
+        ticks = " ".join(f"{'✔' if c.ok else '✘'} {html.escape(c.what)};" for c in checks)
+        if self.armed == "switchover" and not all(c.ok for c in checks):
+            return f"{ticks} Click it again: it is refused unless forced (tick the box below)."
+        return f"{ticks} Click it again to go on."
 
     def _steps(self, steps: pd.DataFrame, live: dict[str, dict]) -> str:
         """Every step in the order a migration takes them, with when it last ended."""
@@ -248,7 +271,7 @@ class ControlPanel:
             when = pd.Timestamp(ended).strftime("%H:%M:%S UTC") if ended is not None and not pd.isna(ended) else ""
             rows.append(
                 f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
-                f"<td>{when}</td><td>{html.escape(str(_get(recorded, step, 'message', '') or ''))[:120]}</td></tr>"
+                f"<td style='white-space:nowrap'>{when}</td><td>{html.escape(str(_get(recorded, step, 'message', '') or ''))[:120]}</td></tr>"
             )
         return "<b>Steps</b><table class='omsbench-steps'>" + "".join(rows) + "</table>"
 
@@ -422,8 +445,21 @@ class _Verified:
         self.text = w.HTML()
         self.apply = w.Button(description="Apply fix", icon="wrench", tooltip="run the fix shown, then verify again")
         self.apply.on_click(lambda _button: self.apply_fix())
+        self.why = w.HTML()
         self.armed = False
-        self.widget = w.VBox([self.text, self.apply], layout=w.Layout(display="none"))
+        self.widget = w.VBox([self.text, w.HBox([self.apply, self.why])], layout=w.Layout(display="none"))
+
+    def enable(self, sync: str, busy: bool) -> None:
+        """Apply fix waits for a paused or stopped sync, as the engine does: the fix holds rows as
+        verify read them and could undo a newer change the sync has applied since."""
+        syncing = sync in ("starting", "running", "retrying")
+        self.apply.disabled = busy or syncing
+        self.why.value = (
+            "<span style='color:#57606a'>pause the sync first (Pause above): the fix could undo a newer change"
+            " it has applied; Resume after the fix replays what came since</span>"
+            if syncing
+            else ""
+        )
 
     def verify(self) -> None:
         self._show(lifecycle.perform(self.panel.project, "verify"))
@@ -460,7 +496,8 @@ def _get(frame: pd.DataFrame, step: str, column: str, default: object) -> object
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, border=0, escape=True) if len(frame) else " <i>none</i>"
+    """As the runbooks show a frame (times to the second, numbers one way), wrapped to the panel's width."""
+    return tables.styled(frame).to_html() if len(frame) else " <i>none</i>"
 
 
 def _endpoints(project: Project) -> str:
