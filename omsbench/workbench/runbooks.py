@@ -19,12 +19,13 @@ import nbformat
 import pandas as pd
 import papermill
 from nbconvert import HTMLExporter
+from papermill.execute import ERROR_MARKER_TAG
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
-from omsbench.workbench import resources
+from omsbench.workbench import resources, tables
 
 OUTCOME_MIME = "application/vnd.omsbench.outcome+json"
 _SECRET = re.compile(r"pass(word|wd)?|secret|token|credential", re.IGNORECASE)
@@ -92,8 +93,10 @@ def run(workspace: Workspace, name: str | Path, parameters: dict[str, Any] | Non
     except papermill.PapermillExecutionError as err:
         error = f"{err.ename}: {err.evalue} (cell {err.exec_count})"
     found = outcome_of(executed) if executed.exists() else {}
-    html = export_html(executed) if executed.exists() else folder / "missing.html"
     state = "failed" if error else "checks failed" if failed_checks(found) else "done"
+    summary = {"title": f"{source.stem}: {state}", "state": state, "error": error, "outcome": _shown(found),
+               "headline": found.get("headline")}  # fmt: skip
+    html = export_html(executed, summary) if executed.exists() else folder / "missing.html"
     workspace.state.end_run(run_id, state, error, found)
     if error:
         raise RunbookError(f"runbook {source.stem} failed: {error}", fix=f"open {html} to see the failing cell")
@@ -115,8 +118,19 @@ def panel_notebook(project: str, workspace: Workspace, path: Path) -> Path:
     return path
 
 
-def export_html(notebook: Path) -> Path:
-    """The executed notebook as one HTML page that loads nothing from the network, without its code."""
+def _shown(found: dict) -> list[tuple[str, str]]:
+    """The outcome as a reader's key and value: ``lag p99 ms``, ``8,096.39``, not ``8096.386938095093``."""
+    return [(key.replace("_", " "), tables.cell(value)) for key, value in found.items() if key != "headline"]
+
+
+def export_html(notebook: Path, summary: dict | None = None) -> Path:
+    """The executed notebook as one HTML page that loads nothing from the network, without its code.
+
+    ``summary`` (the run's state, error and outcome) heads the page: a reader learns the result
+    before the cells. papermill's own banners, which point at a cell number, are left out."""
+    book = nbformat.read(notebook, as_version=4)
+    book.cells = [c for c in book.cells if ERROR_MARKER_TAG not in c.get("metadata", {}).get("tags", [])]
+    book.metadata["omsbench_summary"] = summary or {}
     exporter = HTMLExporter(
         template_name="offline",
         extra_template_basedirs=[str(resources.folder("templates") / "nbconvert")],
@@ -124,7 +138,7 @@ def export_html(notebook: Path) -> Path:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = exporter.from_notebook_node(book)
     path = notebook.with_suffix(".html")
     path.write_text(body, encoding="utf-8")
     return path
