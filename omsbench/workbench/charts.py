@@ -31,13 +31,17 @@ GAP_S = 5.0
 paused. The line breaks there instead of drawing a straight stroke across the time it was away."""
 
 
-def _time_axis(frame: pd.DataFrame) -> alt.X:
-    """24-hour UTC, titled with the date: a 12-hour clock without AM/PM misread 18:59 as 06:59."""
+def _time_title(frame: pd.DataFrame) -> str:
     times = pd.to_datetime(frame["ts"], utc=True) if len(frame) else pd.Series(dtype="datetime64[ns, UTC]")
     days = sorted({t.strftime("%Y-%m-%d") for t in (times.min(), times.max()) if not pd.isna(t)})
+    return f"time (UTC, {' to '.join(days)})" if days else "time (UTC)"
+
+
+def _time_axis(frame: pd.DataFrame) -> alt.X:
+    """24-hour UTC, titled with the date: a 12-hour clock without AM/PM misread 18:59 as 06:59."""
     return alt.X(
         "ts:T",
-        title=f"time (UTC, {' to '.join(days)})" if days else "time (UTC)",
+        title=_time_title(frame),
         scale=alt.Scale(type="utc"),
         axis=alt.Axis(format="%H:%M:%S", labelOverlap=True),
     )
@@ -69,17 +73,43 @@ def differences(summary: pd.DataFrame) -> alt.Chart:
     )
 
 
-def with_gaps(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-    """``frame`` with an empty row wherever a ``by`` series skipped time (see ``GAP_S``), so its line breaks."""
+def _gaps(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per ``by`` series, the times it skipped (see ``GAP_S``): ``start`` (its last sample before) and ``end``."""
     if not len(frame):
-        return frame
+        return pd.DataFrame(columns=[by, "start", "end"])
     frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True)).sort_values([by, "ts"])
     steps = frame.groupby(by)["ts"].diff()
-    limit = max(pd.Timedelta(seconds=GAP_S), 3 * steps.median()) if steps.notna().any() else None
-    if limit is None:
+    if not steps.notna().any():
+        return pd.DataFrame(columns=[by, "start", "end"])
+    limit = max(pd.Timedelta(seconds=GAP_S), 3 * steps.median())
+    found = frame.loc[steps > limit, [by, "ts"]].assign(start=lambda f: f["ts"] - steps[steps > limit])
+    return found.rename(columns={"ts": "end"})[[by, "start", "end"]]
+
+
+def with_gaps(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``frame`` with an empty row wherever a ``by`` series skipped time (see ``GAP_S``), so its line breaks."""
+    gaps = _gaps(frame, by)
+    if not len(gaps):
         return frame
-    breaks = frame.loc[steps > limit, [by, "ts"]].assign(ts=lambda f: f["ts"] - pd.Timedelta(milliseconds=1))
+    breaks = gaps.assign(ts=gaps["end"] - pd.Timedelta(milliseconds=1))[[by, "ts"]]
+    frame = frame.assign(ts=pd.to_datetime(frame["ts"], utc=True))
     return pd.concat([frame, breaks]).sort_values([by, "ts"]).reset_index(drop=True)
+
+
+def _away(frame: pd.DataFrame, by: str) -> list[alt.Chart]:
+    """Grey bands, labelled, over the times the sync took no samples (stopped, paused, dead): a
+    gap in a line alone reads as missing data, and interpolating across it drew a calm sync."""
+    periods = _gaps(frame, by)[["start", "end"]].drop_duplicates()
+    if not len(periods):
+        return []
+    x = alt.X("start:T", scale=alt.Scale(type="utc"), title=_time_title(frame))  # layers merge axis titles
+    band = alt.Chart(periods).mark_rect(color="#8c959f", opacity=0.2).encode(x=x, x2="end:T")
+    label = (
+        alt.Chart(periods)
+        .mark_text(align="left", baseline="top", dx=3, dy=3, color="#57606a", fontSize=10)
+        .encode(x=x, y=alt.value(0), text=alt.value("not running"))
+    )
+    return [band, label]
 
 
 def lag_frame(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -113,9 +143,8 @@ def lag(metrics: pd.DataFrame, title: str = "Sync lag by stage (ms): p50 line, b
     ticks = [v for v in _LOG_TICKS if v <= max(top, 10.0) * 2]
     y = alt.Y("p50:Q", title="ms (log scale)", scale=alt.Scale(type="symlog"), axis=alt.Axis(values=ticks))
     band = base.mark_area(opacity=0.25, invalid="break-paths-filter-domains").encode(y=y, y2="p99:Q")
-    return (band + base.mark_line(point=True, invalid="break-paths-filter-domains").encode(y=y)).properties(
-        width=WIDTH, height=HEIGHT, padding=PADDING
-    )
+    line = base.mark_line(point=True, invalid="break-paths-filter-domains").encode(y=y)
+    return alt.layer(band, line, *_away(frame, "stage")).properties(width=WIDTH, height=HEIGHT, padding=PADDING)
 
 
 _LOG_TICKS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000, 3_600_000]
@@ -127,17 +156,18 @@ def rates(metrics: pd.DataFrame, title: str = "Applied per second") -> alt.Chart
     """Rows and transactions applied per second over time, one panel each: their scales differ tenfold."""
     frame = thinned(metrics[metrics["name"].isin(list(_RATES))], "name", {"value": "mean"})
     frame = with_gaps(frame.assign(name=frame["name"].map(_RATES)), "name")
-    panel = (
-        alt.Chart(frame)
-        .mark_line(point=True, invalid="break-paths-filter-domains")
-        .encode(x=_time_axis(frame), y=alt.Y("value:Q", title=None), color=alt.Color("name:N", legend=None))
-        .properties(width=WIDTH, height=HEIGHT // 2)
-    )
-    return (
-        panel.facet(row=alt.Row("name:N", title=None, header=alt.Header(labelAngle=0, labelAlign="left")), title=title)
-        .resolve_scale(y="independent")
-        .properties(padding=PADDING)
-    )
+    away = _away(frame, "name")
+
+    def panel(name: str) -> alt.LayerChart:
+        one = frame[frame["name"] == name]
+        line = (
+            alt.Chart(one)
+            .mark_line(point=True, invalid="break-paths-filter-domains")
+            .encode(x=_time_axis(one), y=alt.Y("value:Q", title=name))
+        )
+        return alt.layer(line, *away).properties(width=WIDTH, height=HEIGHT // 2)
+
+    return alt.vconcat(*(panel(name) for name in _RATES.values()), title=title).properties(padding=PADDING)
 
 
 def progress_frame(chunks: pd.DataFrame) -> pd.DataFrame:
