@@ -109,30 +109,92 @@ def panel_project(workspace, source, seekdb_tcp, src, unique, tmp_path, request)
     return project
 
 
-def test_panel_in_jupyterlab_runs_the_migration_and_draws_the_lag(jupyterlab, panel_project, source, tmp_path):
+_OVERFLOW = """() => {
+  const panel = document.querySelector('.omsbench-panel').getBoundingClientRect();
+  return [...document.querySelectorAll('.omsbench-panel *')]
+    .filter(e => { const r = e.getBoundingClientRect(); return r.width && r.right > panel.right + 1; })
+    .map(e => `${e.tagName}.${e.getAttribute('class')} ${(e.textContent || '').slice(0, 40)} right ${
+      e.getBoundingClientRect().right} > ${panel.right}`);
+}"""
+
+
+def _button(page, label: str):
+    """The panel's button whose whole label is ``label`` ("Start", not "Next: Start")."""
+    return page.locator("button.jupyter-button").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+
+
+def _headline(page) -> str:
+    return page.locator(".omsbench-headline").inner_text()
+
+
+def test_panel_in_jupyterlab_from_start_to_a_verified_fix(jupyterlab, panel_project, source, seekdb_tcp, tmp_path):
+    """The issue's scenario in a real browser: start, a refused DDL skipped from its card, a
+    switchover refused by the checklist, planted differences seen, fixed and verified equal."""
     url, token = jupyterlab
-    project = panel_project
-    with chromium_page("panel", height=2000) as page:
+    project, database = panel_project, panel_project.name
+    with chromium_page("panel", height=2400) as page:
         page.goto(f"{url}/lab/tree/panel.ipynb?token={token}")
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
         page.locator(".jp-Cell").first.click()  # the notebook has focus: the Run menu acts on it
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
-        start = page.locator("button.jupyter-button").filter(has_text=re.compile(r"^\s*Start\s*$"))  # not "Next: Start"
-        start.wait_for(timeout=90_000)
-        start.click()
+        _button(page, "Start").wait_for(timeout=90_000)
+        assert "Not started" in _headline(page)
+        _button(page, "Start").click()
         page.wait_for_function(ALL_TABLES_COPIED % 7, timeout=300_000)
         with connect(source.dsn()) as writer:  # some traffic, so the lag chart has samples to draw
-            Workload(writer, project.name, seed=31).run(200)
+            Workload(writer, database, seed=31).run(200)
         page.get_by_text("lag p99 ms").first.wait_for(timeout=120_000)  # heartbeats measured the lag
-        page.wait_for_timeout(2500)  # the next refresh draws the chart from those samples
         page.locator(".widget-html svg").first.wait_for(timeout=120_000)
         news = page.get_by_role("button", name="No", exact=True)  # JupyterLab asks about its news once
         if news.is_visible():
             news.click()
-        assert page.locator("button.jupyter-button", has_text="Pause").is_enabled()
+        page.locator(".omsbench-headline", has_text="Replicating").wait_for(timeout=60_000)
+        assert page.locator(".widget-html svg text", has_text="UTC").count() >= 1  # 24-hour UTC axes
+        assert page.evaluate(_OVERFLOW) == []
+
+        with connect(source.dsn()) as mysql:  # OceanBase has no Aria: the sync pauses on it
+            mysql.execute(f"CREATE TABLE `{database}`.history (id INT PRIMARY KEY) ENGINE=Aria")
+        page.get_by_text("waits for a decision").wait_for(timeout=60_000)
+        assert "Sync paused" in _headline(page)
+        page.locator("textarea").fill(f"CREATE TABLE `{database}`.history (id INT PRIMARY KEY)")
+        _button(page, "Replace with").click()
+        page.get_by_text("waits for a decision").wait_for(state="hidden", timeout=60_000)
+        with connect(source.dsn()) as mysql:  # refused as well: skipped, it changes no row
+            mysql.execute(f"ALTER TABLE `{database}`.history PAGE_CHECKSUM=1")
+        page.get_by_text("waits for a decision").wait_for(timeout=60_000)
+        _button(page, "Skip").click()
+        _button(page, "Confirm skip").click()
+        page.get_by_text("waits for a decision").wait_for(state="hidden", timeout=60_000)
+        page.locator(".omsbench-headline", has_text="Replicating").wait_for(timeout=60_000)
+
+        _button(page, "Switchover").click()  # no verify yet: the checklist says so and it is refused
+        page.get_by_text("✘ last verify equal and not stale").wait_for(timeout=30_000)
+        page.get_by_text("Cut-over readiness").wait_for(timeout=30_000)
+        _button(page, "Confirm switchover").click()
+        page.get_by_text("refused: not yet last verify").wait_for(timeout=60_000)
+        assert project.state.detail(project.name, "switchover") == {}
+
+        project.wait_for_sync(timeout=120)
+        with connect(seekdb_tcp.endpoint().dsn()) as ob:  # differences planted on the target only
+            ob.execute(f"UPDATE `{database}`.customers SET name = 'planted' ORDER BY id LIMIT 2")
+        _button(page, "Verify").click()
+        page.get_by_text("Verify: 2 difference(s)").wait_for(timeout=120_000)
+        page.get_by_text("UPDATE").first.wait_for(timeout=10_000)  # the fix's preview
+        page.get_by_text("pause the sync first").wait_for(timeout=10_000)  # the engine refuses a fix meanwhile
+        assert _button(page, "Apply fix").is_disabled()
+        _button(page, "Pause").click()
+        page.get_by_text("pause the sync first").wait_for(state="hidden", timeout=60_000)
+        _button(page, "Apply fix").click()
+        _button(page, "Confirm apply fix").click()
+        page.get_by_text("Verify: equal").wait_for(timeout=120_000)
+        _button(page, "Resume").click()
+        page.get_by_text("Needs attention", exact=True).wait_for(state="hidden", timeout=60_000)  # the pause no longer applies
+        page.locator(".omsbench-headline", has_text="equal").wait_for(timeout=60_000)
+        _button(page, "Next: Switchover").wait_for(timeout=30_000)
+        assert page.evaluate(_OVERFLOW) == []
     assert project.sync_status()["state"] == "running"
-    assert project.state.step(project.name, "full")["state"] == "done"
+    assert project.state.ddl(project.name).action.tolist()[-2:] == ["translated", "skipped"]
 
 
 @pytest.fixture

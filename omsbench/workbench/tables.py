@@ -60,12 +60,13 @@ def _grouped(name: object) -> bool:
 
 def styled(frame: pd.DataFrame) -> Styler:
     """``frame`` for a notebook and its HTML export, in the same words as in the terminal (no NaN,
-    NaT or None, times to the second, whole numbers whole), text left-aligned and wrapped."""
+    NaT or None, times to the second, whole numbers whole), text and headers left-aligned, wrapped."""
     formats = {name: functools.partial(cell, grouped=_grouped(name)) for name in frame.columns}
     return (
         frame.style.hide(axis="index")
         .format(formats)
-        .set_properties(**{"text-align": "left", "white-space": "pre-wrap"})
+        .set_properties(**{"text-align": "left", "white-space": "pre-wrap", "overflow-wrap": "anywhere"})
+        .set_table_styles([{"selector": "th", "props": "text-align: left; padding-right: 1em"}])
     )
 
 
