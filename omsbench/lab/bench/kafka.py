@@ -9,6 +9,9 @@
    Kafka transaction that carried it.
 3. Equality: every record is read back from the broker and decoded; the last image of each key must
    equal the source's row.
+4. Raw produce, the physical reference: the records read back (the very messages the sink
+   rendered) sent again by one kafka-python producer with the sink's settings, no transactions and
+   nothing else to do, to topics of their own. ``published_vs_produce`` compares the sink to it.
 The broker is the workspace's private one (Tansu, in memory) unless ``KAFKA_BOOTSTRAP`` names a cluster.
 """
 
@@ -56,32 +59,49 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
     finally:
         sync.stop()
         thread.join(60)
-    check = _read_back(project, server, broker)
-    return {"seconds": seconds, "sysbench_threads": threads, "broker": broker.kafka, **throughput, **latency, **check}
+    check, records = _read_back(project, server, broker)
+    raw = _produce(broker, records)
+    raw["published_vs_produce"] = round(throughput["published_events_per_s"] / raw["produce_events_per_s"], 3)
+    return {
+        "seconds": seconds, "sysbench_threads": threads, "broker": broker.kafka,
+        **throughput, **raw, **latency, **check,
+    }  # fmt: skip
 
 
-def _read_back(project: Project, server: MariaDB, broker: KafkaEndpoint) -> dict:
+def _produce(broker: KafkaEndpoint, records: list) -> dict:
+    """How fast one plain producer with the sink's settings sends the same records (see 4. above)."""
+    topics = {record.topic: f"{record.topic}.raw-{int(time.time())}" for record in records}
+    kafka.ensure_topics(broker, set(topics.values()))
+    producer = kafka.producer(broker)
+    try:
+        began = time.monotonic()
+        for r in records:
+            producer.send(topics[r.topic], r.value, r.key, r.headers, partition=r.partition)
+        producer.flush()
+        took = time.monotonic() - began
+    finally:
+        producer.close()
+    return {"produce_events": len(records), "produce_events_per_s": round(len(records) / took)}
+
+
+def _read_back(project: Project, server: MariaDB, broker: KafkaEndpoint) -> tuple[dict, list]:
     """What the sink published, read back from the broker and decoded: the last image of every key
     it carried must be the source's row now. A lost, reordered or garbled change shows as a key
     whose row differs (or exists on one side only)."""
     with connect(server.endpoint().dsn()) as source:
         tables = catalog.read(source, [cdc.DATABASE]).tables
-        different, records, keys = [], 0, 0
+        different, records, keys = [], [], 0
         for (schema, name), table in tables.items():
             last: dict[tuple, dict | None] = {}
             for record in kafka.read_all(broker, broker.topic_for(project.name, schema, name)):
                 change = formats.decode(record.value, record.headers, tables).change
                 last[change.key] = change.after
-                records += 1
+                records.append(record)
             keys += len(last)
             now = _rows(source, table, list(last))
             different += [f"{name}{key}" for key, row in last.items() if now.get(key) != row]
-    return {
-        "published_records": records,
-        "keys_checked": keys,
-        "different_keys": different[:10],
-        "equal": not different,
-    }
+    found = {"published_records": len(records), "keys_checked": keys, "different_keys": different[:10]}
+    return {**found, "equal": not different}, records
 
 
 def _rows(source, table, keys: list[tuple]) -> dict[tuple, dict]:
