@@ -9,7 +9,7 @@ from helpers import exact_rows
 
 from omsbench.endpoints.catalog import Column, Table
 from omsbench.endpoints.connection import connect
-from omsbench.engine import precheck
+from omsbench.engine import precheck, programs
 from omsbench.engine.mapping import Selection, TableMap
 
 
@@ -163,3 +163,27 @@ def test_keys_a_coarser_target_collation_would_merge_fail_the_precheck_until_a_c
     project.migrate_schema()
     project.full(progress=False)
     assert sorted(dst.query(f"SELECT name, n FROM `{db}`.k")) == sorted(src.query(f"SELECT name, n FROM `{db}`.k"))
+
+
+def test_a_trigger_naming_a_renamed_database_is_created_naming_the_targets(workspace, source, target, src, dst, unique):
+    """The body's ``db.search`` becomes ``db_ob.search``; a string that reads the same stays as it is."""
+    db, renamed = unique("progs"), unique("progs_ob")
+    src.execute(f"CREATE DATABASE `{db}`")
+    src.execute(f"CREATE TABLE `{db}`.items (id INT PRIMARY KEY, name VARCHAR(20))")
+    src.execute(f"CREATE TABLE `{db}`.search (item_id INT PRIMARY KEY, words VARCHAR(60))")
+    src.execute(
+        f"CREATE TRIGGER `{db}`.items_search AFTER INSERT ON `{db}`.items FOR EACH ROW"
+        f" INSERT INTO {db}.search VALUES (NEW.id, CONCAT('{db}.search: ', NEW.name))"
+    )
+    project = make_project(
+        workspace, source, target, objects={"include": [f"{db}.*"], "rename": {"databases": {db: renamed}}}
+    )
+    project.migrate_schema()
+    with project.sessions() as (mysql, ob):
+        planned = programs.fates(mysql, ob, project.selection(mysql), {})
+        (trigger,) = [p for p in planned if p.name == "items_search"]
+        assert f"{db} → {renamed}" in trigger.why
+        programs.create(ob, planned)
+    assert trigger.outcome == "created"
+    dst.execute(f"INSERT INTO `{renamed}`.items VALUES (1, 'lamp')")
+    assert dst.query(f"SELECT item_id, words FROM `{renamed}`.search") == [(1, f"{db}.search: lamp")]

@@ -132,9 +132,43 @@ def plan(programs: list[Program], selection: Selection, users: set[str], definer
         for tm in selection.tables
         if any(c.data_type in SPATIAL_TYPES for c in tm.source.columns)
     }
+    renamed = {tm.source.schema: tm.schema for tm in selection.tables if tm.source.schema != tm.schema}
+    known = {(tm.source.schema, tm.source.name) for tm in selection.tables} | {(p.schema, p.name) for p in programs}
     for program in programs:
         program.fate, program.why = _fate(program, spatial, users, definers)
+        if program.fate == CREATE and renamed:
+            program.statement, moved = renamed_in(program.statement, renamed, known)
+            if moved:
+                note = "names of renamed databases rewritten in its body: " + ", ".join(moved)
+                program.why = f"{program.why}; {note}" if program.why else note
     return programs
+
+
+_NAME = r"(`(?:[^`]|``)+`|\b\w+\b)"
+_QUALIFIED = re.compile(rf"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|{_NAME}(\s*\.\s*){_NAME}")
+
+
+def _bare(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name.startswith("`") else name
+
+
+def renamed_in(statement: str, renamed: dict[str, str], known: set[tuple[str, str]]) -> tuple[str, list[str]]:
+    """``statement`` with each ``db.name`` whose database is renamed on the target written with the
+    target's name, and the renames made. Only names of migrated tables and programs (``known``)
+    count: ``shop.id`` may be a column of a table called shop. String literals stay as they are.
+
+    A body that names ``shop.orders`` would otherwise use a database of the old name on the
+    target, which does not exist there, or is another one."""
+    moved: set[str] = set()
+
+    def swap(match: re.Match) -> str:
+        qualifier, dot, name = match.group(1, 2, 3)
+        if qualifier is None or _bare(qualifier) not in renamed or (_bare(qualifier), _bare(name)) not in known:
+            return match.group(0)  # a string literal, or not a renamed database's object
+        moved.add(f"{_bare(qualifier)} → {renamed[_bare(qualifier)]}")
+        return quote(renamed[_bare(qualifier)]) + dot + name
+
+    return _QUALIFIED.sub(swap, statement), sorted(moved)
 
 
 def _fate(program: Program, spatial: set, users: set[str], definers: dict[str, str]) -> tuple[str, str]:
