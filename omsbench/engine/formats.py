@@ -24,9 +24,13 @@ import base64
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Context, Decimal
+from typing import Any
+
+import orjson
 
 from omsbench import __version__
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table
@@ -87,7 +91,7 @@ def messages(txn: Transaction, tables: dict[tuple[str, str], Table], endpoint: Q
 
 
 def _split_key_change(change: RowChange, table: Table) -> list[RowChange]:
-    key = table.key
+    key = _static(table, _key_of)
     if change.op is not Op.UPDATE or not key or all(change.before[c] == change.after[c] for c in key):
         return [change]
     old_key = tuple(change.before[c] for c in key)
@@ -98,15 +102,37 @@ def _split_key_change(change: RowChange, table: Table) -> list[RowChange]:
 
 
 def _json(value) -> bytes | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, as ``json.dumps(ensure_ascii=False, separators=(",", ":"))`` writes it;
+    orjson renders it in a fifth of the time, and rendering was a third of the Kafka sink's time."""
+    return None if value is None else orjson.dumps(value)
+
+
+_STATIC: dict[tuple[int, Callable], tuple[Table, Any]] = {}
+"""Per table, what ``make`` derives from it and every message repeats (key columns, column types),
+derived once. Keyed by the table object (held here, so its id is not reused while cached); the
+tracker makes a new one after a DDL."""
+
+
+def _static(table: Table, make: Callable[[Table], Any]) -> Any:
+    found = _STATIC.get((id(table), make))
+    if found is None or found[0] is not table:
+        if len(_STATIC) > 10_000:
+            _STATIC.clear()
+        found = _STATIC[(id(table), make)] = (table, make(table))
+    return found[1]
+
+
+def _key_of(table: Table) -> tuple[str, ...]:
+    return tuple(table.key)  # a property that searches the indexes each time it is read
 
 
 def _row_key(change: RowChange, table: Table) -> dict:
     """The primary key as a JSON object; a keyless table's changes are keyed by the table, so they stay in order."""
-    if not table.key:
+    key = _static(table, _key_of)
+    if not key:
         return {"table": table.qualified}
     image = change.after if change.after is not None else change.before
-    return {c: image[c] for c in table.key}
+    return {c: image[c] for c in key}
 
 
 def _precision(column: Column) -> int:
@@ -116,6 +142,8 @@ def _precision(column: Column) -> int:
 
 # Canal --------------------------------------------------------------------------------------------
 def _canal_text(value, column: Column) -> str | None:
+    if type(value) is str:  # most values: first
+        return value
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -143,8 +171,18 @@ def _time_text(value: timedelta, digits: int) -> str:
     return f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}{_fraction(micro, digits)}"
 
 
+def _canal_types(table: Table) -> tuple:
+    columns = table.columns
+    return (
+        orjson.Fragment(orjson.dumps({c.name: c.column_type for c in columns})),
+        list(_static(table, _key_of)) or None,
+        orjson.Fragment(orjson.dumps({c.name: _SQL_TYPES.get(c.data_type, 1111) for c in columns})),
+    )
+
+
 def _canal(change: RowChange, table: Table, txn: Transaction, index: int, now: int, prefix: str):
     columns = table.columns
+    mysql_types, pk_names, sql_types = _static(table, _canal_types)
     image = change.after if change.op is not Op.DELETE else change.before
     old = None
     if change.op is Op.UPDATE:
@@ -157,11 +195,11 @@ def _canal(change: RowChange, table: Table, txn: Transaction, index: int, now: i
         "es": int(txn.commit_ts * 1000),
         "id": txn.position.pos,
         "isDdl": False,
-        "mysqlType": {c.name: c.column_type for c in columns},
+        "mysqlType": mysql_types,
         "old": old,
-        "pkNames": list(table.key) or None,
+        "pkNames": pk_names,
         "sql": "",
-        "sqlType": {c.name: _SQL_TYPES.get(c.data_type, 1111) for c in columns},
+        "sqlType": sql_types,
         "table": change.table,
         "ts": now,
         "type": change.op.name,
