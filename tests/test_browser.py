@@ -189,7 +189,7 @@ def test_panel_in_jupyterlab_from_start_to_a_verified_fix(jupyterlab, panel_proj
         _button(page, "Confirm apply fix").click()
         page.get_by_text("Verify: equal").wait_for(timeout=120_000)
         _button(page, "Resume").click()
-        page.get_by_text("Needs attention", exact=True).wait_for(state="hidden", timeout=60_000)  # the pause no longer applies
+        page.get_by_text("Needs attention", exact=True).wait_for(state="hidden", timeout=60_000)  # the pause is over
         page.locator(".omsbench-headline", has_text="equal").wait_for(timeout=60_000)
         _button(page, "Next: Switchover").wait_for(timeout=30_000)
         assert page.evaluate(_OVERFLOW) == []

@@ -269,9 +269,10 @@ class ControlPanel:
             colour = _COLOURS.get(state, "#57606a")
             ended = _get(recorded, step, "ended_at", None)
             when = pd.Timestamp(ended).strftime("%H:%M:%S UTC") if ended is not None and not pd.isna(ended) else ""
+            message = html.escape(str(_get(recorded, step, "message", "") or ""))[:120]
             rows.append(
                 f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
-                f"<td style='white-space:nowrap'>{when}</td><td>{html.escape(str(_get(recorded, step, 'message', '') or ''))[:120]}</td></tr>"
+                f"<td style='white-space:nowrap'>{when}</td><td>{message}</td></tr>"
             )
         return "<b>Steps</b><table class='omsbench-steps'>" + "".join(rows) + "</table>"
 
