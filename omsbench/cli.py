@@ -212,6 +212,11 @@ def full(ctx, project, restart, parallelism, executor, no_precheck) -> None:
 
 
 def _require_sources(project: Project) -> None:
+    recent = project.passed_precheck()
+    if recent is not None:
+        when = recent["reused_from"].iloc[0].strftime("%H:%M:%S UTC")
+        click.echo(f"precheck: passed at {when}, same spec; not run again (omsbench precheck runs it anew)")
+        return
     findings = project.precheck()
     blocking = findings[(findings.status == "fail") & (findings.check != "target rows")]
     if len(blocking):

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from omsbench.cli import main
 from omsbench.engine.project import Project
+from omsbench.engine.workspace import Workspace
 
 
 def omsbench(workspace: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -204,3 +205,24 @@ def test_a_database_error_inside_a_command_is_a_message_and_exit_2(tmp_path, mon
     assert done.exit_code == 2, done.output
     assert f"error: the database answered {type(error).__name__} ({error.args[0]}" in done.output
     assert f"fix: {fix}" in done.output and "Traceback" not in done.output
+
+
+def test_full_reuses_a_precheck_of_the_same_spec_that_just_passed_and_says_so(tmp_path, source, target, src, unique):
+    database = unique("reuse")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY)")
+    src.execute(f"INSERT INTO `{database}`.t VALUES (1), (2)")
+    data = {"name": database, "source": source.model_dump(exclude_none=True),
+            "target": target.model_dump(exclude_none=True), "objects": {"include": [f"{database}.*"]}}  # fmt: skip
+    spec = _spec(tmp_path, data)
+    workspace = tmp_path / "ws"
+    assert omsbench(workspace, "precheck", spec).returncode == 0
+    assert omsbench(workspace, "schema", spec).returncode == 0
+    loaded = omsbench(workspace, "full", spec, "--parallelism", "1")  # options are not what a precheck judges
+    assert loaded.returncode == 0, loaded.stderr
+    assert "precheck: passed at" in loaded.stdout and "not run again" in loaded.stdout
+    Path(spec).write_text(yaml.safe_dump({**data, "objects": {"include": [f"{database}.*"], "exclude": ["x.y"]}}))
+    again = omsbench(workspace, "full", spec)  # another spec: the precheck runs anew
+    assert again.returncode == 0, again.stderr
+    assert "not run again" not in again.stdout
+    assert Project.load(spec, Workspace.at(workspace)).passed_precheck() is not None  # and is recorded for next time
