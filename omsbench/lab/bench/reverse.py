@@ -2,7 +2,11 @@
 
 1. Capture overhead: ``sysbench oltp_write_only`` against the seekdb server for S seconds before
    the switchover (no triggers), and again with the capture triggers installed. The ratio of the
-   two rates is what the triggers cost the application (``capture_overhead_ratio``, 1.0 = free).
+   two rates is what the triggers cost the application (``capture_overhead_ratio``, 1.0 = free);
+   on one machine it includes the reverse sync's own CPU (it runs meanwhile), so the backlog run
+   below, with the sync paused, gives ``capture_overhead_ratio_sync_paused`` too. Rates on seekdb
+   vary by a factor of three between runs (its background work), so its CPU per transaction is
+   taken from /proc as well: ``capture_cpu_ratio`` is without / with, 1.0 = free.
 2. Throughput: with the reverse sync paused, sysbench writes a backlog; then the sync applies it
    to MySQL as fast as it can (``applied_rows_per_s``).
 3. Lag: sysbench at a fixed rate (by default half the throughput of the slower of the captured
@@ -14,7 +18,9 @@ Finally both sides are compared with checksums computed inside each.
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +46,9 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
     oceanbase.start()
     project = _migrated(workspace, mysql, oceanbase, progress)
     ob = oceanbase.endpoint().dsn()
-    without_capture = _sysbench(ob, seconds, threads, database=_uncaptured_copy(ob))
+    cpu = _CpuMeter(oceanbase.pid())
+    without_capture = _sysbench(ob, seconds, threads, database=_uncaptured_copy(ob), cpu=cpu)
+    cpu_without = cpu.per_transaction
     project.start_sync()
     try:
         runner.wait_for(workspace, project.name, {"running"})
@@ -52,7 +60,8 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
             runner.wait_for(workspace, project.name, {"running"}, step=STEP)
             with_capture = _sysbench(ob, seconds, threads)
             project.wait_for_reverse(timeout=600)
-            throughput = _throughput(project, reverse, ob, seconds, threads)
+            throughput = _throughput(project, reverse, ob, seconds, threads, cpu)
+            cpu_with = throughput.pop("seekdb_cpu_ms_per_txn")
             applied_transactions = throughput["applied_rows_per_s"] / throughput["rows_per_transaction"]
             rate = rate or sysbench.half_rate(applied_transactions, with_capture)
             latency = _latency(project, reverse, ob, seconds, threads, rate)
@@ -68,6 +77,10 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
         "ob_transactions_per_s_without_capture": round(without_capture),
         "ob_transactions_per_s_with_capture": round(with_capture),
         "capture_overhead_ratio": round(with_capture / without_capture, 3),
+        "capture_overhead_ratio_sync_paused": round(throughput["backlog_transactions_per_s"] / without_capture, 3),
+        "seekdb_cpu_ms_per_txn_without_capture": round(cpu_without, 3),
+        "seekdb_cpu_ms_per_txn_with_capture": cpu_with,
+        "capture_cpu_ratio": round(cpu_without / cpu_with, 3),
         **throughput,
         **latency,
         "equal": equal,
@@ -106,7 +119,22 @@ def _uncaptured_copy(ob: Dsn) -> str:
     return copy
 
 
-def _sysbench(dsn: Dsn, seconds: int, threads: int, *options: str, database: str = DATABASE) -> float:
+class _CpuMeter:
+    """The seekdb server's CPU time (user + system, from /proc) per transaction of the last run."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid, self.per_transaction = pid, 0.0
+
+    def seconds(self) -> float:
+        if self.pid is None:
+            return 0.0
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _sysbench(
+    dsn: Dsn, seconds: int, threads: int, *options: str, database: str = DATABASE, cpu: _CpuMeter | None = None
+) -> float:
     """oltp_write_only against the seekdb server over TCP; the transactions per second sysbench reports."""
     command = [
         find_program("sysbench"),
@@ -124,13 +152,17 @@ def _sysbench(dsn: Dsn, seconds: int, threads: int, *options: str, database: str
         *options,
         "run",
     ]
-    return sysbench.transactions_per_second(sysbench.run_tool(command))
+    began = cpu.seconds() if cpu else 0.0
+    output = sysbench.run_tool(command)
+    if cpu:
+        cpu.per_transaction = 1000 * (cpu.seconds() - began) / max(sysbench.transactions(output), 1)
+    return sysbench.transactions_per_second(output)
 
 
-def _throughput(project: Project, reverse, ob: Dsn, seconds: int, threads: int) -> dict:
+def _throughput(project: Project, reverse, ob: Dsn, seconds: int, threads: int, cpu: _CpuMeter) -> dict:
     project.state.request(project.name, STEP, "pause")
     runner.wait_for(project.workspace, project.name, {"paused"}, step=STEP)
-    tps = _sysbench(ob, seconds, threads)
+    tps = _sysbench(ob, seconds, threads, cpu=cpu)
     with connect(ob) as session:
         backlog = capture.pending(session, project.name)
     applied_before = reverse.meter.total_rows
@@ -141,6 +173,7 @@ def _throughput(project: Project, reverse, ob: Dsn, seconds: int, threads: int) 
     applied = reverse.meter.total_rows - applied_before
     return {
         "backlog_transactions_per_s": round(tps),
+        "seekdb_cpu_ms_per_txn": round(cpu.per_transaction, 3),
         "backlog_rows": backlog,
         "rows_per_transaction": round(backlog / max(tps * seconds, 1), 2),
         "applied_rows_per_s": round(applied / took),

@@ -70,3 +70,8 @@ def fixed_rate(asked: int, reached: float) -> dict:
 def transactions_per_second(output: str) -> float:
     """The rate a ``sysbench ... run`` printed."""
     return float(_TPS.search(output).group(2))
+
+
+def transactions(output: str) -> int:
+    """How many transactions a ``sysbench ... run`` printed it committed."""
+    return int(_TPS.search(output).group(1))
