@@ -344,6 +344,9 @@ def test_a_refused_change_is_narrowed_to_its_transaction_and_skipped_or_replaced
             (1, "first"), (2, "short"), (3, "third")
         ]  # fmt: skip
         assert project.sync_status()["state"] == "running"
+        decision = project.state.ddl(project.name).iloc[-1]  # recorded: a verify before it is stale
+        assert (decision.position, decision.action) == (paused["at"], "replaced")
+        assert "name = 'short'" in decision.target_sql and "customers" in decision.statement
 
 
 def omsbench_status(project):

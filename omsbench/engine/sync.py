@@ -345,10 +345,17 @@ class Sync:
         txn, payload = group[at], resolution.get("payload") or {}
         applier.checkpoint_only(txn, payload.get("sql"))
         self.position = txn.position
-        self._settle(resolution)
-        self._set(
-            "running", f"the change at {label(txn.position)} was {'replaced' if payload.get('sql') else 'skipped'}"
+        done = "replaced" if payload.get("sql") else "skipped"
+        self.state.record_ddl(  # beside the DDL decisions: a verify before it is stale, and says so
+            self.project,
+            label(txn.position),
+            f"{self.step}: the transaction of {txn.rows} row(s) in {', '.join(_tables([txn]))} the target refused",
+            done,
+            "decided by the user",
+            payload.get("sql") or "",
         )
+        self._settle(resolution)
+        self._set("running", f"the change at {label(txn.position)} was {done}")
         if group[at + 1 :]:
             self._apply(group[at + 1 :], judge, applier, floors, apply)
         return True

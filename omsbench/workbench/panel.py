@@ -225,7 +225,10 @@ class ControlPanel:
         ddl = self.project.state.ddl(self.project.name)
         self.decision.show(live, busy)
         self.verified.enable(live["sync"]["state"], busy)
-        self.ddl.value = "<b>DDL decisions</b>" + _table(ddl[["at", "position", "action", "reason", "statement"]])
+        shown = ddl[["at", "position", "action", "reason", "statement", "target_sql"]].rename(
+            columns={"target_sql": "run on the target"}
+        )
+        self.ddl.value = "<b>Decisions: DDL and refused changes</b>" + _table(shown)
 
     def _headline(self, refusals: dict[str, str | None], busy: bool) -> None:
         """Where the project stands and what to do next, with the next step as a button."""
