@@ -658,3 +658,22 @@ def test_a_four_byte_character_for_a_utf8mb3_column_under_each_choice(
             "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = %s AND CONSTRAINT_TYPE = 'CHECK'",
             (database,),
         )
+
+
+def test_guard_on_a_column_no_check_can_limit_is_refused_by_the_dry_run(workspace, source, seekdb_tcp, src, unique):
+    """Only utf8mb3's limit is one a CHECK can state: a latin1 column under guard stops the
+    switchover, and the dry run (and the panel's readiness report) says so before anything moves."""
+    database = unique("unguard")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.people (id INT PRIMARY KEY, name VARCHAR(20) CHARACTER SET latin1)")
+    project = make_project(
+        workspace, source, seekdb_tcp.endpoint(), name=database, objects={"include": [f"{database}.*"]},
+        switchover={"narrow_columns": "guard"},
+    )  # fmt: skip
+    project.migrate_schema()
+    found = [f for f in lifecycle.readiness(project, force=True) if f.check == "narrow columns"]
+    assert [f.status for f in found] == ["fail"] and f"{database}.people.name (latin1)" in found[0].detail
+    command = [sys.executable, "-m", "omsbench", "-w", str(workspace.root), "switchover", database, "--dry-run"]
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "no CHECK can state the limit" in refused.stdout, refused.stderr
+    assert not project.state.step(project.name, "switchover")
