@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
@@ -25,7 +26,19 @@ from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
-from omsbench.engine import changed, checksum, fixsql, full, precheck, programs, publish, runner, schema, verify
+from omsbench.engine import (
+    changed,
+    checksum,
+    compared,
+    fixsql,
+    full,
+    precheck,
+    programs,
+    publish,
+    runner,
+    schema,
+    verify,
+)
 from omsbench.engine import spec as specs
 from omsbench.engine.consume import KafkaSourceSync
 from omsbench.engine.mapping import Selection, select
@@ -574,13 +587,22 @@ class Project:
         self.state.request(self.name, "reverse", "resume")
 
     def reverse_status(self) -> dict:
-        return self._runner_status(runner.ReverseProcess(self.workspace, self.name))
+        """As ``sync_status``; with tables carried back by comparison, how long ago the last pass
+        over them began: their lag, which the heartbeat of the trigger capture does not measure."""
+        status = self._runner_status(runner.ReverseProcess(self.workspace, self.name))
+        by_compare = self.state.detail(self.name, "switchover").get("compared")
+        last = self.state.mark(self.name, compared.MARK) if by_compare else None
+        if by_compare:
+            status["compared_tables"] = len(by_compare)
+            status["last_compare_s_ago"] = round(time.time() - last["started"], 1) if last else None
+        return status
 
     def wait_for_reverse(self, timeout: float = 120) -> None:
         """Return once MySQL has every change OceanBase had committed when this was called."""
-        method = self.state.detail(self.name, "switchover").get("capture")
+        record = self.state.detail(self.name, "switchover")
+        last_pass = (lambda: self.state.mark(self.name, compared.MARK)) if record.get("compared") else None
         with self.sessions() as (source, target):
-            reverse_wait(target, source, self.name, method, timeout)
+            reverse_wait(target, source, self.name, record.get("capture"), timeout, last_pass)
 
     def status(self) -> dict[str, pd.DataFrame]:
         return {"steps": self.state.steps(self.name), "progress": self.state.chunk_progress(self.name)}

@@ -30,7 +30,7 @@ from omsbench.endpoints import catalog, mysql
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import capture
+from omsbench.engine import capture, compared
 from omsbench.engine import sync as forward_sync
 from omsbench.engine.apply import Applier, read_checkpoint
 from omsbench.engine.cdc import REVERSE_MARK
@@ -154,6 +154,8 @@ class ReverseSync(Sync):
         super().__init__(spec, state, selection)
         self.without = set(without or [])
         self.binlog = spec.target
+        self.compared: list[TableMap] = []
+        """Tables carried back by comparison, not by triggers (``engine.compared``)."""
 
     def _session(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
@@ -170,7 +172,13 @@ class ReverseSync(Sync):
             _require_same_columns(forward, selection)
             applier = ReverseApplier(mysql, self.project, tracker)
             capture.purge(oceanbase, self.project, applied_transactions(mysql, self.project))
-            shapes = {(tm.source.schema, tm.source.name): tm.source for tm in selection.tables}
+            by_compare = set(record.get("compared", []))
+            self.compared = [tm for tm in selection.tables if tm.qualified in by_compare]  # MySQL's names
+            shapes = {
+                (tm.source.schema, tm.source.name): tm.source
+                for tm in selection.tables
+                if tm.qualified not in by_compare  # no triggers there: a trigger would break its writes
+            }
             self._set("running", "applying OceanBase's changes to MySQL")
             self._capture_loop(oceanbase, applier, shapes, schemas)
 
@@ -206,10 +214,13 @@ class ReverseSync(Sync):
         )
 
     def _capture_loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:
-        looked, columns = 0.0, None
+        looked, columns, compare_at = 0.0, None, 0.0
         while not self._stop_requested():
             if self._paused():
                 continue
+            if self.compared and time.monotonic() >= compare_at:
+                self._compare(oceanbase, applier.target)
+                compare_at = time.monotonic() + self.spec.switchover.compare_every_s
             listed = capture.waiting(oceanbase, self.project, TRANSACTIONS_PER_READ)
             if listed or time.monotonic() - looked > SCHEMA_POLL:
                 # after listing: a change made after a DDL is then read knowing the columns the DDL gave
@@ -237,6 +248,13 @@ class ReverseSync(Sync):
             self.meter.applied(rows, len(group), time.monotonic() - started)
             self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
             self._maybe_sample()
+
+    def _compare(self, oceanbase: Session, mysql: Session) -> None:
+        """One pass over the tables carried back by comparison (``engine.compared``), recorded."""
+        done = compared.compare_pass(oceanbase, mysql, self.compared, self.project)
+        self.state.save_mark(self.project, compared.MARK, done)
+        if done["rows"]:
+            self.meter.applied(done["rows"], 1, done["took_s"])
 
 
 def _apply_in_pieces(pieces: Iterator[Transaction], applier: Applier) -> tuple[Transaction, float]:
@@ -294,13 +312,18 @@ def _require_same_columns(forward: list[TableMap], reverse: Selection) -> None:
             )
 
 
-def wait_caught_up(oceanbase: Session, mysql_session: Session, project: str, method: str, timeout: float = 120) -> None:
-    """Return once every change OceanBase had committed when this was called is applied to MySQL."""
+def wait_caught_up(
+    oceanbase: Session, mysql_session: Session, project: str, method: str, timeout: float = 120, last_pass=None
+) -> None:
+    """Return once every change OceanBase had committed when this was called is applied to MySQL.
+
+    ``last_pass``: for tables carried back by comparison, a call that gives the state store's mark
+    of the last finished pass; then a pass that began after this call must have finished too."""
     if method == BINLOG:
         forward_sync.wait_caught_up(oceanbase, mysql_session, project, timeout)
         return
-    deadline = time.monotonic() + timeout
-    while capture.pending(oceanbase, project):
+    since, deadline = time.time(), time.monotonic() + timeout
+    while capture.pending(oceanbase, project) or (last_pass and not compared.caught_up(last_pass(), since)):
         if time.monotonic() > deadline:
             raise SyncError(
                 f"the reverse sync of {project} did not catch up within {timeout:.0f} s",

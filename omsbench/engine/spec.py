@@ -90,6 +90,10 @@ class Switchover(_Strict):
     definers: dict[str, str] = {}
     """DEFINER of the application's triggers and routines (``user@host``) -> the target's user that
     owns them there; one the target lacks and that is not mapped is replaced by omsbench's user."""
+    compare_every_s: float = Field(5.0, ge=0.5, le=3600)
+    """Tables triggers cannot capture on OceanBase (a spatial column on seekdb) are carried back to
+    MySQL by comparison instead, this often (see ``engine.compared``): their lag is up to this plus
+    one comparison."""
     reverse_capture: Literal["auto", "triggers", "binlog"] = "auto"
     """How reverse sync captures the target's changes: triggers (work everywhere), the target's
     own binlog (an OceanBase binlog service, or a MySQL target), or auto: the binlog where the

@@ -55,8 +55,9 @@ def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dic
     return record
 
 
-def capturable(project: Project, without: list[str]) -> list:
-    """The OceanBase tables reverse sync will capture, refusing any that triggers cannot capture."""
+def capturable(project: Project, without: list[str]) -> tuple[list, list[str]]:
+    """The OceanBase tables reverse sync will capture by triggers, and the source tables (db.table)
+    it will carry back by comparison instead, since triggers cannot capture them (``engine.compared``)."""
     with project.sessions() as (source, target):
         selected = project.selection(source).tables
         unknown = sorted(set(without) - {tm.source.qualified for tm in selected})
@@ -68,17 +69,12 @@ def capturable(project: Project, without: list[str]) -> list:
             )
         tables = [tm for tm in selected if tm.source.qualified not in without]
         found = catalog.read(target, {tm.schema for tm in tables})
-    ob_tables = [found.tables[(tm.schema, tm.name)] for tm in tables if (tm.schema, tm.name) in found.tables]
-    refused = capture.uncapturable(ob_tables)
-    if refused:
-        names = {tm.qualified: tm.source.qualified for tm in tables}
-        raise StateError(
-            "reverse sync cannot capture: " + "; ".join(f"{t}: {why}" for t, why in refused.items()),
-            fix="leave these tables out of reverse sync with "
-            + " ".join(f"--without {names[t]}" for t in refused)
-            + " (the fallback will then not carry their changes)",
-        )
-    return ob_tables
+    ob_tables = {
+        tm.source.qualified: found.tables[(tm.schema, tm.name)] for tm in tables if (tm.schema, tm.name) in found.tables
+    }
+    names = {table.qualified: source for source, table in ob_tables.items()}
+    refused = capture.uncapturable(list(ob_tables.values()))
+    return [t for t in ob_tables.values() if t.qualified not in refused], sorted(names[t] for t in refused)
 
 
 _TRIGGER_COLUMNS = "TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_ORDER"
@@ -159,7 +155,7 @@ def switchover(
         with project.sessions() as (mysql, oceanbase):
             record["capture"], record["capture_why"] = reverse_sync.capture_method(project.spec, oceanbase, mysql)
         if record["capture"] == reverse_sync.TRIGGERS:
-            capturable(project, without)
+            capturable(project, without)  # refuses --without names the project does not migrate
         refused = _unguardable(project)
         if refused:
             raise StateError(refused, fix=_CHOOSE_ANOTHER)
@@ -211,8 +207,9 @@ def switchover(
 
     def install_capture(record: dict) -> None:
         if record.get("capture", reverse_sync.TRIGGERS) == reverse_sync.TRIGGERS:
+            tables, record["compared"] = capturable(project, without)
             with connect(project.spec.target.dsn()) as oceanbase:
-                capture.install(oceanbase, project.name, capturable(project, without))
+                capture.install(oceanbase, project.name, tables)
             return
         # The forward sync has stopped and MySQL takes no writes: the target's binlog ends where
         # the application's first write on it will begin. A checkpoint of an earlier switchover goes.
@@ -310,10 +307,11 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
         except StateError:
             method = None  # the reverse capture finding says why
     try:
-        if method == reverse_sync.TRIGGERS:
-            capturable(project, without)
+        compared = capturable(project, without)[1] if method == reverse_sync.TRIGGERS else []
     except StateError as err:
+        compared = []
         found.append(precheck.Finding("capture", project.name, precheck.FAIL, err.message, err.fix or ""))
+    found += [_compared_finding(name, settings.compare_every_s) for name in compared]
     refused = _unguardable(project)
     if refused:
         found.append(precheck.Finding("narrow columns", project.name, precheck.FAIL, refused, _CHOOSE_ANOTHER))
@@ -331,6 +329,18 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
             )
         )
     return found
+
+
+def _compared_finding(table: str, every: float) -> precheck.Finding:
+    return precheck.Finding(
+        "capture",
+        table,
+        precheck.WARN,
+        f"triggers cannot capture it on seekdb (a spatial column): carried back to MySQL by comparison every"
+        f" {every:g} s instead; its lag is up to that plus one comparison, and its rows arrive as they are"
+        " at each pass, in no transaction order with the other tables",
+        "leave it out with --without if the fallback need not carry it",
+    )
 
 
 def switch_back(project: Project, writes_stopped: bool = False) -> dict:

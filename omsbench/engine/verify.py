@@ -462,8 +462,9 @@ def combine(verdicts: list[TableVerdict]) -> Verification:
     return Verification(summary_frame(verdicts), differences_frame(verdicts), [f for v in verdicts for f in v.fixes])
 
 
-def apply_fixes(target: Session, statements: list[str]) -> None:
-    """Run fix statements in one transaction: all of them take effect, or none.
+def apply_fixes(target: Session, statements: list[str], mark: tuple[str, tuple] | None = None) -> None:
+    """Run fix statements in one transaction: all of them take effect, or none. ``mark``, a
+    statement with its arguments, runs last in the same transaction (a checkpoint row).
 
     Foreign key checks are off for this session meanwhile: the statements come in key order,
     not in dependency order, and together they make the target equal to a consistent source.
@@ -473,6 +474,8 @@ def apply_fixes(target: Session, statements: list[str]) -> None:
     try:
         for statement in statements:
             target.execute(statement)
+        if mark is not None:
+            target.execute(*mark)
         target.execute("COMMIT")
     except BaseException as err:
         with contextlib.suppress(pymysql.err.MySQLError):  # a lost connection rolled back already

@@ -282,7 +282,7 @@ class ControlPanel:
     def _sync(self, live: dict[str, dict]) -> str:
         status, reverse = {**live["sync"], **self._behind_now(live["sync"])}, live["reverse"]
         keys = ("state", "position", "behind_bytes", "behind_s", "lag_p50_ms", "lag_p99_ms", "rows_per_s",
-                "transactions_per_s")  # fmt: skip
+                "transactions_per_s", "last_compare_s_ago")  # fmt: skip
         rows = "".join(
             f"<tr><td>{k.replace('_', ' ')}</td><td>{html.escape(str(status[k]))}</td></tr>"
             for k in keys
