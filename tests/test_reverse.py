@@ -162,7 +162,7 @@ def test_both_directions_at_once_do_not_loop(migrated, source, seekdb_tcp):
     thread = runner.run_thread(forward, runner.SyncProcess(project.workspace, project.name))
     without = [f"{database}.type_zoo"]
     with connect(seekdb_tcp.endpoint().dsn()) as ob:
-        capture.install(ob, project.name, switchover.capturable(project, without))
+        capture.install(ob, project.name, switchover.capturable(project, without)[0])
     project.state.set_step(project.name, "switchover", "done", "bidirectional", {"without": without})
     project.start_reverse()
     results: dict = {}

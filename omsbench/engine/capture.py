@@ -9,7 +9,8 @@ forward applier) are skipped, so nothing omsbench writes comes back.
 Row images are JSON objects whose values keep their exact text: binary as hex, TIMESTAMP as
 epoch seconds (the writer's time zone does not matter), DECIMAL, date and time types as their
 SQL text. seekdb fails every write to a table with a spatial column once it has any trigger, so
-such tables cannot be captured and :func:`uncapturable` names them before anything is installed.
+such tables get no triggers (:func:`uncapturable` names them): the reverse sync compares them instead
+(``engine.compared``).
 """
 
 from __future__ import annotations
