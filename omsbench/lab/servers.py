@@ -115,6 +115,7 @@ class MariaDB(PrivateServer):
     def _prepare(self) -> None:
         ensure_programs({"mariadbd": "mariadb-server", "mariadb-install-db": "mariadb-server"})
         tls.ensure(self.tls_ca.parent)
+        (self.folder / "tmp").mkdir(parents=True, exist_ok=True)
         if (self.datadir / "mysql").is_dir():
             return
         done = subprocess.run(
@@ -144,6 +145,7 @@ class MariaDB(PrivateServer):
             f"--port={self.port}",
             f"--socket={self.socket}",
             f"--pid-file={self.folder / 'mariadbd.pid'}",
+            f"--tmpdir={self.folder / 'tmp'}",  # its own: a temporary table's file in the shared /tmp went missing
             "--user=root",
             "--bind-address=127.0.0.1",
             "--skip-name-resolve",
