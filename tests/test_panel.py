@@ -85,9 +85,14 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     assert "<svg" in panel.lag.value  # lag and rates drawn from the sync's samples
     assert "equal" in panel.headline.value and panel.next.description == "Next: Switchover"
 
+    src.execute(f"ALTER TABLE `{database}`.customers ADD COLUMN nickname VARCHAR(20)")  # the verify is stale now
+    project.wait_for_sync(timeout=60)
+    panel.refresh()
+    assert "stale" in panel.headline.value and panel.next.description == "Next: Verify"
     panel.buttons["switchover"].click()  # the first click arms it and shows the checklist
     assert panel.buttons["switchover"].description == "Confirm switchover"
-    assert "✔ sync running" in panel.reasons.value and "✔ last verify equal and not stale" in panel.reasons.value
+    assert "✔ sync running" in panel.reasons.value and "✘ last verify equal and not stale" in panel.reasons.value
+    panel.force.value = True  # the DBA knows the DDL is harmless: forced past the checklist
     panel.buttons["switchover"].click()  # drains, verifies, captures on OceanBase, starts the reverse sync
     panel.wait(300)
     assert panel.last_error is None

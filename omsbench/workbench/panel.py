@@ -60,6 +60,26 @@ _STYLE = "<style>.omsbench-panel svg { max-width: 100%; height: auto; }</style>"
 """Steps whose state comes with a check that their process is alive."""
 
 
+class _TwoClicks:
+    """A button whose first click only arms it, saying so on the button; the second confirms.
+
+    For what cannot be undone: a switchover, a stop, a release, skipping a change, applying a fix."""
+
+    def __init__(self, button: w.Button, confirm: str) -> None:
+        self.button, self.label, self.confirm = button, button.description, confirm
+        self.armed = False
+
+    def set(self, armed: bool) -> None:
+        self.armed = armed
+        self.button.description = self.confirm if armed else self.label
+        self.button.button_style = "danger" if armed else ""
+
+    def press(self) -> bool:
+        """True on the confirming click; the first one arms the button and returns False."""
+        self.set(not self.armed)
+        return not self.armed
+
+
 def _label(action: str) -> str:
     return _LABELS.get(action, action.capitalize())
 
@@ -84,6 +104,7 @@ class ControlPanel:
         }
         for action, button in self.buttons.items():
             button.on_click(lambda _button, action=action: self.act(action))
+        self.confirms = {action: _TwoClicks(self.buttons[action], label) for action, label in _CONFIRM.items()}
         self.headline = w.HTML()
         self.next = w.Button(icon="arrow-right", button_style="primary", layout=w.Layout(display="none"))
         self.next_action: str | None = None
@@ -142,14 +163,12 @@ class ControlPanel:
 
         An action that cannot be undone only arms its button on the first click (None is returned).
         """
-        armed = self.armed
-        self._arm(None)
-        force = self.force.value
-        self._arm(None)
-        if action in _CONFIRM and armed != action:
+        force = self.force.value  # read before disarming clears it
+        if action in _CONFIRM and not self.confirms[action].press():
             self._arm(action)
             self.refresh()  # the checklist shows under the buttons
             return None
+        self._arm(None)
         for button in (*self.buttons.values(), self.next):
             button.disabled = True
         if action == "verify":  # its differences, fix and report are shown here, not only counted
@@ -157,13 +176,10 @@ class ControlPanel:
         return self.run(action, lifecycle.perform, self.project, action, force)
 
     def _arm(self, action: str | None) -> None:
-        """Arm ``action`` (None: disarm). An armed switchover shows the cut-over readiness report:
-        what it will do with every object and column, and what would stop it."""
-        if self.armed:
-            button = self.buttons[self.armed]
-            button.description, button.button_style = _label(self.armed), ""
-        if action:
-            self.buttons[action].description, self.buttons[action].button_style = _CONFIRM[action], "danger"
+        """Arm ``action`` alone (None: disarm all). An armed switchover shows the cut-over readiness
+        report: what it will do with every object and column, and what would stop it."""
+        for name, confirm in self.confirms.items():
+            confirm.set(name == action)
         self.armed = action
         self.force.value = False
         self.force.layout.display = "" if action == "switchover" else "none"
@@ -395,7 +411,7 @@ class _Decision:
         for name, button in self.buttons.items():
             button.on_click(lambda _button, name=name: self.decide(name))
         self.sql.observe(lambda _change: self._enable(False), names="value")
-        self.armed = False
+        self.skip = _TwoClicks(self.buttons["skip"], "Confirm skip")  # it drops a change
         self.widget = w.VBox(
             [self.text, self.sql, w.HBox(list(self.buttons.values()))],
             layout=w.Layout(display="none", border="1px solid #9a6700", padding="6px"),
@@ -406,15 +422,13 @@ class _Decision:
         self.step = paused
         self.widget.layout.display = "" if paused else "none"
         if not paused:
-            self.armed = False
+            self.skip.set(False)
             return
         status = live[paused]
         what = f"<b>The {paused} waits for a decision at {html.escape(status['at'])}</b>"
         statement = status.get("statement")
         shown = f"<pre style='white-space:pre-wrap'>{html.escape(statement)}</pre>" if statement else ""
         self.text.value = f"{what}{shown}<div>{html.escape(str(status['message']))}</div>"
-        self.buttons["skip"].description = "Confirm skip" if self.armed else "Skip"
-        self.buttons["skip"].button_style = "danger" if self.armed else ""
         self._enable(busy)
 
     def _enable(self, busy: bool) -> None:
@@ -425,11 +439,9 @@ class _Decision:
         project, step = self.panel.project, self.step
         if step is None:
             return None
-        if name == "skip" and not self.armed:
-            self.armed = True
-            self.panel.refresh()
+        if name == "skip" and not self.skip.press():
             return None
-        self.armed = False
+        self.skip.set(False)
         if name == "retry":
             resume = project.resume_sync if step == "sync" else project.resume_reverse
             return self.panel.run("retry", resume)
@@ -450,7 +462,7 @@ class _Verified:
         self.apply = w.Button(description="Apply fix", icon="wrench", tooltip="run the fix shown, then verify again")
         self.apply.on_click(lambda _button: self.apply_fix())
         self.why = w.HTML()
-        self.armed = False
+        self.confirm = _TwoClicks(self.apply, "Confirm apply fix")
         self.widget = w.VBox([self.text, w.HBox([self.apply, self.why])], layout=w.Layout(display="none"))
 
     def enable(self, sync: str, busy: bool) -> None:
@@ -469,12 +481,8 @@ class _Verified:
         self._show(lifecycle.perform(self.panel.project, "verify"))
 
     def apply_fix(self) -> Future | None:
-        if not self.armed:
-            self.armed = True
-            self.apply.description, self.apply.button_style = "Confirm apply fix", "danger"
+        if not self.confirm.press():
             return None
-        self.armed = False
-        self.apply.description, self.apply.button_style = "Apply fix", ""
         return self.panel.run("apply fix", lambda: self._show(self.panel.project.apply_fix()))
 
     def _show(self, result) -> None:
