@@ -301,7 +301,8 @@ def status(ctx, project) -> None:
         _show(ctx.obj.state.projects())
         return
     loaded = _project(ctx, project)
-    line = lifecycle.headline(loaded)
+    stopped = loaded.sync_status()["state"] not in ("never started", "running")
+    line = lifecycle.headline(loaded, behind=loaded.behind() if stopped else None)  # asked of the servers
     click.secho(line.text, bold=True, fg="red" if line.attention else None)
     for name, frame in loaded.status().items():
         _show(frame.drop(columns=["detail", "project"], errors="ignore"), name)  # the message sums a report up

@@ -62,6 +62,7 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     assert not panel.buttons["resume"].disabled and panel.buttons["pause"].disabled
     assert "paused" in panel.errors.value  # a paused sync is something to look at
     assert "behind bytes" in panel.sync.value  # asked of the servers: a paused sync has no lag samples
+    assert "Sync paused since" in panel.headline.value and " bytes" in panel.headline.value  # and in the headline
     panel.buttons["resume"].click()
     panel.wait(30)
     runner.wait_for(workspace, project.name, {"running"}, timeout=30)

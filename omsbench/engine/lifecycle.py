@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -201,10 +201,12 @@ def verify_freshness(project: Project) -> tuple[dict, int]:
     return verified, int((pd.to_datetime(ddl["at"], utc=True) > ended).sum())
 
 
-def headline(project: Project, refusals: dict[str, str | None] | None = None) -> Headline:
+def headline(project: Project, refusals: dict[str, str | None] | None = None, behind: dict | None = None) -> Headline:
     """One line for the top of the panel and of ``omsbench status``: state, lag, last verify, next step.
 
-    ``refusals``: what :func:`allowed` said, where the caller has just asked it (the panel, every refresh)."""
+    ``refusals``: what :func:`allowed` said, where the caller has just asked it (the panel, every
+    refresh). ``behind``: how far a sync that is not running is behind the source's binlog end
+    (``Project.behind``), where the caller asked the servers; a running sync's lag says it."""
     allowed_now = allowed(project) if refusals is None else refusals
     sync = project.sync_status()
     state = sync["state"]
@@ -214,7 +216,12 @@ def headline(project: Project, refusals: dict[str, str | None] | None = None) ->
         parts.append("Loaded, sync not started" if loaded else "Not started")
     else:
         lag = sync.get("lag_p50_ms")
-        parts.append(_SYNC_WORDS.get(state, state) + (f", {lag:,.0f} ms behind" if lag is not None else ""))
+        words = _SYNC_WORDS.get(state, state)
+        if state == "running":
+            words += f", {lag:,.0f} ms behind" if lag is not None else ""
+        elif sync.get("since"):
+            words += f" since {_utc(datetime.fromtimestamp(sync['since'], timezone.utc))}"
+        parts.append(words + _behind(behind))
     verified, stale = verify_freshness(project)
     if verified.get("ended_at"):
         when = _utc(verified["ended_at"])
@@ -241,6 +248,13 @@ def _next(project: Project, sync: dict, verified: dict, stale: int, allowed_now:
     else:
         wanted = "switchover"
     return wanted if wanted and allowed_now.get(wanted) is None else None
+
+
+def _behind(behind: dict | None) -> str:
+    if not behind or behind.get("behind_bytes") is None:
+        return ""
+    seconds = behind.get("behind_s")
+    return f", {behind['behind_bytes']:,} bytes" + (f" / {seconds:,.0f} s" if seconds is not None else "") + " behind"
 
 
 def _as_utc(value: datetime | str) -> pd.Timestamp:

@@ -107,6 +107,8 @@ class Sync:
         self.applying: list[Transaction] = []
         """The group being applied: a refused value is named by its tables (worked out only then)."""
         self._said: tuple[str, str] | None = None
+        self._since: tuple[str, float] = ("", 0.0)
+        """The state last set and when it began: a headline says "paused since 19:42 UTC"."""
         self.paused_at = ""
         """The transaction a refused change paused on: a resolution of it is looked for only then."""
         self._want: tuple[float, dict | None] = (0.0, None)
@@ -204,7 +206,10 @@ class Sync:
         if (state, message) != self._said and message != "replaying":
             log.info("%s %s: %s", self.step, state, message)
             self._said = (state, message)
-        self.state.set_step(self.project, self.step, state, message, {"position": position, **detail})
+        if state != self._since[0]:
+            self._since = (state, time.time())
+        detail = {"position": position, "since": self._since[1], **detail}
+        self.state.set_step(self.project, self.step, state, message, detail)
 
     # one connected session ----------------------------------------------------------------------
     def _session(self) -> None:

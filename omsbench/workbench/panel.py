@@ -228,10 +228,10 @@ class ControlPanel:
             button.disabled = busy or refusal is not None
             button.tooltip = "another action is running" if busy else refusal or _HINTS[action]
         self.reasons.value = self._reasons(refusals, busy)
-        self._headline(refusals, busy)
+        live = {step: getattr(self.project, status)() for step, status in _LIVE.items()}
+        self._headline(refusals, busy, self._behind_now(live["sync"]))
         if self.last_error and datetime.now(timezone.utc) - self._error_at > ERROR_SHOWN_FOR:
             self.last_error = None
-        live = {step: getattr(self.project, status)() for step, status in _LIVE.items()}
         recorded = self.project.state.steps(self.project.name)
         self.steps.value = self._steps(recorded, live)
         self.sync.value = self._sync(live)
@@ -246,9 +246,9 @@ class ControlPanel:
         )
         self.ddl.value = "<b>Decisions: DDL and refused changes</b>" + _table(shown)
 
-    def _headline(self, refusals: dict[str, str | None], busy: bool) -> None:
+    def _headline(self, refusals: dict[str, str | None], busy: bool, behind: dict) -> None:
         """Where the project stands and what to do next, with the next step as a button."""
-        line = lifecycle.headline(self.project, refusals)
+        line = lifecycle.headline(self.project, refusals, behind)
         colour = "#cf222e" if line.attention else "#1f2328"
         self.headline.value = (
             f"<b class='omsbench-headline' style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
