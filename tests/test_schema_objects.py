@@ -175,6 +175,7 @@ def test_a_trigger_naming_a_renamed_database_is_created_naming_the_targets(works
         f"CREATE TRIGGER `{db}`.items_search AFTER INSERT ON `{db}`.items FOR EACH ROW"
         f" INSERT INTO {db}.search VALUES (NEW.id, CONCAT('{db}.search: ', NEW.name))"
     )
+    src.execute(f"CREATE FUNCTION `{db}`.doubled(p INT) RETURNS INT DETERMINISTIC RETURN p * 2")
     project = make_project(
         workspace, source, target, objects={"include": [f"{db}.*"], "rename": {"databases": {db: renamed}}}
     )
@@ -187,3 +188,11 @@ def test_a_trigger_naming_a_renamed_database_is_created_naming_the_targets(works
     assert trigger.outcome == "created"
     dst.execute(f"INSERT INTO `{renamed}`.items VALUES (1, 'lamp')")
     assert dst.query(f"SELECT item_id, words FROM `{renamed}`.search") == [(1, f"{db}.search: lamp")]
+    # switch-back drops the triggers it made, and the routines only when switchover.target_routines is drop
+    made = programs.records(planned)
+    listed = "SELECT COUNT(*) FROM information_schema.{} WHERE {}_SCHEMA = %s"
+    programs.drop_created(dst, made)
+    assert dst.scalar(listed.format("TRIGGERS", "TRIGGER"), (renamed,)) == 0
+    assert dst.scalar(f"SELECT `{renamed}`.doubled(4)") == 8
+    programs.drop_created(dst, made, (programs.TRIGGER, programs.PROCEDURE, programs.FUNCTION))
+    assert dst.scalar(listed.format("ROUTINES", "ROUTINE"), (renamed,)) == 0

@@ -247,11 +247,13 @@ def create(target: Session, programs: list[Program]) -> list[Program]:
     return programs
 
 
-def drop_triggers(target: Session, records: list[dict]) -> None:
-    """Drop the triggers the switchover created on the target."""
+def drop_created(target: Session, records: list[dict], kinds: tuple[str, ...] = (TRIGGER,)) -> None:
+    """Drop the programs of ``kinds`` the switchover created on the target: at switch-back its
+    triggers always (they would fire on the rows the forward sync replays), its procedures and
+    functions when the spec says so (``switchover.target_routines``)."""
     for item in records:
-        if item["kind"] == TRIGGER and item.get("outcome") in ("created", "existed"):
-            target.execute(f"DROP TRIGGER IF EXISTS {quote(item['target_schema'])}.{quote(item['name'])}")
+        if item["kind"] in kinds and item.get("outcome") in ("created", "existed"):
+            target.execute(f"DROP {item['kind']} IF EXISTS {quote(item['target_schema'])}.{quote(item['name'])}")
 
 
 def set_events(mysql: Session, records: list[dict], enabled: bool) -> None:

@@ -90,6 +90,9 @@ class Switchover(_Strict):
     definers: dict[str, str] = {}
     """DEFINER of the application's triggers and routines (``user@host``) -> the target's user that
     owns them there; one the target lacks and that is not mapped is replaced by omsbench's user."""
+    target_routines: Literal["keep", "drop"] = "keep"
+    """At switch-back, the procedures and functions the switchover created on OceanBase: kept
+    (harmless, and ready for the next switchover) or dropped. Its triggers are always dropped."""
     compare_every_s: float = Field(5.0, ge=0.5, le=3600)
     """Tables triggers cannot capture on OceanBase (a spatial column on seekdb) are carried back to
     MySQL by comparison instead, this often (see ``engine.compared``): their lag is up to this plus

@@ -404,7 +404,10 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
 
     def drop_target_triggers(record: dict) -> None:
         with connect(project.spec.target.dsn()) as oceanbase:
-            programs.drop_triggers(oceanbase, record.get("programs", []))
+            routines = (
+                (programs.PROCEDURE, programs.FUNCTION) if project.spec.switchover.target_routines == "drop" else ()
+            )
+            programs.drop_created(oceanbase, record.get("programs", []), (programs.TRIGGER, *routines))
             narrow.unguard(oceanbase, record.get("guards", []))
 
     def enable_source_events(record: dict) -> None:
