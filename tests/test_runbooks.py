@@ -155,6 +155,7 @@ def test_cli_run_exits_1_when_the_runbook_reports_a_failed_check(workspace, tmp_
     page = _offline(next((workspace.root / "runs").glob("*-precheck/precheck.html")))
     summary = page[page.index("omsbench-summary") : page.index("</section>")]
     assert "precheck: checks failed" in summary and "<td>passed</td><td>no</td>" in summary
+    assert not re.search(r'(&quot;|&#34;|")passed\1: false', page)  # not again as the raw JSON the notebook keeps
     assert "Not started" in summary  # the project's headline
 
 

@@ -130,6 +130,9 @@ def export_html(notebook: Path, summary: dict | None = None) -> Path:
     before the cells. papermill's own banners, which point at a cell number, are left out."""
     book = nbformat.read(notebook, as_version=4)
     book.cells = [c for c in book.cells if ERROR_MARKER_TAG not in c.get("metadata", {}).get("tags", [])]
+    for cell in book.cells:  # the outcome heads the page, written for a reader: not again as raw JSON
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if OUTCOME_MIME not in o.get("data", {})]
     book.metadata["omsbench_summary"] = summary or {}
     exporter = HTMLExporter(
         template_name="offline",
