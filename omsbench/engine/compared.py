@@ -25,7 +25,8 @@ from omsbench.engine.cdc import REVERSE_MARK
 from omsbench.engine.mapping import TableMap
 
 MARK = "compared"
-"""The state-store mark of the last finished pass: when it began (``started``), its fixes."""
+"""The state-store mark of the last finished pass: when it began (``started``), how long it took
+and how many fix statements it applied (``rows``)."""
 
 _TOUCH = (
     f"INSERT INTO `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}` (project, last_seq, transactions, applied_at)"

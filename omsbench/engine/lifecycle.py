@@ -16,6 +16,7 @@ import pandas as pd
 
 from omsbench.engine import full, precheck, release, switchover
 from omsbench.engine.project import ACTIVE, Project
+from omsbench.engine.state import as_utc
 from omsbench.exceptions import NotNow, StateError
 
 ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify", "switchover", "switchback", "release")
@@ -105,6 +106,7 @@ def perform(project: Project, action: str, force: bool = False, **options: Any) 
     return runs[action](**options)
 
 
+_CHECKLIST_FIX = "run Verify and let the sync catch up, or force the switchover"
 LAG_LIMIT_MS = 1000.0
 """The lag (p50) under which a switchover's drain is a matter of seconds: writes stop on MySQL for that long."""
 
@@ -146,7 +148,7 @@ def require_checklist(project: Project) -> None:
     if failing:
         raise NotNow(
             f"switchover of {project.name} refused: not yet {'; '.join(failing)}",
-            fix="run Verify and let the sync catch up, or force the switchover",
+            fix=_CHECKLIST_FIX,
         )
 
 
@@ -165,7 +167,7 @@ def _finding(project: Project, check: Check) -> precheck.Finding:
         project.name,
         precheck.FAIL,
         f"not yet: {check.what}",
-        "run Verify, let the sync catch up, or force it",
+        _CHECKLIST_FIX,
     )
 
 
@@ -197,7 +199,7 @@ def verify_freshness(project: Project) -> tuple[dict, int]:
     ddl = ddl[ddl["action"] != "ignored"]
     if not verified.get("ended_at"):
         return verified, len(ddl)
-    ended = _as_utc(verified["ended_at"])
+    ended = as_utc(verified["ended_at"])
     return verified, int((pd.to_datetime(ddl["at"], utc=True) > ended).sum())
 
 
@@ -257,11 +259,5 @@ def _behind(behind: dict | None) -> str:
     return f", {behind['behind_bytes']:,} bytes" + (f" / {seconds:,.0f} s" if seconds is not None else "") + " behind"
 
 
-def _as_utc(value: datetime | str) -> pd.Timestamp:
-    """The state store's times are UTC; SQLite hands some back without their zone."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
-
-
 def _utc(value: datetime | str) -> str:
-    return _as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")

@@ -45,6 +45,7 @@ from omsbench.engine.mapping import Selection, select
 from omsbench.engine.publish import CaptureQueueSync, QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
+from omsbench.engine.state import as_utc
 from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
 from omsbench.engine.sync import behind as sync_behind
 from omsbench.engine.verify import CHUNK_ROWS
@@ -219,8 +220,7 @@ class Project:
         detail = step.get("detail") or {}
         if step.get("state") != "done" or detail.get("spec") != self._spec_digest() or not step.get("ended_at"):
             return None
-        ended = pd.Timestamp(step["ended_at"])
-        ended = ended.tz_convert("UTC") if ended.tzinfo else ended.tz_localize("UTC")
+        ended = as_utc(step["ended_at"])
         if pd.Timestamp.now(tz="UTC") - ended > pd.Timedelta(within):
             return None
         return pd.DataFrame(detail["findings"], columns=precheck.COLUMNS).assign(reused_from=ended)
@@ -591,8 +591,8 @@ class Project:
         over them began: their lag, which the heartbeat of the trigger capture does not measure."""
         status = self._runner_status(runner.ReverseProcess(self.workspace, self.name))
         by_compare = self.state.detail(self.name, "switchover").get("compared")
-        last = self.state.mark(self.name, compared.MARK) if by_compare else None
         if by_compare:
+            last = self.state.mark(self.name, compared.MARK)
             status["compared_tables"] = len(by_compare)
             status["last_compare_s_ago"] = round(time.time() - last["started"], 1) if last else None
         return status

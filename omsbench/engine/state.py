@@ -143,6 +143,12 @@ schemas = Table(
 """The tracked tables of a queue sync as of a binlog position: a queue has no catalog to read them back from."""
 
 
+def as_utc(value: datetime | str) -> pd.Timestamp:
+    """A time this store handed back, in UTC: it writes UTC, and SQLite hands some back without their zone."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -190,7 +190,8 @@ class ControlPanel:
             found = prechecks.frame(lifecycle.readiness(self.project, force=True))
         except OmsError as err:
             return f"<div style='color:#cf222e'>cut-over readiness: {html.escape(err.message)}</div>"
-        found = found.sort_values("status", key=lambda s: s.map({"FAIL": 0, "WARN": 1}).fillna(2), kind="stable")
+        first = {prechecks.FAIL: 0, prechecks.WARN: 1}  # failures, then warnings, then what is fine
+        found = found.sort_values("status", key=lambda s: s.map(first).fillna(2), kind="stable")
         return "<b>Cut-over readiness</b>" + _table(found)
 
     def run(self, what: str, call, *args) -> Future:
