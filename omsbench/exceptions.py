@@ -47,6 +47,15 @@ class SchemaError(OmsError):
     """An object could not be created on the target."""
 
 
+class StatementStopped(SchemaError):
+    """A DDL statement was stopped at its bound while it waited for ``transactions`` on its table."""
+
+    def __init__(self, message: str, fix: str | None = None, transactions: tuple[int, ...] = ()) -> None:
+        super().__init__(message, fix)
+        self.args = (message, fix, transactions)
+        self.transactions = transactions
+
+
 class CopyError(OmsError):
     """The full migration could not copy a chunk."""
 
@@ -81,6 +90,16 @@ class DdlPaused(SyncError):
         self.args = (message, fix, statement, position)
         self.statement = statement
         self.position = position
+
+
+class DdlBlocked(DdlPaused):
+    """A replayed DDL was stopped while it waited for ``transactions`` on the target; they may yet
+    end, so the sync waits for them a while before it pauses on it."""
+
+    def __init__(self, message: str, fix: str | None, statement: str, position: str, transactions: tuple[int, ...]):
+        super().__init__(message, fix, statement, position)
+        self.args = (message, fix, statement, position, transactions)
+        self.transactions = transactions
 
 
 class ChangePaused(SyncError):

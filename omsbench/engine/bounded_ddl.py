@@ -20,7 +20,7 @@ import pymysql
 
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.connection import Dsn, Flavor, Session, connect
-from omsbench.exceptions import SchemaError
+from omsbench.exceptions import StatementStopped
 
 GRACE_S = 30.0
 """How long a statement runs before open transactions are held against it: internal ones end sooner."""
@@ -28,14 +28,14 @@ POLL_S = 2.0
 
 
 def run(session: Session, dsn: Dsn, statement: str, limit_s: float) -> None:
-    """Run ``statement`` on ``session`` (reached at ``dsn``); SchemaError when it was stopped."""
+    """Run ``statement`` on ``session`` (reached at ``dsn``); StatementStopped when it was stopped."""
     if session.flavor is not Flavor.OCEANBASE:
         # MySQL and MariaDB end a DDL's metadata-lock wait with error 1205 after lock_wait_timeout
         session.execute(f"SET SESSION lock_wait_timeout = {max(1, int(limit_s))}")
         session.execute(statement)
         return
     me = int(session.scalar("SELECT CONNECTION_ID()"))
-    done, verdict = threading.Event(), []
+    done, verdict = threading.Event(), []  # verdict: why it was stopped, and the transactions it waited for
     watcher = threading.Thread(
         target=_watch, args=(dsn, me, limit_s, done, verdict), name="omsbench-ddl-watch", daemon=True
     )
@@ -44,11 +44,14 @@ def run(session: Session, dsn: Dsn, statement: str, limit_s: float) -> None:
         session.execute(statement)
     except pymysql.err.MySQLError as err:
         if verdict:
-            raise SchemaError(
-                f"{_short(statement)} was stopped: {verdict[0]}",
-                fix="end those transactions (an orphaned one only goes with a restart of the target server), then"
+            why, transactions = verdict[0]
+            raise StatementStopped(
+                f"{_short(statement)} was stopped: {why}",
+                fix="end those transactions (one the target kept from before a restart may end late, or never:"
+                " docs/seekdb.md), then"
                 " run the same command again: the target may finish the statement meanwhile, and an object that"
                 " exists counts as made",
+                transactions=transactions,
             ) from err
         raise
     finally:
@@ -56,7 +59,7 @@ def run(session: Session, dsn: Dsn, statement: str, limit_s: float) -> None:
         watcher.join(POLL_S * 3)
 
 
-def _watch(dsn: Dsn, me: int, limit_s: float, done: threading.Event, verdict: list[str]) -> None:
+def _watch(dsn: Dsn, me: int, limit_s: float, done: threading.Event, verdict: list) -> None:
     with connect(dsn) as watcher:
         before = oceanbase.open_transactions(watcher)
         started = time.monotonic()
@@ -68,7 +71,7 @@ def _watch(dsn: Dsn, me: int, limit_s: float, done: threading.Event, verdict: li
             waited = {t: s for t, s in before.items() if now.get(t) == s and s != me}
             orphans = sorted(t for t, s in waited.items() if s == 0)
             if orphans or elapsed >= limit_s:
-                verdict.append(_why(orphans, waited, elapsed))
+                verdict.append((_why(orphans, waited, elapsed), tuple(orphans or sorted(waited))))
                 watcher.execute(f"KILL QUERY {me}")
                 return
 
@@ -77,7 +80,7 @@ def _why(orphans: list[int], waited: dict[int, int], elapsed: float) -> str:
     if orphans:
         return (
             f"after {elapsed:.0f} s it still waits for transaction(s) {', '.join(map(str, orphans))}, which no"
-            " session owns: the target kept them from before a restart and will not end them"
+            " session owns: the target kept them from before a restart (seekdb ends some late, most never)"
         )
     others = ", ".join(f"{t} (session {s})" for t, s in sorted(waited.items())) or "none seen"
     return f"it ran past its bound of {elapsed:.0f} s; transactions open since it began: {others}"

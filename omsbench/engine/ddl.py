@@ -26,7 +26,7 @@ from omsbench.engine.changes import Ddl
 from omsbench.engine.mapping import TableMap, chooses, new_table_map
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import DdlPaused, SchemaError
+from omsbench.exceptions import DdlBlocked, DdlPaused, StatementStopped
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are expected here
 
@@ -144,10 +144,10 @@ class DdlApplier:
             return Decision(ddl.statement, "ignored", "touches no table of this project")
         sql, translated = (replacement, True) if replacement else self._translate(ddl, plan, position)
         reason = "replaced by the user" if replacement else "table names follow the project's renames"
-        refused = self._run(ddl, sql)
+        refused = self._run(ddl, sql, position)
         if refused:
             parts = [] if replacement else _split(sql)
-            if len(parts) < 2 or any(self._run(ddl, part) for part in parts):
+            if len(parts) < 2 or any(self._run(ddl, part, position) for part in parts):
                 self._pause(ddl, position, f"the target refused it: {refused}", sql)
             sql, translated = ";\n".join(parts), True
             reason = f"split into {len(parts)} statements: the target refused them together ({refused})"
@@ -203,15 +203,19 @@ class DdlApplier:
         used = {c.name for c in plan.tree.find_all(exp.Column, exp.ColumnDef)}
         return sorted(renamed & used)
 
-    def _run(self, ddl: Ddl, sql: str) -> str | None:
-        """Run one statement in the statement's database; return the target's refusal, if any."""
+    def _run(self, ddl: Ddl, sql: str, position: str) -> str | None:
+        """Run one statement in the statement's database; return the target's refusal, if any.
+
+        A statement stopped at its bound raises DdlBlocked: the transactions it waited for may end.
+        """
         schema = self.spec.objects.rename.databases.get(ddl.schema or "", ddl.schema)
         try:
             if schema and _schema_exists(self.target, schema):
                 self.target.execute(f"USE {quote(schema)}")
             bounded_ddl.run(self.target, self.spec.target.dsn(), sql, self.spec.options.ddl_timeout_s)
-        except SchemaError as err:  # stopped at its bound: what it waited for is the reason to pause
-            return f"{err.message}; once they end, a resume runs it again"
+        except StatementStopped as err:
+            why = f"{err.message}; once they end, a resume runs it again"
+            self._pause(ddl, position, why, sql, blocked_by=err.transactions)
         except pymysql.err.MySQLError as err:
             if err.args and err.args[0] in _ALREADY_DONE:
                 return None
@@ -238,16 +242,19 @@ class DdlApplier:
             if tm is not None:
                 self.tracker.refresh(self.target, tm)
 
-    def _pause(self, ddl: Ddl, position: str, why: str, sql: str | None = None) -> None:
+    def _pause(
+        self, ddl: Ddl, position: str, why: str, sql: str | None = None, blocked_by: tuple[int, ...] = ()
+    ) -> None:
         shown = f"\n  translated: {sql}" if sql and sql != ddl.statement else ""
-        raise DdlPaused(
-            f"sync paused at {position}: DDL cannot be applied ({why}):\n  {ddl.statement}{shown}",
-            fix=f"run it again once the cause is fixed: `omsbench {self.command} resume {self.spec.name}`; skip it"
+        message = f"sync paused at {position}: DDL cannot be applied ({why}):\n  {ddl.statement}{shown}"
+        fix = (
+            f"run it again once the cause is fixed: `omsbench {self.command} resume {self.spec.name}`; skip it"
             f" with `omsbench {self.command} resolve {self.spec.name} --skip`; or give the statement to run"
-            f" instead with `omsbench {self.command} resolve {self.spec.name} --replace-with 'SQL'`",
-            statement=ddl.statement,
-            position=position,
+            f" instead with `omsbench {self.command} resolve {self.spec.name} --replace-with 'SQL'`"
         )
+        if blocked_by:
+            raise DdlBlocked(message, fix, ddl.statement, position, blocked_by)
+        raise DdlPaused(message, fix, statement=ddl.statement, position=position)
 
 
 def _split(sql: str) -> list[str]:

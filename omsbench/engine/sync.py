@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pymysql
 
+from omsbench.endpoints import oceanbase
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
 from omsbench.endpoints.connection import Flavor, Session, connect, explain, packet_too_large, raise_packet
 from omsbench.endpoints.mysql import BinlogPosition, master_status
@@ -32,12 +33,24 @@ from omsbench.engine.pipeline import POLL, ReaderArgs, ReaderProcess
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.state import StateStore
 from omsbench.engine.tracker import Tracker
-from omsbench.exceptions import ChangePaused, ConnectError, DdlPaused, OmsError, PasswordUnavailable, SyncError
+from omsbench.exceptions import (
+    ChangePaused,
+    ConnectError,
+    DdlBlocked,
+    DdlPaused,
+    OmsError,
+    PasswordUnavailable,
+    SyncError,
+)
 
 log = logging.getLogger(__name__)
 STEP = "sync"
 TRANSIENT = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectError, OSError, EOFError)
 RETRIES_BEFORE_PAUSE = 8
+BLOCKED_WAIT_S = 120.0
+"""How long a replayed DDL stopped at its bound waits for the transactions it waited on to end
+before the sync pauses on it: one that seekdb kept from before a restart ended 40 s after the
+DDL was stopped, in a chaos run."""
 _INCURABLE = {1044, 1045, 1049, 1142, 1143, 1227, 1370, 1698}
 """Access denied, unknown database, a missing privilege: the same again gets the same answer."""
 
@@ -112,6 +125,8 @@ class Sync:
         self.paused_at = ""
         """The transaction a refused change paused on: a resolution of it is looked for only then."""
         self._want: tuple[float, dict | None] = (0.0, None)
+        self._waited_at = ""
+        """The DDL last waited for (its position): it is waited for once, then the sync pauses on it."""
 
     # the outer loop: retries, pauses, stop -------------------------------------------------------
     def run(self) -> None:
@@ -122,6 +137,8 @@ class Sync:
                 self._session()
                 failures = 0
             except DdlPaused as err:
+                if isinstance(err, DdlBlocked) and self._ended(err):
+                    continue
                 self._set("paused", str(err), statement=err.statement, at=err.position)
                 self._wait_for_user(at=err.position)
             except ChangePaused as err:
@@ -161,6 +178,29 @@ class Sync:
                 self._set("failed", f"{type(err).__name__}: {err}")
                 raise
         self._set("stopped", "stopped on request")
+
+    def _ended(self, blocked: DdlBlocked) -> bool:
+        """Whether the transactions a replayed DDL waited for ended within BLOCKED_WAIT_S, so that it
+        runs again; each DDL is waited for once."""
+        if self._waited_at == blocked.position:
+            return False
+        self._waited_at = blocked.position
+        names = ", ".join(map(str, blocked.transactions))
+        self._set(
+            "retrying",
+            f"DDL at {blocked.position} waited for transaction(s) {names} on the target; it runs again once they"
+            f" end (up to {BLOCKED_WAIT_S:.0f} s), else the sync pauses: {blocked.statement}",
+        )
+        deadline = time.monotonic() + BLOCKED_WAIT_S
+        try:
+            with connect(self.spec.target.dsn()) as target:
+                while time.monotonic() < deadline and self.requested() not in ("stop", "pause"):
+                    if not set(blocked.transactions) & set(oceanbase.open_transactions(target)):
+                        return True
+                    self.stopping.wait(1.0)
+        except TRANSIENT:
+            return True  # the target is away: the session's retries take it from here
+        return self._stop_requested()  # a stop ends the loop; a pause or the deadline pauses on the DDL
 
     def stop(self) -> None:
         self.stopping.set()
