@@ -21,6 +21,7 @@ from omsbench.engine import lifecycle, runner
 from omsbench.engine import precheck as prechecks
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
+from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt
 from omsbench.engine.verify import CHUNK_ROWS as VERIFY_CHUNK_ROWS
 from omsbench.engine.workspace import Workspace
@@ -281,7 +282,7 @@ def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online, cha
     _show(result.summary)
     if not result.equal:
         _show(result.differences.head(50))
-        fix = ctx.obj.state.detail(proj.name, "verify")["fix"]
+        fix = ctx.obj.state.detail(proj.name, Step.VERIFY)["fix"]
         click.echo(
             f"fix SQL ({fix['statements']} statements): {fix['path']}; review it, then apply it with --apply-fix"
         )
@@ -301,8 +302,8 @@ def status(ctx, project) -> None:
         _show(ctx.obj.state.projects())
         return
     loaded = _project(ctx, project)
-    stopped = loaded.sync_status()["state"] not in ("never started", "running")
-    line = lifecycle.headline(loaded, behind=loaded.behind() if stopped else None)  # asked of the servers
+    asked = lifecycle.asks_behind(loaded.sync_status()["state"])
+    line = lifecycle.headline(loaded, behind=loaded.behind() if asked else None)  # asked of the servers
     click.secho(line.text, bold=True, fg="red" if line.attention else None)
     for name, frame in loaded.status().items():
         _show(frame.drop(columns=["detail", "project"], errors="ignore"), name)  # the message sums a report up

@@ -23,7 +23,8 @@ from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import consume, formats, full, lifecycle, release, runner
+from omsbench.engine import consume, formats, lifecycle, release, runner
+from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt
 from omsbench.exceptions import ConnectError, PrecheckFailed, StateError
 from omsbench.lab import sampledb
@@ -313,7 +314,7 @@ def _load_and_publish(workspace, source, target, database, broker, **options):
     loader = make_project(workspace, source, target, name=f"{database}-load", objects={"include": [f"{database}.*"]})
     loader.migrate_schema()
     loader.full(progress=False)
-    handover = BinlogPosition(**workspace.state.step(loader.name, full.STEP)["detail"]["start_position"])
+    handover = BinlogPosition(**workspace.state.step(loader.name, Step.FULL)["detail"]["start_position"])
     return _running(_publisher(workspace, source, broker, database, **options), StartAt(position=handover))
 
 

@@ -17,14 +17,13 @@ from helpers import assert_same_tables, exact_rows, kill_while_writing, launched
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine import runner
-from omsbench.engine.apply import CHECKPOINT_DDL, WORKERS_DDL
+from omsbench.engine import own_tables, runner
 from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.mapping import select
 from omsbench.engine.project import Project
-from omsbench.engine.schema import ensure_own_table
-from omsbench.engine.sync import STEP, StartAt, key
+from omsbench.engine.steps import Step
+from omsbench.engine.sync import StartAt, key
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import BinlogPurged, CopyError, NotNow, StateError, SyncError, VerifyError
 from omsbench.lab import rehearsal, sampledb
@@ -180,7 +179,7 @@ def _resolve(project, **choice) -> None:
         print(project.sync_status(), project.state.ddl(project.name).to_dict("records"))
         raise
     assert "--replace-with" in step["message"] and "--skip" in step["message"]
-    assert project.resolve(STEP, choice.get("skip", False), choice.get("sql")) == step["detail"]["at"]
+    assert project.resolve(Step.SYNC, choice.get("skip", False), choice.get("sql")) == step["detail"]["at"]
     runner.wait_for(project.workspace, project.name, {"running"})
 
 
@@ -212,7 +211,7 @@ def test_a_resume_without_a_decision_leaves_a_refused_ddl_paused(shop, source, d
         project.resume_sync()  # no decision: the same DDL is refused again
         assert "starting" in _states_until(project, "starting", timeout=10)
         runner.wait_for(project.workspace, project.name, {"paused"}, timeout=20)
-        assert project.state.requested(project.name, STEP)["want"] == "run"  # the resume was taken
+        assert project.state.requested(project.name, Step.SYNC)["want"] == "run"  # the resume was taken
         seen = {project.sync_status()["state"] for _ in range(30) if not time.sleep(0.1)}
         assert seen == {"paused"}, seen
         assert "--skip" in project.sync_status()["message"]
@@ -711,7 +710,7 @@ def test_a_reader_drops_the_transactions_its_own_project_applied(workspace, sour
     database = unique("echo")
     src.execute(f"CREATE DATABASE `{database}`")
     src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v INT)")
-    ensure_own_table(src, WORKERS_DDL if mark == "sync_workers" else CHECKPOINT_DDL)
+    own_tables.ensure(src, mark)
     start = master_status(src)
     for n, project in enumerate(["mine", "theirs"]):
         src.conn.begin()
@@ -729,7 +728,7 @@ def test_a_large_transaction_is_read_in_pieces_and_one_of_the_projects_own_is_dr
     database = unique("pieces")
     src.execute(f"CREATE DATABASE `{database}`")
     src.execute(f"CREATE TABLE `{database}`.t (id INT PRIMARY KEY, v INT)")
-    ensure_own_table(src, CHECKPOINT_DDL)
+    own_tables.ensure(src, own_tables.SYNC_CHECKPOINT)
     start = master_status(src)
     rows = 2 * PIECE_ROWS + 5000
     for n, project in enumerate(["theirs", "mine"]):

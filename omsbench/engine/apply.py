@@ -35,22 +35,12 @@ from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine import own_tables
 from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap
-from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import ChangePaused, SyncError
 
-CHECKPOINT_DDL = (
-    "CREATE TABLE IF NOT EXISTS `omsbench`.`sync_checkpoint` ("
-    " project VARCHAR(64) NOT NULL PRIMARY KEY, file VARCHAR(255) NOT NULL, pos BIGINT NOT NULL,"
-    " gtid VARCHAR(2048), source_ts DOUBLE, applied_at DOUBLE)"
-)
-WORKERS_DDL = (
-    "CREATE TABLE IF NOT EXISTS `omsbench`.`sync_workers` ("
-    " project VARCHAR(64) NOT NULL, worker INT NOT NULL, file VARCHAR(255) NOT NULL, pos BIGINT NOT NULL,"
-    " applied_at DOUBLE, PRIMARY KEY (project, worker))"
-)
 """The extra sessions of a parallel apply mark each transaction here, as the checkpoint row marks
 the main session's: a reader of the target's binlog knows them as applied, not as new changes."""
 APPLIER_MARK = "SET @omsbench_applier = 1"
@@ -124,7 +114,7 @@ class Applier:
         self.target, self.project, self.tracker, self.worker = target, project, tracker, worker
         target.conn.autocommit(False)
         target.execute(APPLIER_MARK)
-        ensure_own_table(target, WORKERS_DDL if worker else CHECKPOINT_DDL)
+        own_tables.ensure(target, own_tables.SYNC_WORKERS if worker else own_tables.SYNC_CHECKPOINT)
         self._relations: tuple[int, Relations] = (-1, Relations({}, set(), set()))
         self._checks: bool | None = None
         self._foreign_key_checks(False)

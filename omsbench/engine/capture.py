@@ -27,19 +27,11 @@ from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table, quote
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine import own_tables
 from omsbench.engine.apply import APPLIER_MARK, KEYS_PER_STATEMENT, in_list
 from omsbench.engine.changes import PIECE_ROWS, Op, RowChange, Transaction
-from omsbench.engine.schema import ensure_own_table
 from omsbench.exceptions import StateError, SyncError
 
-CHANGE_LOG_DDL = (
-    "CREATE TABLE IF NOT EXISTS `omsbench`.`change_log` ("
-    " seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, project VARCHAR(64) NOT NULL, trx BIGINT NOT NULL,"
-    " schema_name VARCHAR(128) NOT NULL, table_name VARCHAR(128) NOT NULL, op CHAR(1) NOT NULL,"
-    " before_image LONGTEXT, after_image LONGTEXT, at DOUBLE NOT NULL, version INT NOT NULL DEFAULT 1,"
-    " KEY project_seq (project, seq),"
-    " KEY project_trx (project, trx))"
-)
 POSITION_FILE = "change_log"
 """Reverse positions are ``change_log:<last seq>``: there is no binlog file on this side."""
 _OPS = {"I": (Op.INSERT, None, "NEW"), "U": (Op.UPDATE, "OLD", "NEW"), "D": (Op.DELETE, "OLD", None)}
@@ -131,7 +123,7 @@ def install(session: Session, project: str, tables: list[Table]) -> list[str]:
     old one before the old one is dropped. A transaction in between is captured by both; the
     reader keeps only the newest version's rows of each transaction, so nothing is lost or doubled.
     """
-    ensure_own_table(session, CHANGE_LOG_DDL)
+    own_tables.ensure(session, own_tables.CHANGE_LOG)
     names = []
     for table in tables:
         session.execute(f"USE {quote(table.schema)}")  # seekdb creates triggers in the current database only

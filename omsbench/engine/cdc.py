@@ -24,31 +24,24 @@ from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
 from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.engine import own_tables
 from omsbench.engine.changes import PIECE_ROWS, Ddl, Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import BinlogPurged, SyncError
 
-HEARTBEAT = ("omsbench", "heartbeat")
-HEARTBEAT_DDL = (
-    "CREATE TABLE IF NOT EXISTS `omsbench`.`heartbeat` (project VARCHAR(64) NOT NULL PRIMARY KEY, ts DOUBLE NOT NULL)"
-)
-_HEARTBEAT_TABLE = Table(
-    "omsbench",
-    "heartbeat",
-    columns=[],
-    primary_key=["project"],
-)
-REVERSE_MARK = ("omsbench", "reverse_checkpoint")
+HEARTBEAT = (own_tables.SCHEMA, own_tables.HEARTBEAT)
+_HEARTBEAT_TABLE = Table(*HEARTBEAT, columns=[], primary_key=["project"])
+REVERSE_MARK = (own_tables.SCHEMA, own_tables.REVERSE_CHECKPOINT)
 """Reverse sync from trigger capture writes its checkpoint here inside every transaction it
 applies to MySQL: the forward reader drops those transactions' changes, so they never go back
 to OceanBase."""
 _ECHO = Table(*REVERSE_MARK)
-APPLIED_MARKS = {("omsbench", "sync_checkpoint"), ("omsbench", "sync_workers")}
+APPLIED_MARKS = {(own_tables.SCHEMA, own_tables.SYNC_CHECKPOINT), (own_tables.SCHEMA, own_tables.SYNC_WORKERS)}
 """Every binlog applier writes its checkpoint row, or a parallel apply's other sessions their mark
 row, inside each transaction it applies. A reader drops the transactions that wrote its own
 project's row: when both servers have a binlog and a sync runs each way, neither direction
 replays what the other applied."""
-_APPLIED = Table("omsbench", "sync_checkpoint")
+_APPLIED = Table(own_tables.SCHEMA, own_tables.SYNC_CHECKPOINT)
 _CANNOT_SERVE = 1236  # the server cannot send the binlog from there: purged, or an unknown GTID
 _NOT_DDL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|XA |SAVEPOINT|FLUSH|SET |#)", re.IGNORECASE)
 _LABEL = re.compile(r"'((?:[^']|'')*)'")

@@ -26,20 +26,14 @@ from kafka.structs import OffsetAndMetadata
 from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import formats
+from omsbench.engine import formats, own_tables
 from omsbench.engine.apply import Applier
 from omsbench.engine.changes import Transaction
-from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.sync import Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, SyncError
 
 log = logging.getLogger(__name__)
-OFFSETS_DDL = (
-    "CREATE TABLE IF NOT EXISTS `omsbench`.`kafka_offsets` ("
-    " project VARCHAR(64) NOT NULL, topic VARCHAR(255) NOT NULL, part INT NOT NULL, next_offset BIGINT NOT NULL,"
-    " source_ts DOUBLE, applied_at DOUBLE, PRIMARY KEY (project, topic, part))"
-)
 _POLL_MS = 200
 TOPIC_POLL = 3.0
 """Seconds between looks for topics that appeared (a new table, a producer's first message)."""
@@ -59,7 +53,7 @@ class OffsetsApplier(Applier):
     offsets: dict[TopicPartition, int]
 
     def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
-        ensure_own_table(target, OFFSETS_DDL)
+        own_tables.ensure(target, own_tables.KAFKA_OFFSETS)
         super().__init__(target, project, tracker)
         self.offsets = {}
 

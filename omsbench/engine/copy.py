@@ -21,15 +21,6 @@ from omsbench.endpoints.connection import Dsn, Session, connect, explain, oversi
 from omsbench.endpoints.mysql import start_snapshot
 from omsbench.exceptions import CopyError
 
-CHECKPOINT_DDL = (
-    "CREATE TABLE IF NOT EXISTS `omsbench`.`full_chunks` ("
-    " project VARCHAR(64) NOT NULL, source_table VARCHAR(600) NOT NULL, chunk_no INT NOT NULL,"
-    " row_count BIGINT NOT NULL, snapshot_file VARCHAR(255), snapshot_pos BIGINT, snapshot_gtid VARCHAR(2048),"
-    " finished_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),"
-    " PRIMARY KEY (project, source_table, chunk_no))"
-)
-
-
 _PACKET_MARGIN = 1024
 """Bytes of a packet that are not the statement's rows: the command byte, and room to spare."""
 

@@ -20,15 +20,15 @@ from tqdm.auto import tqdm
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Dsn, Endpoint, Session, connect
 from omsbench.endpoints.mysql import BinlogPosition, master_status
-from omsbench.engine import chunking, schema
-from omsbench.engine.copy import CHECKPOINT_DDL, ChunkJob, ChunkResult, copy_chunk
+from omsbench.engine import chunking, own_tables, schema
+from omsbench.engine.copy import ChunkJob, ChunkResult, copy_chunk
 from omsbench.engine.literals import row_literal
 from omsbench.engine.mapping import TableMap
 from omsbench.engine.spec import Options
 from omsbench.engine.state import StateStore
+from omsbench.engine.steps import State, Step
 from omsbench.exceptions import CopyError, OmsError
 
-STEP = "full"
 INTERRUPTED = "interrupted by the user; copied chunks are kept: run the same command again to resume"
 
 
@@ -110,7 +110,7 @@ def default_executor(options: Options) -> Executor:
 
 
 def ensure_checkpoint_table(target: Session) -> None:
-    schema.ensure_own_table(target, CHECKPOINT_DDL)
+    own_tables.ensure(target, own_tables.FULL_CHUNKS)
 
 
 def done_chunks(target: Session, project: str) -> dict[tuple[str, int], dict]:
@@ -132,12 +132,12 @@ def reset(target: Session, state: StateStore, project: str, tables: list[TableMa
     target.execute("DELETE FROM `omsbench`.`full_chunks` WHERE project = %s", (project,))
     state.clear_chunks(project)
     state.forget_replayed_tables(project)
-    state.set_step(project, STEP, "pending", "reset")
+    state.set_step(project, Step.FULL, State.PENDING, "reset")
 
 
 def handover(state: StateStore, project: str) -> BinlogPosition | None:
     """Where the full load's snapshot ends: incremental sync's first position (None before a load)."""
-    found = state.detail(project, STEP).get("start_position")
+    found = state.detail(project, Step.FULL).get("start_position")
     return BinlogPosition(**found) if found else None
 
 
@@ -189,7 +189,7 @@ def run(
     never ``running``; copied chunks stay and the next run resumes.
     """
     result = FullResult()
-    previous = state.step(project, STEP)
+    previous = state.step(project, Step.FULL)
     # Until the load is reset, its hand-over position stays the one taken before its first chunk,
     # also when a finished load is run again: incremental sync must start there.
     continuing = bool(previous and previous["state"] != "pending" and previous.get("detail"))
@@ -201,11 +201,11 @@ def run(
             jobs, executor or default_executor(options), executor is None, state, project, result, progress, on_chunk
         )
     except KeyboardInterrupt:
-        state.set_step(project, STEP, "stopped", INTERRUPTED, {"start_position": result.start_position})
+        state.set_step(project, Step.FULL, State.STOPPED, INTERRUPTED, {"start_position": result.start_position})
         raise
     except BaseException as err:
         state.set_step(
-            project, STEP, "failed", f"{type(err).__name__}: {err}", {"start_position": result.start_position}
+            project, Step.FULL, State.FAILED, f"{type(err).__name__}: {err}", {"start_position": result.start_position}
         )
         if isinstance(err, Exception) and not isinstance(err, OmsError):
             raise CopyError(
@@ -216,8 +216,8 @@ def run(
     result.seconds = time.monotonic() - started
     state.set_step(
         project,
-        STEP,
-        "done",
+        Step.FULL,
+        State.DONE,
         f"{sum(result.rows.values()):,} rows",
         {"start_position": result.start_position, "rows": result.rows, "seconds": result.seconds},
     )
@@ -237,12 +237,12 @@ def _prepare(
     source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
     with connect(source_dsn) as source, connect(target_dsn) as target:
         ensure_checkpoint_table(target)
-        previous = state.step(project, STEP)
+        previous = state.step(project, Step.FULL)
         known = bool(previous and previous["state"] != "pending")
         if result.start_position is None:
             position = master_status(source)
             result.start_position = position.as_dict() if position else None
-        state.set_step(project, STEP, "running", "copying", {"start_position": result.start_position})
+        state.set_step(project, Step.FULL, State.RUNNING, "copying", {"start_position": result.start_position})
         replayed = state.replayed_tables(project)
         result.warnings = [
             f"{tm.source.qualified}: not copied: the sync created it by replaying its CREATE TABLE and holds its rows"
@@ -357,7 +357,9 @@ def _execute(
                     on_chunk(done)
                 elapsed = time.monotonic() - last_sample
                 if elapsed >= 1.0:
-                    state.add_metrics(project, STEP, {"rows_per_second": window_rows / elapsed, "rows_copied": copied})
+                    state.add_metrics(
+                        project, Step.FULL, {"rows_per_second": window_rows / elapsed, "rows_copied": copied}
+                    )
                     last_sample, window_rows = time.monotonic(), 0
         except BaseException:
             for future in futures:

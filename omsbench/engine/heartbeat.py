@@ -11,14 +11,13 @@ import threading
 import time
 
 from omsbench.endpoints.connection import Dsn, Session, connect
-from omsbench.engine import schema
-from omsbench.engine.cdc import HEARTBEAT_DDL
+from omsbench.engine import own_tables, schema
 
 
 def install(source: Session) -> None:
     """Create the heartbeat table once (each CREATE ... IF NOT EXISTS would still reach the binlog)."""
-    if not schema.exists(source, "omsbench", "heartbeat"):
-        schema.ensure_own_table(source, HEARTBEAT_DDL)
+    if not schema.exists(source, own_tables.SCHEMA, own_tables.HEARTBEAT):
+        own_tables.ensure(source, own_tables.HEARTBEAT)
 
 
 class Heartbeat(threading.Thread):

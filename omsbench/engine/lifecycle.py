@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from omsbench.engine import full, precheck, release, switchover
-from omsbench.engine.project import ACTIVE, Project
+from omsbench.engine import precheck, release, switchover
+from omsbench.engine.project import Project
 from omsbench.engine.state import as_utc
+from omsbench.engine.steps import ACTIVE, ENDED, State, Step
 from omsbench.exceptions import NotNow, StateError
 
 ACTIONS = ("precheck", "start", "pause", "resume", "stop", "verify", "switchover", "switchback", "release")
@@ -26,20 +27,23 @@ the project and takes omsbench out of both databases."""
 _AFTER_RELEASE = ("precheck", "verify")
 """What a released project may still do: nothing that runs a sync or writes."""
 
-STEPS = ("precheck", "schema", "full", "sync", "verify", "switchover", "reverse", "release")
-"""The steps a project goes through, as recorded in the state store."""
-
 
 def _state(project: Project, step: str) -> str:
-    return (project.state.step(project.name, step) or {}).get("state", "pending")
+    return (project.state.step(project.name, step) or {}).get("state", State.PENDING)
+
+
+def asks_behind(sync_state: str) -> bool:
+    """Whether how far the sync is behind must be asked of the servers: a sync that ran and is not
+    running now samples no lag, and one never started has no position."""
+    return sync_state not in (State.NEVER_STARTED, State.RUNNING)
 
 
 def allowed(project: Project) -> dict[str, str | None]:
     """Per action: None when it may run now, else why not (the words the user sees)."""
     sync = project.sync_status()["state"]
     syncing = sync in ACTIVE
-    loaded = _state(project, full.STEP) == "done"
-    record = project.state.detail(project.name, switchover.STEP)
+    loaded = _state(project, Step.FULL) == "done"
+    record = project.state.detail(project.name, Step.SWITCHOVER)
     databases = "Kafka is on one side of this project" if project.spec.queue else None
     switched = record.get("direction") == "switchover" and record.get("finished")
     returning = record.get("direction") == "switch back" and not record.get("finished")
@@ -73,10 +77,10 @@ def start(project: Project, progress: bool = False) -> int:
     if project.spec.queue:  # Kafka on one side: nothing to create or copy, only the stream
         project.require_precheck()
         return project.start_sync()
-    if _state(project, "schema") != "done":
+    if _state(project, Step.SCHEMA) != "done":
         project.require_precheck()
         project.migrate_schema()
-    if _state(project, full.STEP) != "done":
+    if _state(project, Step.FULL) != "done":
         project.full(progress=progress)
     return project.start_sync()
 
@@ -142,7 +146,7 @@ def require_checklist(project: Project) -> None:
 
     One that a crash interrupted goes on, and one that finished reports itself: their sync is
     stopped by then, on purpose."""
-    if project.state.detail(project.name, switchover.STEP).get("direction") == "switchover":
+    if project.state.detail(project.name, Step.SWITCHOVER).get("direction") == "switchover":
         return
     failing = [check.what for check in checklist(project) if not check.ok]
     if failing:
@@ -194,7 +198,7 @@ _SYNC_WORDS = {
 
 def verify_freshness(project: Project) -> tuple[dict, int]:
     """The last verify step, and how many DDL changes were applied after it: each makes its verdict stale."""
-    verified = project.state.step(project.name, "verify") or {}
+    verified = project.state.step(project.name, Step.VERIFY) or {}
     ddl = project.state.ddl(project.name)
     ddl = ddl[ddl["action"] != "ignored"]
     if not verified.get("ended_at"):
@@ -213,8 +217,8 @@ def headline(project: Project, refusals: dict[str, str | None] | None = None, be
     sync = project.sync_status()
     state = sync["state"]
     parts = []
-    if state == "never started":
-        loaded = _state(project, full.STEP) == "done"
+    if state == State.NEVER_STARTED:
+        loaded = _state(project, Step.FULL) == "done"
         parts.append("Loaded, sync not started" if loaded else "Not started")
     else:
         lag = sync.get("lag_p50_ms")
@@ -229,7 +233,7 @@ def headline(project: Project, refusals: dict[str, str | None] | None = None, be
         when = _utc(verified["ended_at"])
         verdict = "equal" if verified.get("state") == "done" else f"differences ({verified.get('message', '')})"
         parts.append(f"last verify {when} {verdict}" + (f", before {stale} DDL change(s): stale" if stale else ""))
-    attention = state in ("failed", "died", "paused") or verified.get("state") == "failed"
+    attention = state in (State.FAILED, State.DIED, State.PAUSED) or verified.get("state") == State.FAILED
     action = _next(project, sync, verified, stale, allowed_now)
     if action:
         parts.append(f"next: {action}")
@@ -238,12 +242,12 @@ def headline(project: Project, refusals: dict[str, str | None] | None = None, be
 
 def _next(project: Project, sync: dict, verified: dict, stale: int, allowed_now: dict) -> str | None:
     """The one action that moves the project on; None while it is the user's move outside the panel."""
-    record = project.state.detail(project.name, switchover.STEP)
+    record = project.state.detail(project.name, Step.SWITCHOVER)
     if record.get("direction") == "switchover" and record.get("finished"):
         wanted = "release"
     elif sync["state"] == "paused":
         wanted = None if sync.get("at") else "resume"  # a DDL waits for the user's decision, not a resume
-    elif sync["state"] in ("never started", "stopped", "died", "failed"):
+    elif sync["state"] in ENDED | {State.NEVER_STARTED}:
         wanted = "start"
     elif not verified.get("ended_at") or stale or verified.get("state") != "done":
         wanted = "verify"

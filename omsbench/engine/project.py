@@ -46,7 +46,8 @@ from omsbench.engine.publish import CaptureQueueSync, QueueSync
 from omsbench.engine.reverse import ReverseSync
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.state import as_utc
-from omsbench.engine.sync import STEP, StartAt, Sync, wait_caught_up
+from omsbench.engine.steps import ACTIVE, ENDED, State, Step
+from omsbench.engine.sync import StartAt, Sync, wait_caught_up
 from omsbench.engine.sync import behind as sync_behind
 from omsbench.engine.verify import CHUNK_ROWS
 from omsbench.engine.workspace import ENV, Workspace
@@ -56,13 +57,10 @@ _NO_TARGET_TABLES = precheck.Finding(
     "tables", "target", precheck.FAIL, "no table on the target matches objects.include",
     "create the tables first, with a schema migration from the original database",
 )  # fmt: skip
-ACTIVE = {"starting", "running", "retrying", "paused"}
 PRECHECK_REUSED_FOR = timedelta(minutes=10)
 """A precheck that passed this recently, of the same spec, is not run again before a load or a sync."""
 _NOT_FOR_SYNC = ("target rows", "reverse capture")
 """Precheck findings that concern the full load or the switchover, not whether a sync can run."""
-"""Sync states in which a runner process or thread must be alive."""
-RELEASE_STEP = "release"
 
 
 _STALLED = {"failed": "it failed", "died": "it died", "stopped": "it was stopped", "paused": "it is paused"}
@@ -115,7 +113,7 @@ class Project:
 
     @property
     def released(self) -> bool:
-        return (self.state.step(self.name, RELEASE_STEP) or {}).get("state") == "done"
+        return (self.state.step(self.name, Step.RELEASE) or {}).get("state") == State.DONE
 
     def require_unreleased(self, what: str) -> None:
         """A released project starts nothing: its syncs would write to databases it was taken out of."""
@@ -200,7 +198,7 @@ class Project:
         state = "failed" if precheck.failed(result) else "done"
         self.state.set_step(
             self.name,
-            "precheck",
+            Step.PRECHECK,
             state,
             f"{(result.status == 'fail').sum()} failed",
             {"findings": result.to_dict("records"), "spec": self._spec_digest()},
@@ -216,7 +214,7 @@ class Project:
 
         ``full`` and Start run right after a precheck the user has just read; running it again cost
         1.4-1.9 s of a 25 s load and found nothing new. Older, failed or of another spec: None."""
-        step = self.state.step(self.name, "precheck") or {}
+        step = self.state.step(self.name, Step.PRECHECK) or {}
         detail = step.get("detail") or {}
         if step.get("state") != "done" or detail.get("spec") != self._spec_digest() or not step.get("ended_at"):
             return None
@@ -242,7 +240,7 @@ class Project:
 
     def migrate_schema(self) -> pd.DataFrame:
         self.require_unreleased("migrate the schema")
-        self.state.set_step(self.name, "schema", "running")
+        self.state.set_step(self.name, Step.SCHEMA, State.RUNNING)
         with self.sessions() as (source, target):
             selection = self.selection(source)
             plans = schema.plan_tables(target, selection, self.spec.objects.collations)
@@ -254,8 +252,8 @@ class Project:
         failures = report[report.status == "failed"]
         self.state.set_step(
             self.name,
-            "schema",
-            "failed" if len(failures) else "done",
+            Step.SCHEMA,
+            State.FAILED if len(failures) else "done",
             f"{len(report)} objects, {len(failures)} failed",
             {"objects": report.to_dict("records")},
         )
@@ -289,7 +287,7 @@ class Project:
 
     def post_load(self, selection: Selection | None = None) -> pd.DataFrame:
         """Indexes, CHECK constraints, foreign keys and AUTO_INCREMENT, once the rows are in."""
-        self.state.set_step(self.name, "post_load", "running", "indexes, constraints and foreign keys")
+        self.state.set_step(self.name, Step.POST_LOAD, State.RUNNING, "indexes, constraints and foreign keys")
         try:
             with self.sessions() as (source, target):
                 selection = selection or self.selection(source)
@@ -298,14 +296,14 @@ class Project:
                 report = schema.report(made)
                 schema.sync_auto_increment(source, target, plans)
         except OmsError as err:
-            self.state.set_step(self.name, "post_load", "failed", str(err))
+            self.state.set_step(self.name, Step.POST_LOAD, State.FAILED, str(err))
             raise
         self._write_json("post_load", report)
         missing = missing_objects(report, self.spec.objects.accept_missing)
         self.state.set_step(
             self.name,
-            "post_load",
-            "failed" if missing else "done",
+            Step.POST_LOAD,
+            State.FAILED if missing else "done",
             f"{len(missing)} object(s) not created: {'; '.join(missing)}" if missing else f"{len(report)} objects",
             {"objects": report.to_dict("records")},
         )
@@ -318,8 +316,8 @@ class Project:
         equal = bool(result["equal"].all())
         self.state.set_step(
             self.name,
-            "check",
-            "done" if equal else "failed",
+            Step.CHECK,
+            State.DONE if equal else "failed",
             "equal" if equal else f"{(~result['equal']).sum()} table(s) differ",
             {"tables": result.to_dict("records")},
         )
@@ -363,8 +361,8 @@ class Project:
         fix = fixsql.write(self.workspace.folder("reports", self.name), result.fixes)
         self.state.set_step(
             self.name,
-            "verify",
-            "done" if result.equal else "failed",
+            Step.VERIFY,
+            State.DONE if result.equal else "failed",
             "equal" if result.equal else f"{len(result.differences)} difference(s)",
             {"summary": result.summary.to_dict("records"), "fix": fix.record()},
         )
@@ -384,14 +382,14 @@ class Project:
                 f"the sync of {self.name} is {sync}: the fix could undo a newer change it has applied",
                 fix="pause the sync, apply the fix and verify, then resume the sync",
             )
-        record = self.state.detail(self.name, "verify").get("fix")
+        record = self.state.detail(self.name, Step.VERIFY).get("fix")
         statements = fixsql.read(record)
         with self.sessions() as (_, target):
             verify.apply_fixes(target, statements)
         self.state.set_step(
             self.name,
-            "fix",
-            "done",
+            Step.FIX,
+            State.DONE,
             f"applied the {len(statements)} statement(s) of {record['path']} (SHA-256 {record['sha256'][:12]})",
             {"fix": record},
         )
@@ -482,10 +480,10 @@ class Project:
 
     def pause_sync(self) -> None:
         """Ask the running sync to stop applying; its checkpoint stays where it is."""
-        self.state.request(self.name, STEP, "pause")
+        self.state.request(self.name, Step.SYNC, "pause")
 
     def resume_sync(self) -> None:
-        self.state.request(self.name, STEP, "resume")
+        self.state.request(self.name, Step.SYNC, "resume")
 
     def resolve(self, step: str, skip: bool = False, sql: str | None = None) -> str:
         """Decide on the DDL or the refused transaction the sync (``step``: sync or reverse) paused
@@ -493,7 +491,7 @@ class Project:
         the position decided on."""
         if skip == bool(sql):
             raise StateError("give exactly one decision: skip it, or the SQL to run instead")
-        status = self.sync_status() if step == STEP else self.reverse_status()
+        status = self.sync_status() if step == Step.SYNC else self.reverse_status()
         where = status.get("at") if status["state"] == "paused" else None
         if not where:
             raise NotNow(
@@ -525,9 +523,9 @@ class Project:
     def _stalled(self) -> str | None:
         """Why the sync cannot catch up by itself, if it cannot: it failed, died, stopped or is paused."""
         status = self.sync_status()
-        if status["state"] not in ("failed", "died", "stopped", "paused"):
+        if status["state"] not in ENDED | {State.PAUSED}:
             return None
-        if status["state"] == "paused" and (self.state.requested(self.name, STEP) or {}).get("want") in (
+        if status["state"] == "paused" and (self.state.requested(self.name, Step.SYNC) or {}).get("want") in (
             "resume",
             "resolve",
         ):
@@ -553,7 +551,7 @@ class Project:
             return {"behind": f"unknown: {getattr(err, 'message', None) or err}"}
 
     def _runner_status(self, process: runner.SyncProcess) -> dict:
-        step = self.state.step(self.name, process.step) or {"state": "never started", "message": "", "detail": {}}
+        step = self.state.step(self.name, process.step) or {"state": State.NEVER_STARTED, "message": "", "detail": {}}
         status = {"state": step["state"], "message": step["message"], **(step.get("detail") or {})}
         if status["state"] in ACTIVE and process.pid() is None:
             status["message"] = (
@@ -566,7 +564,7 @@ class Project:
     # reverse sync (after switchover) ---------------------------------------------------------------
     def reverse(self) -> ReverseSync:
         """OceanBase -> MySQL, for the tables the switchover put under capture."""
-        detail = self.state.detail(self.name, "switchover")
+        detail = self.state.detail(self.name, Step.SWITCHOVER)
         return ReverseSync(self.spec, self.state, self.selection, detail.get("without", []))
 
     def start_reverse(self) -> int:
@@ -584,13 +582,13 @@ class Project:
         state = self.reverse_status()["state"]
         if state != "paused":
             raise NotNow(f"the reverse sync of {self.name} is {state}, not paused", fix="nothing to resume")
-        self.state.request(self.name, "reverse", "resume")
+        self.state.request(self.name, Step.REVERSE, "resume")
 
     def reverse_status(self) -> dict:
         """As ``sync_status``; with tables carried back by comparison, how long ago the last pass
         over them began: their lag, which the heartbeat of the trigger capture does not measure."""
         status = self._runner_status(runner.ReverseProcess(self.workspace, self.name))
-        by_compare = self.state.detail(self.name, "switchover").get("compared")
+        by_compare = self.state.detail(self.name, Step.SWITCHOVER).get("compared")
         if by_compare:
             last = self.state.mark(self.name, compared.MARK)
             status["compared_tables"] = len(by_compare)
@@ -599,7 +597,7 @@ class Project:
 
     def wait_for_reverse(self, timeout: float = 120) -> None:
         """Return once MySQL has every change OceanBase had committed when this was called."""
-        record = self.state.detail(self.name, "switchover")
+        record = self.state.detail(self.name, Step.SWITCHOVER)
         last_pass = (lambda: self.state.mark(self.name, compared.MARK)) if record.get("compared") else None
         with self.sessions() as (source, target):
             reverse_wait(target, source, self.name, record.get("capture"), timeout, last_pass)

@@ -35,7 +35,7 @@ from omsbench.engine.changes import Ddl, Transaction
 from omsbench.engine.ddl import Decision, tables_touched
 from omsbench.engine.mapping import chooses
 from omsbench.engine.reverse import ReverseSync, recapture
-from omsbench.engine.sync import STEP as SYNC_STEP
+from omsbench.engine.steps import Step
 from omsbench.engine.sync import Sync, give_up, label, reached
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import SyncError
@@ -312,7 +312,7 @@ class CaptureQueueSync(ReverseSync):
     followed: its triggers are rebuilt and later rows carry the new columns.
     """
 
-    step = SYNC_STEP
+    step = Step.SYNC
     pieces = False  # a queue sink takes whole transactions
 
     def _session(self) -> None:

@@ -16,12 +16,10 @@ import pandas as pd
 
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Endpoint, Session, connect
-from omsbench.engine import capture, switchover
-from omsbench.engine.project import RELEASE_STEP as STEP
+from omsbench.engine import capture, own_tables, switchover
 from omsbench.engine.project import Project
+from omsbench.engine.steps import State, Step
 from omsbench.exceptions import StateError
-
-OWN_SCHEMA = "omsbench"
 
 
 def release(project: Project) -> dict:
@@ -31,8 +29,8 @@ def release(project: Project) -> dict:
     MySQL and the syncs would be left half moved.
     """
     if project.released:
-        return project.state.detail(project.name, STEP)
-    moving = project.state.detail(project.name, switchover.STEP)
+        return project.state.detail(project.name, Step.RELEASE)
+    moving = project.state.detail(project.name, Step.SWITCHOVER)
     halfway = _halfway(project.name, moving)
     if halfway:
         command = "switchover" if moving["direction"] == "switchover" else "switchback --writes-stopped"
@@ -51,13 +49,13 @@ def release(project: Project) -> dict:
     record["source_read_only"] = bool(switched and moving.get("read_only_set"))
     record["suspended_triggers"] = moving.get("triggers", []) if switched else []
     record["released_at"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    project.state.set_step(project.name, STEP, "done", "released", record)
+    project.state.set_step(project.name, Step.RELEASE, State.DONE, "released", record)
     return record
 
 
 def refusal(project: Project) -> str | None:
     """Why release cannot run now, in the words its error uses; None when it can."""
-    return _halfway(project.name, project.state.detail(project.name, switchover.STEP))
+    return _halfway(project.name, project.state.detail(project.name, Step.SWITCHOVER))
 
 
 def _halfway(name: str, moving: dict) -> str | None:
@@ -70,7 +68,7 @@ def _bookkeeping(session: Session) -> list[str]:
     """omsbench's own tables on one side that hold rows by project."""
     rows = session.query(
         "SELECT TABLE_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND COLUMN_NAME = 'project'",
-        (OWN_SCHEMA,),
+        (own_tables.SCHEMA,),
     )
     return [table for (table,) in rows]
 
@@ -78,7 +76,7 @@ def _bookkeeping(session: Session) -> list[str]:
 def remains(session: Session, project: str) -> dict[str, int]:
     """What of the project is still in one database: capture triggers and bookkeeping rows."""
     rows = sum(
-        session.scalar(f"SELECT COUNT(*) FROM {quote(OWN_SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
+        session.scalar(f"SELECT COUNT(*) FROM {quote(own_tables.SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
         for table in _bookkeeping(session)
     )
     return {"triggers": len(capture.installed(session, project)), "rows": int(rows)}
@@ -88,15 +86,15 @@ def _clean(session: Session, project: str) -> dict:
     """The project's capture triggers and bookkeeping rows gone from one database; what was removed."""
     triggers = capture.remove(session, project)
     rows = {
-        table: session.execute(f"DELETE FROM {quote(OWN_SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
+        table: session.execute(f"DELETE FROM {quote(own_tables.SCHEMA)}.{quote(table)} WHERE project = %s", (project,))
         for table in _bookkeeping(session)
     }
     others = sorted(
         table
         for (table,) in session.query(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (OWN_SCHEMA,)
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (own_tables.SCHEMA,)
         )
-        if session.scalar(f"SELECT COUNT(*) FROM {quote(OWN_SCHEMA)}.{quote(table)}")
+        if session.scalar(f"SELECT COUNT(*) FROM {quote(own_tables.SCHEMA)}.{quote(table)}")
     )
     left = remains(session, project)
     return {"triggers_dropped": triggers, "rows_deleted": rows, "own_tables_in_use": others, "left": left}
@@ -127,11 +125,11 @@ def notes(project: Project, record: dict) -> list[str]:
             continue  # omsbench kept nothing on this side
         if found["own_tables_in_use"]:
             lines.append(
-                f"{where}: `{OWN_SCHEMA}` still holds rows of other projects in "
+                f"{where}: `{own_tables.SCHEMA}` still holds rows of other projects in "
                 + ", ".join(found["own_tables_in_use"])
             )
         else:
-            lines.append(f"{where}: `{OWN_SCHEMA}` holds nothing more; drop it if no other project will use it")
+            lines.append(f"{where}: `{own_tables.SCHEMA}` holds nothing more; drop it if no other project will use it")
     if record["source_read_only"]:
         lines.append(f"MySQL ({project.spec.source.url}) stays read-only: SET GLOBAL read_only = OFF to write to it")
     for item in map(switchover.trigger, record["suspended_triggers"]):

@@ -30,28 +30,22 @@ from omsbench.endpoints import catalog, mysql
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.mysql import BinlogPosition
-from omsbench.engine import capture, compared
+from omsbench.engine import capture, compared, own_tables
 from omsbench.engine import sync as forward_sync
 from omsbench.engine.apply import Applier, read_checkpoint
 from omsbench.engine.cdc import REVERSE_MARK
 from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
-from omsbench.engine.schema import ensure_own_table
 from omsbench.engine.spec import ProjectSpec
+from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt, Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, StateError, SyncError
 
 log = logging.getLogger(__name__)
-STEP = "reverse"
 IDLE = 0.02
 """Seconds between polls of an empty change log: the floor of the reverse lag."""
-CHECKPOINT_DDL = (
-    f"CREATE TABLE IF NOT EXISTS `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}` ("
-    " project VARCHAR(64) NOT NULL PRIMARY KEY, last_seq BIGINT NOT NULL, transactions LONGTEXT NOT NULL,"
-    " source_ts DOUBLE, applied_at DOUBLE)"
-)
 SCHEMA_POLL = 2.0
 """Seconds between looks at OceanBase's catalog for DDL on the captured tables while none change."""
 TRANSACTIONS_PER_READ = 2000
@@ -130,7 +124,7 @@ class ReverseApplier(Applier):
 
     def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
         super().__init__(target, project, tracker)
-        ensure_own_table(target, CHECKPOINT_DDL)
+        own_tables.ensure(target, own_tables.REVERSE_CHECKPOINT)
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         self.target.upsert(
@@ -148,7 +142,7 @@ class ReverseApplier(Applier):
 class ReverseSync(Sync):
     """The forward sync's control loop (retries, pause, stop, samples) around the capture reader."""
 
-    step = STEP
+    step = Step.REVERSE
 
     def __init__(self, spec, state, selection, without: list[str] | None = None) -> None:
         super().__init__(spec, state, selection)
@@ -159,7 +153,7 @@ class ReverseSync(Sync):
 
     def _session(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
-            record = self.state.detail(self.project, "switchover")
+            record = self.state.detail(self.project, Step.SWITCHOVER)
             self._keep_read_only(mysql, record)
             forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
             schemas = {tm.schema for tm in forward}

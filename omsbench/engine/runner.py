@@ -19,7 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from omsbench.engine.process import Daemon, ServerStatus, write_pid
-from omsbench.engine.sync import STEP, StartAt, Sync
+from omsbench.engine.steps import State, Step
+from omsbench.engine.sync import StartAt, Sync
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError, SyncError
 
@@ -28,7 +29,7 @@ class SyncProcess(Daemon):
     """The sync of PROJECT as a detached ``python -m omsbench.engine.runner``, its pid file and log in the workspace."""
 
     name = "sync"
-    step = STEP
+    step = Step.SYNC
     command = "sync"
 
     def __init__(self, workspace: Workspace, project: str, start: StartAt | None = None) -> None:
@@ -37,7 +38,7 @@ class SyncProcess(Daemon):
 
     def launch(self) -> int:
         refuse_second(self)
-        self.workspace.state.set_step(self.project, self.step, "starting", f"starting the {self.name} process")
+        self.workspace.state.set_step(self.project, self.step, State.STARTING, f"starting the {self.name} process")
         self.start()
         return self.pid() or 0
 
@@ -141,7 +142,7 @@ def run_thread(sync: Sync, process: SyncProcess) -> threading.Thread:
     return thread
 
 
-def wait_for(workspace: Workspace, project: str, states: set[str], timeout: float = 60, step: str = STEP) -> dict:
+def wait_for(workspace: Workspace, project: str, states: set[str], timeout: float = 60, step: str = Step.SYNC) -> dict:
     """Poll the state store until the sync (or the reverse sync: ``step``) reaches one of ``states``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -156,7 +157,7 @@ def wait_for(workspace: Workspace, project: str, states: set[str], timeout: floa
 
 
 def main(argv: list[str]) -> None:
-    """``python -m omsbench.engine.runner WORKSPACE STEP PROJECT [START]``: what a background sync runs.
+    """``python -m omsbench.engine.runner WORKSPACE Step.SYNC PROJECT [START]``: what a background sync runs.
 
     ``SyncProcess`` starts it detached, after the front end has checked the project; ``START`` is
     the JSON of a ``StartAt``. It runs the forward sync (step ``sync``) or the reverse one until stopped.

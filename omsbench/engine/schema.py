@@ -247,12 +247,6 @@ def translate_view(view: ViewMap, selection: Selection) -> str:
     return f"CREATE VIEW {quote(view.schema)}.{quote(view.name)} AS {select_sql}"
 
 
-def ensure_own_table(session: Session, ddl: str) -> None:
-    """omsbench's bookkeeping tables (checkpoints, heartbeat) live in an ``omsbench`` database."""
-    session.execute("CREATE DATABASE IF NOT EXISTS `omsbench`")
-    session.execute(ddl)
-
-
 def exists(session: Session, schema: str, name: str) -> bool:
     """Check the catalog, retrying briefly: seekdb's information_schema can fail right after DDL (1210)."""
     for attempt in range(20):

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from omsbench.engine.process import alive
+from omsbench.engine.steps import LIVE, State, Step
 from omsbench.exceptions import StateError
 
 metadata = MetaData()
@@ -184,28 +185,12 @@ def decode_key(values: list | None) -> tuple | None:
 
 
 _REPLAYED = "replayed_tables"
-STEP_ORDER = (
-    "precheck",
-    "schema",
-    "full",
-    "post_load",
-    "check",
-    "sync",
-    "verify",
-    "fix",
-    "switchover",
-    "reverse",
-    "release",
-)
-"""The steps in the order a migration takes them (steps of other names sort after, by name)."""
+_ORDER = [step.value for step in Step]
 
 
 def _step_rank(step: str) -> tuple[int, str]:
-    return (STEP_ORDER.index(step) if step in STEP_ORDER else len(STEP_ORDER), step)
-
-
-LIVE = ("running", "retrying", "paused")
-"""Step states that hold only while the process that wrote them lives."""
+    """Steps in the order a migration takes them; steps of other names after, by name."""
+    return (_ORDER.index(step) if step in _ORDER else len(_ORDER), step)
 
 
 def _judged(row: dict) -> dict:
@@ -216,7 +201,7 @@ def _judged(row: dict) -> dict:
             f"the process (pid {owner}) is gone while {row['state']}: {row['message']}; it was killed or"
             " crashed. Run the same command again: it goes on from its checkpoint"
         )
-        row["state"] = "died"
+        row["state"] = State.DIED.value
     return row
 
 
@@ -266,15 +251,20 @@ class StateStore:
 
     # steps ----------------------------------------------------------------------------------
     def set_step(
-        self, project: str, step: str, state: str, message: str | None = None, detail: dict | None = None
+        self, project: str, step: str, state: State | str, message: str | None = None, detail: dict | None = None
     ) -> None:
-        stamp = now()
-        values: dict[str, Any] = {"state": state, "message": message, "owner": os.getpid() if state in LIVE else None}
+        """Record a step's state (one of State: a typo fails here, not in a reader's comparison)."""
+        state, stamp = State(state), now()
+        values: dict[str, Any] = {
+            "state": state.value,
+            "message": message,
+            "owner": os.getpid() if state in LIVE else None,
+        }
         if detail is not None:
             values["detail"] = detail
-        if state == "running" and (self.step(project, step) or {}).get("state") != "running":
+        if state is State.RUNNING and (self.step(project, step) or {}).get("state") != State.RUNNING:
             values.update(started_at=stamp, ended_at=None)
-        elif state in ("done", "failed"):
+        elif state in (State.DONE, State.FAILED):
             values["ended_at"] = stamp
         stmt = sqlite_insert(steps).values(project=project, step=step, **values)
         stmt = stmt.on_conflict_do_update(index_elements=["project", "step"], set_=values)

@@ -17,14 +17,13 @@ from omsbench.endpoints import catalog
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Session, connect
-from omsbench.engine import capture, narrow, precheck, programs
+from omsbench.engine import capture, narrow, own_tables, precheck, programs
 from omsbench.engine import reverse as reverse_sync
-from omsbench.engine.apply import CHECKPOINT_DDL, write_checkpoint
-from omsbench.engine.project import ACTIVE, Project
-from omsbench.engine.schema import ensure_own_table
+from omsbench.engine.apply import write_checkpoint
+from omsbench.engine.project import Project
+from omsbench.engine.steps import ACTIVE, WORKING, State, Step
 from omsbench.exceptions import StateError, SyncError
 
-STEP = "switchover"
 _READ_ONLY = 1290
 
 
@@ -34,7 +33,7 @@ def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dic
     Run again once finished, it changes nothing and returns the record: a user whose command was
     killed while it printed, or who is unsure it ran, must not start a second switchover.
     """
-    record = project.state.detail(project.name, STEP)
+    record = project.state.detail(project.name, Step.SWITCHOVER)
     if record.get("direction") == direction and record.get("finished"):
         return record
     if record.get("direction") != direction:
@@ -43,15 +42,15 @@ def _run(project: Project, direction: str, phases: list[tuple[str, Callable[[dic
     for name, phase in phases:
         if name in record["phases"]:
             continue
-        project.state.set_step(project.name, STEP, "running", f"{direction}: {name}", record)
+        project.state.set_step(project.name, Step.SWITCHOVER, State.RUNNING, f"{direction}: {name}", record)
         try:
             phase(record)
         except Exception as err:
-            project.state.set_step(project.name, STEP, "failed", f"{direction}: {name}: {err}", record)
+            project.state.set_step(project.name, Step.SWITCHOVER, State.FAILED, f"{direction}: {name}: {err}", record)
             raise
         record["phases"][name] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     record["finished"] = True
-    project.state.set_step(project.name, STEP, "done", f"{direction} done", record)
+    project.state.set_step(project.name, Step.SWITCHOVER, State.DONE, f"{direction} done", record)
     return record
 
 
@@ -147,7 +146,7 @@ def switchover(
 
     def precheck(record: dict) -> None:
         status = project.sync_status()["state"]
-        if status not in ACTIVE - {"paused"}:
+        if status not in WORKING:
             raise SyncError(
                 f"the forward sync is {status}; switchover needs it running to drain the last changes",
                 fix=f"start it with `omsbench sync start {project.name}` and wait until it has caught up",
@@ -171,7 +170,9 @@ def switchover(
     def suspend_source_triggers(record: dict) -> None:
         if "triggers" not in record:  # kept in the state store before any is dropped
             record["triggers"] = source_triggers(project, without)
-            project.state.set_step(project.name, STEP, "running", "switchover: suspend_source_triggers", record)
+            project.state.set_step(
+                project.name, Step.SWITCHOVER, State.RUNNING, "switchover: suspend_source_triggers", record
+            )
         with connect(project.spec.source.dsn()) as mysql:
             for schema, name in ((t["schema"], t["name"]) for t in map(trigger, record["triggers"])):
                 mysql.execute(f"DROP TRIGGER IF EXISTS {quote(schema)}.{quote(name)}")
@@ -182,7 +183,7 @@ def switchover(
         with connect(project.spec.source.dsn()) as mysql:
             _set_read_only(mysql, True)
             try:
-                ensure_own_table(mysql, reverse_sync.CHECKPOINT_DDL)
+                own_tables.ensure(mysql, own_tables.REVERSE_CHECKPOINT)
                 mysql.execute("DELETE FROM `omsbench`.`reverse_checkpoint` WHERE project = %s", (project.name,))
             except pymysql.err.OperationalError as err:
                 if err.args[0] != _READ_ONLY:
@@ -214,7 +215,7 @@ def switchover(
         # The forward sync has stopped and MySQL takes no writes: the target's binlog ends where
         # the application's first write on it will begin. A checkpoint of an earlier switchover goes.
         with project.sessions() as (mysql, oceanbase):
-            ensure_own_table(mysql, CHECKPOINT_DDL)
+            own_tables.ensure(mysql, own_tables.SYNC_CHECKPOINT)
             mysql.execute("DELETE FROM `omsbench`.`sync_checkpoint` WHERE project = %s", (project.name,))
             record["reverse_start"] = asdict(mysql_endpoint.master_status(oceanbase))
 
@@ -223,7 +224,9 @@ def switchover(
             if "programs" not in record:  # planned once, before an event is touched, as the triggers are
                 planned = programs.fates(mysql, oceanbase, project.selection(mysql), project.spec.switchover.definers)
                 record["programs"] = programs.records(planned)
-                project.state.set_step(project.name, STEP, "running", "switchover: disable_source_events", record)
+                project.state.set_step(
+                    project.name, Step.SWITCHOVER, State.RUNNING, "switchover: disable_source_events", record
+                )
             programs.set_events(mysql, record["programs"], enabled=False)
 
     def narrow_columns(record: dict) -> None:
@@ -292,9 +295,9 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
         precheck.Finding(
             "forward sync",
             project.name,
-            precheck.OK if state in ACTIVE - {"paused"} else precheck.FAIL,
+            precheck.OK if state in WORKING else precheck.FAIL,
             state,
-            "" if state in ACTIVE - {"paused"} else f"start it: omsbench sync start {project.name}",
+            "" if state in WORKING else f"start it: omsbench sync start {project.name}",
         )
     ]
     with project.sessions() as (mysql, oceanbase):
@@ -349,7 +352,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
     The forward checkpoint is where the forward sync stopped at switchover; the binlog written since
     holds only reverse sync's own transactions, which the forward reader drops.
     """
-    previous = project.state.detail(project.name, STEP)
+    previous = project.state.detail(project.name, Step.SWITCHOVER)
     if previous.get("direction") == "switch back" and previous.get("finished"):
         return previous  # run again (its output lost to a kill, say): it only reports itself, as switchover does
     switched = previous.get("direction") == "switchover" and previous.get("finished")

@@ -32,6 +32,7 @@ from omsbench.engine.metrics import Meter
 from omsbench.engine.pipeline import POLL, ReaderArgs, ReaderProcess
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.state import StateStore
+from omsbench.engine.steps import Step
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import (
     ChangePaused,
@@ -44,7 +45,6 @@ from omsbench.exceptions import (
 )
 
 log = logging.getLogger(__name__)
-STEP = "sync"
 TRANSIENT = (pymysql.err.OperationalError, pymysql.err.InterfaceError, ConnectError, OSError, EOFError)
 RETRIES_BEFORE_PAUSE = 8
 BLOCKED_WAIT_S = 120.0
@@ -98,7 +98,7 @@ def label(position: BinlogPosition) -> str:
 
 
 class Sync:
-    step = STEP
+    step = Step.SYNC
     """The state-store step this loop reports to and takes requests from."""
     pieces = True
     """Its sink applies a large transaction piece by piece (``Transaction.more``) in one target transaction."""

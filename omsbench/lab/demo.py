@@ -11,6 +11,7 @@ from collections.abc import Callable
 from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
+from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.lab import sampledb
 from omsbench.lab.servers import MariaDB, SeekdbServer
@@ -98,4 +99,4 @@ def _reset_target(project: Project) -> None:
         target.execute(f"DROP DATABASE IF EXISTS `{sampledb.DATABASE}`")
         target.execute("DROP DATABASE IF EXISTS `omsbench`")
     project.state.clear_chunks(PROJECT)
-    project.state.set_step(PROJECT, "full", "pending", "reset by the demo")
+    project.state.set_step(PROJECT, Step.FULL, State.PENDING, "reset by the demo")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from omsbench.engine.project import Project
 from omsbench.engine.runner import SyncProcess
+from omsbench.engine.steps import Step
 from omsbench.exceptions import StateError
 
 
@@ -65,7 +66,7 @@ def kill_full_load(project: Project, after_chunks: int, timeout: float = 600) ->
         os.killpg(load.pid, signal.SIGKILL)
     load.wait()
     done, total = _chunks_done(project)
-    state = (project.state.step(project.name, "full") or {}).get("state", "pending")
+    state = (project.state.step(project.name, Step.FULL) or {}).get("state", "pending")
     what = "the load finished before the kill" if finished else "kill -9 of the full load and its workers"
     return Fault("full", what, f"{done} of {total} chunks copied", state)
 

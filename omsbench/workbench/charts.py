@@ -12,9 +12,8 @@ from datetime import datetime
 import altair as alt
 import pandas as pd
 
-from omsbench.engine.reverse import STEP as REVERSE_STEP
 from omsbench.engine.state import StateStore
-from omsbench.engine.sync import STEP as SYNC_STEP
+from omsbench.engine.steps import Step
 from omsbench.engine.verify import EXTRA, MISSING
 
 _STAGE_METRIC = r"^(?P<stage>lag|read|apply)_p(?P<percentile>50|99)_ms$"
@@ -222,7 +221,7 @@ def for_project(state: StateStore, project: str, since: datetime | None = None) 
     if len(chunks):
         out["Full migration progress"] = progress(chunks)
     metrics = state.metrics(project, since)
-    for stage, lag_name, rates_name in ((SYNC_STEP, "Lag", "Rates"), (REVERSE_STEP, "Reverse lag", "Reverse rates")):
+    for stage, lag_name, rates_name in ((Step.SYNC, "Lag", "Rates"), (Step.REVERSE, "Reverse lag", "Reverse rates")):
         samples = metrics[metrics["stage"] == stage]
         if len(samples):
             out[lag_name] = lag(samples, f"{lag_name} by stage (ms): p50 line, band up to p99")

@@ -20,7 +20,7 @@ import pandas as pd
 from omsbench.engine import lifecycle
 from omsbench.engine import precheck as prechecks
 from omsbench.engine.project import Project
-from omsbench.engine.state import STEP_ORDER
+from omsbench.engine.steps import MILESTONES, State, Step
 from omsbench.exceptions import OmsError
 from omsbench.workbench import charts, report, tables
 
@@ -282,8 +282,8 @@ class ControlPanel:
         """Every step in the order a migration takes them, with when it last ended."""
         recorded = steps.set_index("step")
         rows = []
-        for step in STEP_ORDER:
-            if step not in live and step not in recorded.index and step not in lifecycle.STEPS:
+        for step in Step:
+            if step not in live and step not in recorded.index and step not in MILESTONES:
                 continue
             state = live[step]["state"] if step in live else _get(recorded, step, "state", "pending")
             colour = _COLOURS.get(state, "#57606a")
@@ -305,7 +305,7 @@ class ControlPanel:
             for k in keys
             if k in status
         )
-        if reverse["state"] != "never started":
+        if reverse["state"] != State.NEVER_STARTED:
             rows += "".join(
                 f"<tr><td>reverse {k.replace('_', ' ')}</td><td>{html.escape(str(reverse[k]))}</td></tr>"
                 for k in keys
@@ -316,7 +316,7 @@ class ControlPanel:
     def _behind_now(self, status: dict) -> dict:
         """How far a sync that is not running is behind the source's binlog end (its lag samples
         stop then), asked of both servers at most every ``BEHIND_EVERY``."""
-        if status["state"] in ("never started", "running"):
+        if not lifecycle.asks_behind(status["state"]):
             return {}
         asked, found = self._behind
         now = datetime.now(timezone.utc)

@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from omsbench.engine.project import Project
+from omsbench.engine.steps import Step
 from omsbench.engine.verify import Verification
 from omsbench.workbench import resources
 from omsbench.workbench.charts import differences, to_svg
@@ -76,7 +77,7 @@ def write(
 
 def verification(project: Project, result: Verification) -> Path:
     """The verify report of ``project``, beside the fix verify wrote: one writer for every front end."""
-    record = project.state.detail(project.name, "verify").get("fix") or {}
+    record = project.state.detail(project.name, Step.VERIFY).get("fix") or {}
     return write(
         project.workspace.folder("reports", project.name) / "verify.html",
         f"omsbench verify: {project.name}",

@@ -29,6 +29,7 @@ from omsbench.endpoints.mysql import BinlogPosition, master_status
 from omsbench.engine import runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
+from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.lab.bench import sysbench
 from omsbench.lab.servers import MariaDB, ensure_programs
@@ -90,7 +91,7 @@ def _migrated(workspace: Workspace, server: MariaDB, target: Endpoint, progress:
     project = Project(spec, workspace)
     project.save()
     project.state.clear_chunks(spec.name)
-    project.state.set_step(spec.name, "full", "pending", "benchmark")
+    project.state.set_step(spec.name, Step.FULL, State.PENDING, "benchmark")
     project.migrate_schema()
     project.full(progress=progress)
     return project

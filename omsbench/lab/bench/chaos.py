@@ -37,6 +37,7 @@ from omsbench.engine import release, runner
 from omsbench.engine import spec as specs
 from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
+from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
 from omsbench.lab import sampledb
@@ -191,7 +192,7 @@ class Chaos:
         self.project.save()
         self.project.state.clear_chunks(PROJECT)
         for step in ("full", "sync", "switchover", "reverse", "release"):  # a new run: the last one's project ended
-            self.project.state.set_step(PROJECT, step, "pending", "chaos run")
+            self.project.state.set_step(PROJECT, step, State.PENDING, "chaos run")
         self._must("schema", PROJECT)
         return self.project
 
@@ -273,7 +274,7 @@ class Chaos:
         )
 
     def _passed(self, direction: str, phase: str) -> bool:
-        record = self.project.state.detail(PROJECT, "switchover")
+        record = self.project.state.detail(PROJECT, Step.SWITCHOVER)
         return record.get("direction") == direction and phase in record.get("phases", {})
 
     def _hold_checkpoint(self, phase: str) -> int:

@@ -21,6 +21,7 @@ from omsbench.endpoints import oceanbase
 from omsbench.endpoints.connection import Endpoint, connect
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
+from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
 from omsbench.lab.bench import sysbench
@@ -114,7 +115,7 @@ def _omsbench(workspace: Workspace, source: MariaDB, target: Endpoint, rows: int
     project = Project(spec, workspace)
     project.save()
     project.state.clear_chunks(spec.name)
-    project.state.set_step(spec.name, "full", "pending", "benchmark")
+    project.state.set_step(spec.name, Step.FULL, State.PENDING, "benchmark")
     started = time.monotonic()
     project.migrate_schema()
     schema_done = time.monotonic()

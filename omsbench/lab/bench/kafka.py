@@ -29,7 +29,8 @@ from omsbench.endpoints.mysql import master_status
 from omsbench.engine import formats, runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
-from omsbench.engine.sync import STEP, reached
+from omsbench.engine.steps import Step
+from omsbench.engine.sync import reached
 from omsbench.engine.workspace import Workspace
 from omsbench.lab.bench import cdc, sysbench
 from omsbench.lab.servers import KafkaBroker, MariaDB, ensure_programs
@@ -139,7 +140,7 @@ def _published(sync, server: MariaDB, timeout: float = 600) -> None:
 
 def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: int) -> dict:
     _published(sync, server)
-    project.state.request(project.name, STEP, "pause")
+    project.state.request(project.name, Step.SYNC, "pause")
     runner.wait_for(project.workspace, project.name, {"paused"})
     with connect(server.endpoint().dsn()) as source:
         start = master_status(source)
@@ -148,7 +149,7 @@ def _throughput(project: Project, sync, server: MariaDB, seconds: int, threads: 
     decoded_rows, decode_seconds = cdc.library_decode(server, start, end)
     before = sync.meter.total_rows
     began = time.monotonic()
-    project.state.request(project.name, STEP, "resume")
+    project.state.request(project.name, Step.SYNC, "resume")
     _published(sync, server)
     took = time.monotonic() - began
     published = sync.meter.total_rows - before

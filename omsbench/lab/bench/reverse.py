@@ -28,7 +28,7 @@ from omsbench.endpoints.connection import Dsn, connect
 from omsbench.engine import capture, runner, switchover
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
-from omsbench.engine.reverse import STEP
+from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.lab.bench import sysbench
 from omsbench.lab.servers import MariaDB, SeekdbServer, ensure_programs, find_program
@@ -57,7 +57,7 @@ def run(workspace: Workspace, seconds: int = 15, threads: int = 4, rate: int = 0
         reverse = project.reverse()
         thread = runner.run_thread(reverse, runner.ReverseProcess(workspace, project.name))
         try:
-            runner.wait_for(workspace, project.name, {"running"}, step=STEP)
+            runner.wait_for(workspace, project.name, {"running"}, step=Step.REVERSE)
             with_capture = _sysbench(ob, seconds, threads)
             project.wait_for_reverse(timeout=600)
             throughput = _throughput(project, reverse, ob, seconds, threads, cpu)
@@ -101,7 +101,7 @@ def _migrated(workspace: Workspace, mysql: MariaDB, oceanbase: SeekdbServer, pro
         target.execute("DROP DATABASE IF EXISTS `omsbench`")
     project.state.clear_chunks(spec.name)
     for step in ("full", "switchover"):  # with an empty record: a finished switchover's would be kept, and skipped
-        project.state.set_step(spec.name, step, "pending", "benchmark", {})
+        project.state.set_step(spec.name, step, State.PENDING, "benchmark", {})
     project.migrate_schema()
     project.full(progress=progress)
     return project
@@ -160,14 +160,14 @@ def _sysbench(
 
 
 def _throughput(project: Project, reverse, ob: Dsn, seconds: int, threads: int, cpu: _CpuMeter) -> dict:
-    project.state.request(project.name, STEP, "pause")
-    runner.wait_for(project.workspace, project.name, {"paused"}, step=STEP)
+    project.state.request(project.name, Step.REVERSE, "pause")
+    runner.wait_for(project.workspace, project.name, {"paused"}, step=Step.REVERSE)
     tps = _sysbench(ob, seconds, threads, cpu=cpu)
     with connect(ob) as session:
         backlog = capture.pending(session, project.name)
     applied_before = reverse.meter.total_rows
     began = time.monotonic()
-    project.state.request(project.name, STEP, "resume")
+    project.state.request(project.name, Step.REVERSE, "resume")
     project.wait_for_reverse(timeout=600)
     took = time.monotonic() - began
     applied = reverse.meter.total_rows - applied_before

@@ -18,6 +18,7 @@ import pandas as pd
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
+from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
 from omsbench.lab.bench import sysbench
@@ -144,7 +145,7 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
         )
         project.save()
         project.state.clear_chunks(project.name)
-        project.state.set_step(project.name, "full", "pending", "benchmark")
+        project.state.set_step(project.name, Step.FULL, State.PENDING, "benchmark")
         project.migrate_schema()
         project.full(progress=progress)
         with connect(target_server.endpoint().dsn()) as target:
