@@ -16,7 +16,7 @@ import click
 import pandas as pd
 import pymysql
 
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import lifecycle, runner
 from omsbench.engine import precheck as prechecks
 from omsbench.engine import spec as specs

@@ -22,7 +22,7 @@ from helpers import assert_same_tables, kill_while_writing, launched, writer
 from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import consume, formats, lifecycle, release, runner
 from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt

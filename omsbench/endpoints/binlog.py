@@ -19,7 +19,7 @@ from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateR
 
 from omsbench.endpoints import binlog_rows
 from omsbench.endpoints.connection import Dsn, Flavor, Session
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.exceptions import BinlogPurged
 
 EVENTS = [

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import pymysql
 
 from omsbench.endpoints.connection import Flavor, Session
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.exceptions import ConnectError
-
-
-@dataclass(frozen=True)
-class BinlogPosition:
-    """Where in the binlog a snapshot stands; incremental sync continues from here."""
-
-    file: str
-    pos: int
-    gtid: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.pos}" + (f" (gtid {self.gtid})" if self.gtid else "")
-
-    def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "pos": self.pos, "gtid": self.gtid}
-
-    def __reduce__(self) -> tuple:
-        """Pickled with every transaction the binlog reader hands over: as a constructor call,
-        cheaper to load than a frozen dataclass's state."""
-        return BinlogPosition, (self.file, self.pos, self.gtid)
 
 
 def variables(session: Session, *names: str) -> dict[str, str | None]:

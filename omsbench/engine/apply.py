@@ -34,7 +34,7 @@ import pymysql
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Session
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import own_tables
 from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap

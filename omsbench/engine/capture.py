@@ -26,7 +26,7 @@ from decimal import Decimal
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table, quote
 from omsbench.endpoints.connection import Session
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import own_tables
 from omsbench.engine.apply import APPLIER_MARK, KEYS_PER_STATEMENT, in_list
 from omsbench.engine.changes import PIECE_ROWS, Op, RowChange, Transaction

@@ -23,7 +23,7 @@ from omsbench.endpoints import binlog_rows, charsets
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import own_tables
 from omsbench.engine.changes import PIECE_ROWS, Ddl, Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker

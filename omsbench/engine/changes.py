@@ -14,7 +14,7 @@ import operator
 from dataclasses import dataclass, field
 from enum import Enum
 
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 
 
 def _by_fields(self) -> tuple:

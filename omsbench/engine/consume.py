@@ -25,7 +25,7 @@ from kafka.structs import OffsetAndMetadata
 
 from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import Session, connect
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import formats, own_tables
 from omsbench.engine.apply import Applier
 from omsbench.engine.changes import Transaction

@@ -34,7 +34,7 @@ import orjson
 
 from omsbench import __version__
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.engine.changes import Ddl, Op, RowChange, Transaction
 from omsbench.exceptions import SyncError

@@ -19,9 +19,10 @@ from tqdm.auto import tqdm
 
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Dsn, Endpoint, Session, connect
-from omsbench.endpoints.mysql import BinlogPosition, master_status
+from omsbench.endpoints.mysql import master_status
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import chunking, own_tables, schema
-from omsbench.engine.copy import ChunkJob, ChunkResult, copy_chunk
+from omsbench.engine.chunk_copy import ChunkJob, ChunkResult, copy_chunk
 from omsbench.engine.literals import row_literal
 from omsbench.engine.mapping import TableMap
 from omsbench.engine.spec import Options

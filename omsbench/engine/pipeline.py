@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from omsbench.endpoints.connection import Dsn, Flavor
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine.cdc import BinlogReader
 from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.mapping import Selection

@@ -24,10 +24,9 @@ from omsbench.endpoints import catalog
 from omsbench.endpoints.binlog import require_available
 from omsbench.endpoints.connection import Flavor, Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.engine import (
-    changed,
     checksum,
     compared,
     fixsql,
@@ -37,6 +36,7 @@ from omsbench.engine import (
     publish,
     runner,
     schema,
+    touched,
     verify,
 )
 from omsbench.engine import spec as specs
@@ -404,7 +404,7 @@ class Project:
         self.wait_for_sync()
         with self.sessions() as (source, target):
             selection = self._comparable(source, target)
-            keys = changed.touched_keys(self.spec, source, target, selection, since)
+            keys = touched.keys(self.spec, source, target, selection, since)
         by_name = {(tm.source.schema, tm.source.name): tm for tm in selection.tables}
 
         def one(item):

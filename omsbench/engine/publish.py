@@ -27,7 +27,8 @@ from omsbench.endpoints import kafka, rocketmq
 from omsbench.endpoints.catalog import SYSTEM_SCHEMAS
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.kafka import KafkaEndpoint
-from omsbench.endpoints.mysql import BinlogPosition, master_status
+from omsbench.endpoints.mysql import master_status
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
 from omsbench.engine import capture, formats

@@ -29,7 +29,7 @@ import pymysql
 from omsbench.endpoints import catalog, mysql
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
-from omsbench.endpoints.mysql import BinlogPosition
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import capture, compared, own_tables
 from omsbench.engine import sync as forward_sync
 from omsbench.engine.apply import Applier, read_checkpoint

@@ -162,7 +162,7 @@ def main(argv: list[str]) -> None:
     ``SyncProcess`` starts it detached, after the front end has checked the project; ``START`` is
     the JSON of a ``StartAt``. It runs the forward sync (step ``sync``) or the reverse one until stopped.
     """
-    from omsbench.endpoints.mysql import BinlogPosition
+    from omsbench.endpoints.position import BinlogPosition
     from omsbench.engine.project import Project
 
     root, step, name, *rest = argv

@@ -70,8 +70,9 @@ seekdb answers for a SPATIAL index that exists (docs/seekdb.md)."""
 
 
 @dataclass
-class Finding:
-    """One line of the schema report."""
+class ObjectOutcome:
+    """What became of one object on the target: one line of the schema report (a precheck.Finding
+    says whether a check passed, before anything is made)."""
 
     object_type: str
     source: str
@@ -266,30 +267,32 @@ def _error(err: Exception) -> str:
     return err.args[-1] if isinstance(err, pymysql.err.MySQLError) and err.args else str(err)
 
 
-def _create_table(session: Session, plan: TablePlan) -> Finding:
+def _create_table(session: Session, plan: TablePlan) -> ObjectOutcome:
     tm = plan.table
     source = tm.source.qualified
     if exists(session, tm.schema, tm.name):
-        return Finding("table", source, tm.qualified, "migrated", "already exists on the target; kept as it is")
+        return ObjectOutcome("table", source, tm.qualified, "migrated", "already exists on the target; kept as it is")
     try:
         session.execute(plan.create)
     except pymysql.err.MySQLError as err:
         if not tm.source.partitioning:
-            return Finding("table", source, tm.qualified, "failed", f"target refused it: {_error(err)}")
+            return ObjectOutcome("table", source, tm.qualified, "failed", f"target refused it: {_error(err)}")
         session.execute(plan.create[: plan.create.rindex("\n")])
         plan.notes.append(f"partitioning dropped, the target refused it: {_error(err)}")
     if not exists(session, tm.schema, tm.name):
-        return Finding("table", source, tm.qualified, "failed", "the target answered OK but the table does not exist")
+        return ObjectOutcome(
+            "table", source, tm.qualified, "failed", "the target answered OK but the table does not exist"
+        )
     status = "changed" if plan.notes else "migrated"
-    return Finding("table", source, tm.qualified, status, "; ".join(plan.notes))
+    return ObjectOutcome("table", source, tm.qualified, status, "; ".join(plan.notes))
 
 
-def create_schemas(session: Session, selection: Selection) -> list[Finding]:
+def create_schemas(session: Session, selection: Selection) -> list[ObjectOutcome]:
     findings = []
     for source, target in sorted(selection.schemas.items()):
         session.execute(f"CREATE DATABASE IF NOT EXISTS {quote(target)} DEFAULT CHARACTER SET utf8mb4")
         findings.append(
-            Finding(
+            ObjectOutcome(
                 "database",
                 source,
                 target,
@@ -305,11 +308,11 @@ def plan_tables(target: Session, selection: Selection, chosen: dict[str, str] | 
     return [translate_table(tm, collations, selection) for tm in selection.tables]
 
 
-def create_tables(target: Session, plans: list[TablePlan]) -> list[Finding]:
+def create_tables(target: Session, plans: list[TablePlan]) -> list[ObjectOutcome]:
     return [_create_table(target, plan) for plan in plans]
 
 
-def create_views(target: Session, selection: Selection) -> list[Finding]:
+def create_views(target: Session, selection: Selection) -> list[ObjectOutcome]:
     """Create views in dependency order: retry the failed ones while any succeeds."""
     pending = {(v.schema, v.name): v for v in selection.views}
     errors: dict[tuple[str, str], str] = {}
@@ -326,13 +329,13 @@ def create_views(target: Session, selection: Selection) -> list[Finding]:
                     continue
                 detail = "definer and SQL SECURITY dropped (the target user owns it)"
             source = f"{view.source.schema}.{view.source.name}"
-            findings.append(Finding("view", source, f"{view.schema}.{view.name}", "migrated", detail))
+            findings.append(ObjectOutcome("view", source, f"{view.schema}.{view.name}", "migrated", detail))
             del pending[key]
             progressed = True
         if not progressed:
             break
     findings += [
-        Finding(
+        ObjectOutcome(
             "view",
             f"{v.source.schema}.{v.source.name}",
             f"{v.schema}.{v.name}",
@@ -344,7 +347,7 @@ def create_views(target: Session, selection: Selection) -> list[Finding]:
     return findings
 
 
-def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s: float) -> list[Finding]:
+def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s: float) -> list[ObjectOutcome]:
     """Indexes, CHECK constraints and foreign keys, once the rows are in; each bounded (``bounded_ddl``)."""
     findings = []
     for plan in plans:
@@ -355,7 +358,7 @@ def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s:
             except pymysql.err.MySQLError as err:
                 if err.args and err.args[0] in _ALREADY_THERE:
                     findings.append(
-                        Finding(
+                        ObjectOutcome(
                             kind,
                             f"{plan.table.source.qualified} ({name})",
                             where,
@@ -365,7 +368,7 @@ def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s:
                     )
                 else:
                     findings.append(
-                        Finding(
+                        ObjectOutcome(
                             kind,
                             f"{plan.table.source.qualified} ({name})",
                             where,
@@ -375,7 +378,7 @@ def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s:
                     )
                 continue
             findings.append(
-                Finding(
+                ObjectOutcome(
                     kind, f"{plan.table.source.qualified} ({name})", where, "migrated", "created after the full load"
                 )
             )
@@ -399,14 +402,16 @@ def sync_auto_increment(source: Session, target: Session, plans: list[TablePlan]
             target.execute(f"ALTER TABLE {plan.table.quoted} AUTO_INCREMENT = {int(wanted)}")
 
 
-def cut_over(planned: list[programs.Program]) -> list[Finding]:
+def cut_over(planned: list[programs.Program]) -> list[ObjectOutcome]:
     """The application's triggers, routines and events are not created now (a trigger would fire
     again for rows the sync replays): the report says what switchover will do with each."""
     return [
-        Finding(p.kind.lower(), f"{p.schema}.{p.name}", f"{p.target_schema}.{p.name}", "skipped", programs.described(p))
+        ObjectOutcome(
+            p.kind.lower(), f"{p.schema}.{p.name}", f"{p.target_schema}.{p.name}", "skipped", programs.described(p)
+        )
         for p in planned
     ]
 
 
-def report(findings: list[Finding]) -> pd.DataFrame:
+def report(findings: list[ObjectOutcome]) -> pd.DataFrame:
     return pd.DataFrame([asdict(f) for f in findings], columns=["object_type", "source", "target", "status", "detail"])

@@ -22,7 +22,8 @@ import pymysql
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
 from omsbench.endpoints.connection import Flavor, Session, connect, explain, packet_too_large, raise_packet
-from omsbench.endpoints.mysql import BinlogPosition, master_status
+from omsbench.endpoints.mysql import master_status
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
 from omsbench.engine.changes import Transaction

@@ -25,7 +25,8 @@ from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, Write
 
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.connection import Endpoint, connect
-from omsbench.endpoints.mysql import BinlogPosition, master_status
+from omsbench.endpoints.mysql import master_status
+from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import runner
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project

@@ -22,7 +22,7 @@ from omsbench.engine.tracker import Tracker
 LAST_EVENTS = 3
 
 
-def touched_keys(
+def keys(
     spec: ProjectSpec, source: Session, target: Session, selection: Selection, since: StartAt
 ) -> dict[tuple[str, str], dict[tuple, list[str]]]:
     """Source (schema, table) -> key -> the last change events that wrote it since ``since``.
