@@ -444,76 +444,74 @@ def sync_start(ctx, project, position, gtid, timestamp) -> None:
     click.echo(f"watch it with: omsbench sync status {loaded.name}")
 
 
-@sync.command("pause")
-@click.argument("project")
-@click.pass_context
-def sync_pause(ctx, project) -> None:
-    """Stop applying changes; the checkpoint stays where it is."""
-    loaded = _project(ctx, project)
-    lifecycle.perform(loaded, "pause")
-    click.echo(f"asked the sync of {loaded.name} to pause")
+def _sync_commands(group: click.Group, step: Step) -> None:
+    """The commands both syncs share (forward: ``sync``, back to MySQL after switchover:
+    ``reverse``), defined once so that they cannot drift apart."""
+    named = "sync" if step == Step.SYNC else "reverse sync"
+
+    @group.command("pause", help=f"Stop applying changes; the {named}'s checkpoint stays where it is.")
+    @click.argument("project")
+    @click.pass_context
+    def pause(ctx, project) -> None:
+        loaded = _project(ctx, project)
+        if step == Step.SYNC:
+            lifecycle.perform(loaded, "pause")  # refused as the panel's button is
+        else:
+            loaded.pause(step)
+        click.echo(f"asked the {named} of {loaded.name} to pause")
+
+    @group.command("resume", help=f"Continue a paused {named} (a DDL, a refused change, a pause) from its checkpoint.")
+    @click.argument("project")
+    @click.pass_context
+    def resume(ctx, project) -> None:
+        loaded = _project(ctx, project)
+        if step == Step.SYNC:
+            lifecycle.perform(loaded, "resume")
+        else:
+            loaded.resume(step)
+        click.echo(f"asked the {named} of {loaded.name} to resume")
+
+    @group.command("stop", help=f"Stop the background {named} at a transaction boundary and wait for it to exit.")
+    @click.argument("project")
+    @click.pass_context
+    def stop(ctx, project) -> None:
+        loaded = _project(ctx, project)
+        if step == Step.SYNC:
+            loaded.stop_sync()
+        else:
+            loaded.stop_reverse()
+        click.echo(f"the {named} of {loaded.name} stopped")
+
+    @group.command("resolve", help=f"Decide on the DDL or the refused change the {named} paused on, and let it go on.")
+    @click.argument("project")
+    @click.option("--skip", is_flag=True, help="Skip the DDL or the transaction the sync paused on.")
+    @click.option("--replace-with", "replacement", help="Run this SQL instead of the DDL or the transaction.")
+    @click.pass_context
+    def resolve(ctx, project, skip, replacement) -> None:
+        if skip == bool(replacement):
+            raise click.UsageError("give exactly one of --skip or --replace-with")
+        where = _project(ctx, project).resolve(step, skip, replacement)
+        click.echo(f"what the {named} paused on at {where} will be {'skipped' if skip else 'replaced'}")
+
+    @group.command("status")
+    @click.argument("project")
+    @click.option("--all", "show_all", is_flag=True, help="Also list the DDL that touched nothing of the project.")
+    @click.pass_context
+    def status(ctx, project, show_all) -> None:
+        """State, position, rates and lag, and the DDL met; exit 1 while paused, failed or gone."""
+        loaded = _project(ctx, project)
+        found = loaded.status_of(step)
+        _fields({**found, **loaded.behind()} if step == Step.SYNC else found)
+        _show_ddl(ctx.obj.state.ddl(loaded.name), show_all)
+        _exit_unless_healthy(found, str(step), loaded.name)
 
 
-@sync.command("resume")
-@click.argument("project")
-@click.pass_context
-def sync_resume(ctx, project) -> None:
-    """Continue a paused sync from its checkpoint."""
-    loaded = _project(ctx, project)
-    lifecycle.perform(loaded, "resume")
-    click.echo(f"asked the sync of {loaded.name} to resume")
-
-
-@sync.command("stop")
-@click.argument("project")
-@click.pass_context
-def sync_stop(ctx, project) -> None:
-    """Stop the background sync at a transaction boundary and wait for it to exit."""
-    loaded = _project(ctx, project)
-    loaded.stop_sync()
-    click.echo(f"the sync of {loaded.name} stopped")
-
-
-def _resolve_options(command):
-    command = click.option(
-        "--replace-with", "replacement", help="Run this SQL instead of the DDL or the transaction the sync paused on."
-    )(command)
-    command = click.option("--skip", is_flag=True, help="Skip the DDL or the transaction the sync paused on.")(command)
-    return click.argument("project")(command)
-
-
-def _resolve(ctx, project: str, skip: bool, replacement: str | None, direction: str) -> None:
-    """Send the user's decision on the DDL or the refused transaction a sync paused on."""
-    if skip == bool(replacement):
-        raise click.UsageError("give exactly one of --skip or --replace-with")
-    where = _project(ctx, project).resolve(direction, skip, replacement)
-    click.echo(f"what the {direction} paused on at {where} will be {'skipped' if skip else 'replaced'}")
-
-
-@sync.command("resolve")
-@_resolve_options
-@click.pass_context
-def sync_resolve(ctx, project, skip, replacement) -> None:
-    """Decide on the DDL statement the sync paused on, and let it go on."""
-    _resolve(ctx, project, skip, replacement, "sync")
-
-
-@sync.command("status")
-@click.argument("project")
-@click.option("--all", "show_all", is_flag=True, help="Also list the DDL that touched nothing of the project.")
-@click.pass_context
-def sync_status(ctx, project, show_all) -> None:
-    """State, position, rates and lag of the sync, and the DDL it met; exit 1 while it is paused, failed or gone."""
-    loaded = _project(ctx, project)
-    status = loaded.sync_status()
-    _fields({**status, **loaded.behind()})
-    ddl = ctx.obj.state.ddl(loaded.name)
+def _show_ddl(ddl: pd.DataFrame, show_all: bool) -> None:
     ignored = ddl.action == "ignored"
     if len(ddl[~ignored]) or show_all:
         _show((ddl if show_all else ddl[~ignored])[["at", "position", "action", "reason", "statement"]], "DDL")
     if ignored.any() and not show_all:
         click.echo(f"{ignored.sum()} DDL statement(s) outside the project were read and ignored: --all lists them")
-    _exit_unless_healthy(status, "sync", loaded.name)
 
 
 _NEEDS_USER = {
@@ -540,21 +538,9 @@ def _exit_unless_healthy(status: dict, command: str, project: str) -> None:
 @click.pass_context
 def sync_report(ctx, project) -> None:
     """Write an offline HTML report of the sync: state, lag and rate charts, every DDL and its decision."""
-    from omsbench.workbench import charts, report
+    from omsbench.workbench import report
 
-    loaded = _project(ctx, project)
-    status = loaded.sync_status()
-    lines = {k: v for k, v in charts.for_project(ctx.obj.state, loaded.name).items() if k in ("Lag", "Rates")}
-    path = report.write(
-        ctx.obj.folder("reports", loaded.name) / "sync.html",
-        f"omsbench sync: {loaded.name}",
-        {k: v for k, v in status.items() if not isinstance(v, dict)},
-        {"DDL": ctx.obj.state.ddl(loaded.name)},
-        status["state"] in ("running", "stopped"),
-        lines,
-        labels=(f"SYNC {status['state'].upper()}", f"SYNC {status['state'].upper()}: see the message"),
-    )
-    click.echo(f"report: {path}")
+    click.echo(f"report: {report.sync(_project(ctx, project))}")
 
 
 @main.command("switchover")
@@ -649,7 +635,7 @@ def _phases(record: dict) -> None:
 
 @main.group()
 def reverse() -> None:
-    """Reverse sync after switchover: OceanBase's changes back to MySQL (start, stop, status)."""
+    """Reverse sync after switchover: OceanBase's changes back to MySQL (start, pause, resume, stop, status)."""
 
 
 @reverse.command("start")
@@ -662,43 +648,8 @@ def reverse_start(ctx, project) -> None:
     click.echo(f"reverse sync of {loaded.name} runs as pid {pid}")
 
 
-@reverse.command("stop")
-@click.argument("project")
-@click.pass_context
-def reverse_stop(ctx, project) -> None:
-    """Stop the reverse sync at a transaction boundary."""
-    loaded = _project(ctx, project)
-    loaded.stop_reverse()
-    click.echo(f"the reverse sync of {loaded.name} stopped")
-
-
-@reverse.command("resume")
-@click.argument("project")
-@click.pass_context
-def reverse_resume(ctx, project) -> None:
-    """Continue a reverse sync that paused (after DDL on OceanBase, or on request)."""
-    loaded = _project(ctx, project)
-    loaded.resume_reverse()
-    click.echo(f"asked the reverse sync of {loaded.name} to resume")
-
-
-@reverse.command("resolve")
-@_resolve_options
-@click.pass_context
-def reverse_resolve(ctx, project, skip, replacement) -> None:
-    """Decide on the DDL (read from the target's binlog) or the refused change the reverse sync paused on."""
-    _resolve(ctx, project, skip, replacement, "reverse")
-
-
-@reverse.command("status")
-@click.argument("project")
-@click.pass_context
-def reverse_status(ctx, project) -> None:
-    """State, position, rates and lag of the reverse sync; exit 1 while it is paused, failed or gone."""
-    loaded = _project(ctx, project)
-    status = loaded.reverse_status()
-    _fields(status)
-    _exit_unless_healthy(status, "reverse", loaded.name)
+_sync_commands(sync, Step.SYNC)
+_sync_commands(reverse, Step.REVERSE)
 
 
 @main.group()

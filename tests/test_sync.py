@@ -208,7 +208,7 @@ def test_a_resume_without_a_decision_leaves_a_refused_ddl_paused(shop, source, d
         src.execute(f"USE `{database}`")
         src.execute("CREATE TABLE history (id INT PRIMARY KEY) ENGINE=Aria")  # OceanBase has no Aria
         runner.wait_for(project.workspace, project.name, {"paused"}, timeout=20)
-        project.resume_sync()  # no decision: the same DDL is refused again
+        project.resume()  # no decision: the same DDL is refused again
         assert "starting" in _states_until(project, "starting", timeout=10)
         runner.wait_for(project.workspace, project.name, {"paused"}, timeout=20)
         assert project.state.requested(project.name, Step.SYNC)["want"] == "run"  # the resume was taken
@@ -249,7 +249,7 @@ def test_a_replayed_ddl_stopped_at_its_bound_runs_once_what_it_waited_for_ends_o
                 message = runner.wait_for(project.workspace, project.name, {"paused"}, timeout=60)["message"]
                 assert index in message and f"(session {holder.scalar('SELECT CONNECTION_ID()')})" in message
                 holder.execute("ROLLBACK")
-                project.resume_sync()
+                project.resume()
             project.wait_for_sync()
             assert dst.query(f"SHOW INDEX FROM `{database}`.order_items WHERE Key_name = '{index}'")
             assert project.sync_status()["state"] == "running"
@@ -264,10 +264,10 @@ def test_a_fix_is_refused_while_the_sync_applies_changes_and_applied_once_it_is_
         with pytest.raises(NotNow, match="is running"):
             project.apply_fix()
         assert dst.scalar(f"SELECT name FROM `{database}`.customers WHERE id = 4") == "drifted"
-        project.pause_sync()
+        project.pause()
         runner.wait_for(project.workspace, project.name, {"paused"})
         assert project.apply_fix().equal
-        project.resume_sync()
+        project.resume()
         project.wait_for_sync()
 
 
@@ -289,7 +289,7 @@ def test_a_keyless_change_lands_on_its_own_row_or_pauses_the_sync_naming_it(
         message = project.sync_status()["message"]
         assert f"{database}.t" in message and "found no equal row" in message and "'b'" in message
         dst.execute(f"INSERT INTO `{database}`.t VALUES ('b', 1)")
-        project.resume_sync()
+        project.resume()
         project.wait_for_sync()
     _same(src, dst, database, ["t"])
 
@@ -309,7 +309,7 @@ def test_a_value_the_target_cannot_store_pauses_the_sync_until_the_column_is_wid
         assert "widen the column" in status
         assert omsbench_status(project).returncode == 1
         dst.execute(f"ALTER TABLE `{database}`.customers MODIFY name VARCHAR(100) NOT NULL")
-        project.resume_sync()
+        project.resume()
         project.wait_for_sync()
         _same(src, dst, database, ["customers"])
 
@@ -325,12 +325,12 @@ def test_a_refused_change_is_narrowed_to_its_transaction_and_skipped_or_replaced
     dst.execute(f"ALTER TABLE `{database}`.customers MODIFY name VARCHAR({width}) NOT NULL")
     table = f"`{database}`.customers"
     with running(project), connect(source.dsn()) as src:
-        project.pause_sync()
+        project.pause()
         runner.wait_for(project.workspace, project.name, {"paused"})
         src.execute(f"UPDATE {table} SET name = 'first' WHERE id = 1")
         src.execute(f"UPDATE {table} SET name = REPEAT('x', {width} + 1) WHERE id = 2")
         src.execute(f"UPDATE {table} SET name = 'third' WHERE id = 3")
-        project.resume_sync()  # it may pause again on the refused change before a poll sees it run
+        project.resume()  # it may pause again on the refused change before a poll sees it run
         deadline = time.monotonic() + 60
         while not project.sync_status().get("at") and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -946,7 +946,7 @@ def test_rows_larger_than_the_targets_packet_limit_stop_the_load_and_pause_the_s
             assert "paused" in _states_until(project, "paused")
             assert "max_allowed_packet" in project.sync_status()["message"]
             dst.execute(f"SET GLOBAL max_allowed_packet = {limit}")
-            project.resume_sync()
+            project.resume()
             project.wait_for_sync()
             _same(src, dst, database, ["t"])
         dst.execute("SET GLOBAL max_allowed_packet = 1048576")

@@ -99,8 +99,8 @@ def perform(project: Project, action: str, force: bool = False, **options: Any) 
     runs: dict[str, Callable[..., Any]] = {
         "precheck": project.precheck,
         "start": lambda **kw: start(project, **kw),
-        "pause": project.pause_sync,
-        "resume": project.resume_sync,
+        "pause": project.pause,
+        "resume": project.resume,
         "stop": project.stop_sync,
         "verify": project.verify,
         "switchover": lambda **kw: switchover.switchover(project, **kw),

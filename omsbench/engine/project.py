@@ -478,12 +478,21 @@ class Project:
         with connect(self.spec.source.dsn()) as source:
             require_available(source, position)
 
-    def pause_sync(self) -> None:
-        """Ask the running sync to stop applying; its checkpoint stays where it is."""
-        self.state.request(self.name, Step.SYNC, "pause")
+    def pause(self, step: str = Step.SYNC) -> None:
+        """Ask a running sync (``step``: the forward one, or the reverse one) to stop applying; its
+        checkpoint stays where it is."""
+        self.state.request(self.name, step, "pause")
 
-    def resume_sync(self) -> None:
-        self.state.request(self.name, Step.SYNC, "resume")
+    def resume(self, step: str = Step.SYNC) -> None:
+        """Continue a paused sync (a DDL, a refused change, or on request) from its checkpoint."""
+        state = self.status_of(step)["state"]
+        if state != State.PAUSED:
+            named = "reverse sync" if step == Step.REVERSE else "sync"
+            raise NotNow(f"the {named} of {self.name} is {state}, not paused", fix="nothing to resume")
+        self.state.request(self.name, step, "resume")
+
+    def status_of(self, step: str) -> dict:
+        return self.reverse_status() if step == Step.REVERSE else self.sync_status()
 
     def resolve(self, step: str, skip: bool = False, sql: str | None = None) -> str:
         """Decide on the DDL or the refused transaction the sync (``step``: sync or reverse) paused
@@ -576,13 +585,6 @@ class Project:
 
     def stop_reverse(self, timeout: float = 60) -> None:
         runner.ReverseProcess(self.workspace, self.name).stop(timeout)
-
-    def resume_reverse(self) -> None:
-        """Continue a reverse sync that paused (a DDL on OceanBase, a refused change, or on request)."""
-        state = self.reverse_status()["state"]
-        if state != "paused":
-            raise NotNow(f"the reverse sync of {self.name} is {state}, not paused", fix="nothing to resume")
-        self.state.request(self.name, Step.REVERSE, "resume")
 
     def reverse_status(self) -> dict:
         """As ``sync_status``; with tables carried back by comparison, how long ago the last pass

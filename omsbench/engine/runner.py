@@ -157,7 +157,7 @@ def wait_for(workspace: Workspace, project: str, states: set[str], timeout: floa
 
 
 def main(argv: list[str]) -> None:
-    """``python -m omsbench.engine.runner WORKSPACE Step.SYNC PROJECT [START]``: what a background sync runs.
+    """``python -m omsbench.engine.runner WORKSPACE STEP PROJECT [START]``: what a background sync runs.
 
     ``SyncProcess`` starts it detached, after the front end has checked the project; ``START`` is
     the JSON of a ``StartAt``. It runs the forward sync (step ``sync``) or the reverse one until stopped.

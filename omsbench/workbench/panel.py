@@ -444,8 +444,7 @@ class _Decision:
             return None
         self.skip.set(False)
         if name == "retry":
-            resume = project.resume_sync if step == "sync" else project.resume_reverse
-            return self.panel.run("retry", resume)
+            return self.panel.run("retry", project.resume, step)
         if name == "skip":
             return self.panel.run("skip", project.resolve, step, True, None)
         return self.panel.run("replace", project.resolve, step, False, self.sql.value.strip())

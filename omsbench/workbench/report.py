@@ -16,10 +16,10 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from omsbench.engine.project import Project
-from omsbench.engine.steps import Step
+from omsbench.engine.steps import State, Step
 from omsbench.engine.verify import Verification
 from omsbench.workbench import resources
-from omsbench.workbench.charts import differences, to_svg
+from omsbench.workbench.charts import differences, for_project, to_svg
 
 
 def _environment() -> Environment:
@@ -73,6 +73,22 @@ def write(
     }
     path.with_suffix(".json").write_text(json.dumps(twin, indent=2, default=str), encoding="utf-8")
     return path
+
+
+def sync(project: Project) -> Path:
+    """The sync report of ``project``: state, lag and rate charts, every DDL and its decision."""
+    status = project.sync_status()
+    lines = {k: v for k, v in for_project(project.state, project.name).items() if k in ("Lag", "Rates")}
+    label = f"SYNC {status['state'].upper()}"
+    return write(
+        project.workspace.folder("reports", project.name) / "sync.html",
+        f"omsbench sync: {project.name}",
+        {k: v for k, v in status.items() if not isinstance(v, dict)},
+        {"DDL": project.state.ddl(project.name)},
+        status["state"] in (State.RUNNING, State.STOPPED),
+        lines,
+        labels=(label, f"{label}: see the message"),
+    )
 
 
 def verification(project: Project, result: Verification) -> Path:
