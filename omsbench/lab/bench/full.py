@@ -1,10 +1,12 @@
 """``omsbench bench full``: omsbench's full migration vs mysqldump|mysql vs mydumper|myloader.
 
-All three load the same sysbench tables from the workspace's MariaDB, one after the other on
+All three load the same tables from the workspace's MariaDB (``shape``: sysbench's wide rows, or
+the narrow rows and foreign keys of an HR sample, ``hrdb``), one after the other on
 the same machine with the same thread count, each into a fresh embedded seekdb (the default
 target) that all three reach through its unix socket; a fresh instance per tool, so that one
 load's background compaction cannot slow the next. Each load is checked for its row count,
-omsbench's also by checksums.
+omsbench's also by checksums. The ingest ceiling is myloader's load alone: seekdb fed ready
+INSERTs with nothing else running.
 """
 
 from __future__ import annotations
@@ -15,21 +17,43 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from omsbench.endpoints import oceanbase
-from omsbench.endpoints.connection import Endpoint, connect
+from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import spec as specs
 from omsbench.engine.project import Project
 from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
-from omsbench.lab.bench import sysbench
+from omsbench.lab.bench import hrdb, sysbench
 from omsbench.lab.bench.sysbench import run_tool
 from omsbench.lab.servers import MariaDB, ensure_programs, find_program
 
 
-def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True) -> dict:
+@dataclass(frozen=True)
+class Shape:
+    database: str
+    prepare: Callable[[MariaDB, int], None]
+    count: Callable[[Session, str], int]
+    """Rows of the shape's tables in a database of that name."""
+
+
+def _sysbench_rows(session: Session, database: str) -> int:
+    return sum(session.scalar(f"SELECT COUNT(*) FROM {database}.sbtest{i}") for i in range(1, sysbench.TABLES + 1))
+
+
+SHAPES = {
+    "wide": Shape(sysbench.DATABASE, sysbench.prepare, _sysbench_rows),
+    "narrow": Shape(hrdb.DATABASE, hrdb.prepare, hrdb.count),
+}
+
+
+def run(
+    workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress: bool = True, shape: str = "wide"
+) -> dict:
     ensure_programs(
         {
             "sysbench": "sysbench",
@@ -41,12 +65,15 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
     )
     source_server = MariaDB(workspace.folder("servers", "mariadb"))
     source_server.start()
-    sysbench.prepare(source_server, rows)
+    chosen = SHAPES[shape]
+    chosen.prepare(source_server, rows)
+    with connect(source_server.endpoint().dsn()) as session:
+        rows = chosen.count(session, chosen.database)
     defaults = _defaults_file(source_server)
     loads = {
-        "omsbench": lambda target: _omsbench(workspace, source_server, target, rows, threads, progress),
-        "mysqldump": lambda target: _mysqldump(source_server, target, rows, defaults),
-        "mydumper": lambda target: _mydumper(source_server, target, rows, threads, defaults),
+        "omsbench": lambda target: _omsbench(workspace, source_server, target, chosen, rows, threads, progress),
+        "mysqldump": lambda target: _mysqldump(source_server, target, chosen, rows, defaults),
+        "mydumper": lambda target: _mydumper(source_server, target, chosen, rows, threads, defaults),
     }
     results = {}
     try:
@@ -55,13 +82,16 @@ def run(workspace: Workspace, rows: int = 1_000_000, threads: int = 2, progress:
     finally:
         os.unlink(defaults)
     rate = {name: r["rows_per_second"] for name, r in results.items()}
+    ceiling = rows / results["mydumper"]["load_seconds"]
     return {
+        "shape": shape,
         "rows": rows,
         "threads": threads,
-        "tables": sysbench.TABLES,
         **{f"{name}_rows_per_second": round(value) for name, value in rate.items()},
+        "ingest_ceiling_rows_per_second": round(ceiling),
         "ratio_vs_mydumper": round(rate["omsbench"] / rate["mydumper"], 3),
         "ratio_vs_mysqldump": round(rate["omsbench"] / rate["mysqldump"], 3),
+        "ratio_vs_ingest_ceiling": round(rate["omsbench"] / ceiling, 3),
         "omsbench_peak_rss_mb": results["omsbench"]["peak_rss_mb"],
         "equal": results["omsbench"]["equal"],
         "details": results,
@@ -90,9 +120,9 @@ def _defaults_file(server: MariaDB) -> str:
     return path
 
 
-def _count(target: Endpoint, database: str) -> int:
+def _count(target: Endpoint, shape: Shape, database: str) -> int:
     with connect(target.dsn()) as session:
-        return sum(session.scalar(f"SELECT COUNT(*) FROM {database}.sbtest{i}") for i in range(1, sysbench.TABLES + 1))
+        return shape.count(session, database)
 
 
 def _result(seconds: float, rows: int, loaded: int, **extra) -> dict:
@@ -101,14 +131,16 @@ def _result(seconds: float, rows: int, loaded: int, **extra) -> dict:
     return {"seconds": round(seconds, 2), "rows_per_second": rows / seconds, "rows_loaded": loaded, **extra}
 
 
-def _omsbench(workspace: Workspace, source: MariaDB, target: Endpoint, rows: int, threads: int, progress: bool) -> dict:
+def _omsbench(
+    workspace: Workspace, source: MariaDB, target: Endpoint, shape: Shape, rows: int, threads: int, progress: bool
+) -> dict:
     database = "bench_omsbench"
     spec = specs.ProjectSpec(
         name="bench-full",
         source=source.endpoint(),
         target=target,
         objects=specs.Objects(
-            include=[f"{sysbench.DATABASE}.*"], rename=specs.Renames(databases={sysbench.DATABASE: database})
+            include=[f"{shape.database}.*"], rename=specs.Renames(databases={shape.database: database})
         ),
         options=specs.Options(parallelism=threads),
     )
@@ -128,7 +160,7 @@ def _omsbench(workspace: Workspace, source: MariaDB, target: Endpoint, rows: int
     return _result(
         seconds,
         rows,
-        _count(target, database),
+        _count(target, shape, database),
         equal=equal,
         peak_rss_mb=round(peak_kb / 1024, 1),
         schema_seconds=round(schema_done - started, 2),
@@ -137,7 +169,7 @@ def _omsbench(workspace: Workspace, source: MariaDB, target: Endpoint, rows: int
     )
 
 
-def _mysqldump(source: MariaDB, target: Endpoint, rows: int, defaults: str) -> dict:
+def _mysqldump(source: MariaDB, target: Endpoint, shape: Shape, rows: int, defaults: str) -> dict:
     database = "bench_mysqldump"
     with connect(target.dsn()) as session:
         session.execute(f"CREATE DATABASE {database}")
@@ -148,7 +180,7 @@ def _mysqldump(source: MariaDB, target: Endpoint, rows: int, defaults: str) -> d
             f"--defaults-file={defaults}",
             "--single-transaction",
             "--skip-lock-tables",
-            sysbench.DATABASE,
+            shape.database,
         ],
         stdout=subprocess.PIPE,
     )
@@ -161,10 +193,10 @@ def _mysqldump(source: MariaDB, target: Endpoint, rows: int, defaults: str) -> d
     dump.stdout.close()
     if dump.wait() or load.returncode:
         raise OmsError(f"mysqldump | mysql failed: {load.stderr.strip()[-300:]}", fix="run it by hand to see why")
-    return _result(time.monotonic() - started, rows, _count(target, database))
+    return _result(time.monotonic() - started, rows, _count(target, shape, database))
 
 
-def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaults: str) -> dict:
+def _mydumper(source: MariaDB, target: Endpoint, shape: Shape, rows: int, threads: int, defaults: str) -> dict:
     database = "bench_mydumper"
     folder = Path(tempfile.mkdtemp(prefix="omsbench-mydumper-"))
     try:
@@ -174,7 +206,7 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
                 find_program("mydumper"),
                 f"--defaults-file={defaults}",
                 "-B",
-                sysbench.DATABASE,
+                shape.database,
                 "-t",
                 str(threads),
                 "-o",
@@ -197,7 +229,7 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
                 "-B",
                 database,
                 "-s",
-                sysbench.DATABASE,
+                shape.database,
             ]
         )
         seconds = time.monotonic() - started
@@ -206,7 +238,7 @@ def _mydumper(source: MariaDB, target: Endpoint, rows: int, threads: int, defaul
     return _result(
         seconds,
         rows,
-        _count(target, database),
+        _count(target, shape, database),
         dump_seconds=round(dumped - started, 2),
         load_seconds=round(seconds - (dumped - started), 2),
     )
