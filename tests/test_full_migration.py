@@ -6,6 +6,7 @@ import pytest
 from conftest import make_project
 from helpers import assert_same_tables, exact_rows
 
+from omsbench.engine.steps import Step
 from omsbench.exceptions import CopyError, VerifyError
 from omsbench.lab import sampledb
 
@@ -47,6 +48,10 @@ def test_sample_database_round_trips_exactly(workspace, source, target, src, dst
         "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", (shop,)
     )
     assert {r[0] for r in fks} == {"fk_orders_customer", "fk_items_order", "fk_items_product"}
+    # made with their tables (order_items before its parent orders: checks off), not by an ALTER after the load
+    made = project.state.detail(project.name, Step.POST_LOAD)["objects"]
+    keys = [o["detail"] for o in made if o["object_type"] == "foreign key"]
+    assert keys == ["created with the table"] * 3, report[report.source.str.contains("order_items")].detail.tolist()
     view_rows = dst.query(f"SELECT COUNT(*), SUM(orders) FROM `{shop}`.customer_totals")
     assert view_rows == src.query(f"SELECT COUNT(*), SUM(orders) FROM `{shop}`.customer_totals")
     # AUTO_INCREMENT carried: the next insert on the target does not collide

@@ -56,6 +56,8 @@ def _session(dsn: Dsn, autocommit: bool) -> Session:
     session = cache.get(key)
     if session is None or not session.conn.open:
         session = cache[key] = connect(dsn, autocommit=autocommit)
+        if not autocommit:  # the target's: tables fill in parallel, a child's rows before its parent's
+            session.execute("SET SESSION foreign_key_checks = 0")
     return session
 
 

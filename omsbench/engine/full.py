@@ -128,6 +128,7 @@ def done_chunks(target: Session, project: str) -> dict[tuple[str, int], dict]:
 def reset(target: Session, state: StateStore, project: str, tables: list[TableMap]) -> None:
     """Forget a previous load of this project: empty its target tables and its checkpoints."""
     ensure_checkpoint_table(target)
+    target.execute("SET SESSION foreign_key_checks = 0")  # a parent is emptied with its children
     for tm in tables:
         target.execute(f"TRUNCATE TABLE {tm.quoted}")
     target.execute("DELETE FROM `omsbench`.`full_chunks` WHERE project = %s", (project,))
@@ -237,6 +238,7 @@ def _prepare(
     """Record the hand-over position, plan chunks, check the target, and list the chunks to copy."""
     source_dsn, target_dsn = source_ep.dsn(), target_ep.dsn()
     with connect(source_dsn) as source, connect(target_dsn) as target:
+        target.execute("SET SESSION foreign_key_checks = 0")  # a parent may be emptied before its children
         ensure_checkpoint_table(target)
         previous = state.step(project, Step.FULL)
         known = bool(previous and previous["state"] != "pending")

@@ -3,9 +3,11 @@
 Tables are built from the reflected catalog, not from SHOW CREATE TABLE text, so nothing can
 hide in a version comment (seekdb silently ignores ``/*!...*/``). B-tree indexes are created
 with the table (measured: seekdb's CREATE INDEX after a load costs more than maintaining the
-index during it); foreign keys, CHECK constraints and FULLTEXT/SPATIAL indexes come after the
-full load: foreign keys cannot hold while tables fill in parallel, and the others may be
-refused, which must not fail the table. Every object ends up in
+index during it), and so are foreign keys, as myloader does: tables are created parents first
+and loaded with ``foreign_key_checks`` off (they fill in parallel), so no ALTER TABLE reads the
+loaded rows afterwards; the check step then proves the rows equal to the source's, whose keys
+held. Keys in a cycle or refused in CREATE TABLE, and CHECK constraints and FULLTEXT/SPATIAL
+indexes (which may be refused and must not fail the table), come after the full load. Every object ends up in
 the report as migrated, changed (how) or skipped (why).
 """
 
@@ -86,8 +88,12 @@ class TablePlan:
     table: TableMap
     create: str
     post_load: list[tuple[str, str, str]] = field(default_factory=list)
-    """(object type, name, statement) run after the full load."""
+    """(object type, name, statement) run after the full load; foreign keys only where missing."""
     notes: list[str] = field(default_factory=list)
+    without_foreign_keys: str = ""
+    """``create`` without its foreign keys, for a target that refuses them there."""
+    parents: set[str] = field(default_factory=set)
+    """The tables (qualified target names) its foreign keys reference, itself aside."""
 
 
 class Collations:
@@ -192,6 +198,7 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
                 f"ALTER TABLE {tm.quoted} ADD CONSTRAINT {quote(name)} CHECK ({_rename_identifiers(clause, renames)})",
             )
         )
+    keys, parents = [], set()
     for fk in table.foreign_keys:
         parent = selection.table(fk.ref_schema, fk.ref_table)
         if parent is None:
@@ -199,14 +206,14 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
             continue
         cols = ", ".join(quote(renames[c]) for c in fk.columns)
         ref_cols = ", ".join(quote(parent.columns[c]) for c in fk.ref_columns)
-        post.append(
-            (
-                "foreign key",
-                fk.name,
-                f"ALTER TABLE {tm.quoted} ADD CONSTRAINT {quote(fk.name)} FOREIGN KEY ({cols}) REFERENCES "
-                f"{parent.quoted} ({ref_cols}) ON DELETE {fk.on_delete} ON UPDATE {fk.on_update}",
-            )
+        clause = (
+            f"CONSTRAINT {quote(fk.name)} FOREIGN KEY ({cols}) REFERENCES {parent.quoted} ({ref_cols})"
+            f" ON DELETE {fk.on_delete} ON UPDATE {fk.on_update}"
         )
+        keys.append(clause)
+        post.append(("foreign key", fk.name, f"ALTER TABLE {tm.quoted} ADD {clause}"))
+        if parent.qualified != tm.qualified:
+            parents.add(parent.qualified)
     options = []
     charset, collation = collations.map(table.charset, table.collation)
     if collation:
@@ -219,10 +226,12 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
         options.append(f"COMMENT={_literal(table.comment)}")
     if not table.key:
         notes.append("no primary or unique key: copied as one chunk; rows are matched by all columns")
-    create = f"CREATE TABLE {tm.quoted} (\n  " + ",\n  ".join(lines) + "\n) " + " ".join(options)
-    if table.partitioning:
-        create += "\n" + _rename_identifiers(table.partitioning, renames)
-    return TablePlan(tm, create, post, notes)
+    partitioning = "\n" + _rename_identifiers(table.partitioning, renames) if table.partitioning else ""
+
+    def create(lines: list[str]) -> str:
+        return f"CREATE TABLE {tm.quoted} (\n  " + ",\n  ".join(lines) + "\n) " + " ".join(options) + partitioning
+
+    return TablePlan(tm, create(lines + keys), post, notes, create(lines), parents)
 
 
 def translate_view(view: ViewMap, selection: Selection) -> str:
@@ -273,11 +282,12 @@ def _create_table(session: Session, plan: TablePlan) -> ObjectOutcome:
     if exists(session, tm.schema, tm.name):
         return ObjectOutcome("table", source, tm.qualified, "migrated", "already exists on the target; kept as it is")
     try:
-        session.execute(plan.create)
+        _create(session, plan)
     except pymysql.err.MySQLError as err:
         if not tm.source.partitioning:
             return ObjectOutcome("table", source, tm.qualified, "failed", f"target refused it: {_error(err)}")
-        session.execute(plan.create[: plan.create.rindex("\n")])
+        bare = plan.without_foreign_keys
+        session.execute(bare[: bare.rindex("\n")])  # foreign keys, if any, follow after the load
         plan.notes.append(f"partitioning dropped, the target refused it: {_error(err)}")
     if not exists(session, tm.schema, tm.name):
         return ObjectOutcome(
@@ -285,6 +295,19 @@ def _create_table(session: Session, plan: TablePlan) -> ObjectOutcome:
         )
     status = "changed" if plan.notes else "migrated"
     return ObjectOutcome("table", source, tm.qualified, status, "; ".join(plan.notes))
+
+
+def _create(session: Session, plan: TablePlan) -> None:
+    """CREATE TABLE with its foreign keys, or without them where the target refuses them there:
+    they are added after the load then (``create_post_load`` adds the missing ones)."""
+    if plan.create == plan.without_foreign_keys:
+        session.execute(plan.create)
+        return
+    try:
+        session.execute(plan.create)
+    except pymysql.err.MySQLError as err:
+        session.execute(plan.without_foreign_keys)
+        plan.notes.append(f"foreign keys added after the load: the target refused them with the table ({_error(err)})")
 
 
 def create_schemas(session: Session, selection: Selection) -> list[ObjectOutcome]:
@@ -309,7 +332,41 @@ def plan_tables(target: Session, selection: Selection, chosen: dict[str, str] | 
 
 
 def create_tables(target: Session, plans: list[TablePlan]) -> list[ObjectOutcome]:
-    return [_create_table(target, plan) for plan in plans]
+    """Parents before their children, so that each table is created with its foreign keys.
+
+    seekdb's stand-in for a parent not created yet (foreign_key_checks off) is refused with 1210
+    "Invalid argument" in some tables and taken in others (docs/seekdb.md); tables in a cycle of
+    foreign keys are created without theirs, which are added after the load.
+    """
+    ordered, cyclic = _parents_first(plans)
+    for plan in cyclic:
+        plan.create = plan.without_foreign_keys
+        if plan.parents:
+            plan.notes.append("foreign keys added after the load: the tables reference each other in a cycle")
+    made = {id(plan): _create_table(target, plan) for plan in ordered + cyclic}
+    return [made[id(plan)] for plan in plans]
+
+
+def _parents_first(plans: list[TablePlan]) -> tuple[list[TablePlan], list[TablePlan]]:
+    """The plans in an order that puts every parent before its children (Kahn's algorithm), and
+    those left in, or below, a cycle."""
+    by_name = {plan.table.qualified: plan for plan in plans}
+    waiting = {name: plan.parents & by_name.keys() for name, plan in by_name.items()}
+    children: dict[str, list[str]] = {}
+    for name, parents in waiting.items():
+        for parent in parents:
+            children.setdefault(parent, []).append(name)
+    ready = [name for name, parents in waiting.items() if not parents]
+    ordered = []
+    while ready:
+        name = ready.pop()
+        ordered.append(by_name[name])
+        for child in children.get(name, []):
+            waiting[child].discard(name)
+            if not waiting[child]:
+                ready.append(child)
+    done = {id(plan) for plan in ordered}
+    return ordered, [plan for plan in plans if id(plan) not in done]
 
 
 def create_views(target: Session, selection: Selection) -> list[ObjectOutcome]:
@@ -351,8 +408,13 @@ def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s:
     """Indexes, CHECK constraints and foreign keys, once the rows are in; each bounded (``bounded_ddl``)."""
     findings = []
     for plan in plans:
+        made = _foreign_keys(target, plan.table)
         for kind, name, statement in plan.post_load:
             where = f"{plan.table.qualified} ({name})"
+            if kind == "foreign key" and name in made:
+                source = f"{plan.table.source.qualified} ({name})"
+                findings.append(ObjectOutcome(kind, source, where, "migrated", "created with the table"))
+                continue
             try:
                 bounded_ddl.run(target, dsn, statement, limit_s)
             except pymysql.err.MySQLError as err:
@@ -383,6 +445,15 @@ def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s:
                 )
             )
     return findings
+
+
+def _foreign_keys(session: Session, table: TableMap) -> set[str]:
+    rows = session.query(
+        "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS"
+        " WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+        (table.schema, table.name),
+    )
+    return {r[0] for r in rows}
 
 
 _AUTO_INCREMENT = "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
