@@ -488,9 +488,10 @@ class Sync:
         while not self._stop_requested() and self.requested() == "pause":
             self.stopping.wait(POLL)
         if not self.stopping.is_set():
-            if self.requested() == "resume":
-                self._settle(self._request())
-            self._set("running", "resumed")
+            resume = self._request() if self.requested() == "resume" else None
+            self._set("running", "resumed")  # before the resume is settled: no one sees "paused" without it
+            if resume:
+                self._settle(resume)
         return True
 
     def _maybe_sample(self) -> None:
