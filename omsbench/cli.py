@@ -25,7 +25,7 @@ from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt
 from omsbench.engine.verify import CHUNK_ROWS as VERIFY_CHUNK_ROWS
 from omsbench.engine.workspace import Workspace
-from omsbench.exceptions import OmsError
+from omsbench.exceptions import NotNow, OmsError, StateError
 from omsbench.lab.servers import KafkaBroker, MariaDB, SeekdbServer
 
 
@@ -270,6 +270,10 @@ def verify_cmd(ctx, project, apply_fix, chunk_size, threads, sample, online, cha
     from omsbench.workbench import report
 
     proj = _project(ctx, project)
+    try:
+        lifecycle.require(proj, "verify")  # refused where the panel's Verify button is
+    except NotNow as err:  # exit 1 would say the databases differ
+        raise StateError(err.message, err.fix) from err
     if apply_fix:
         result = proj.apply_fix(chunk_size=chunk_size, threads=threads, sample=sample)
     elif changed_since:

@@ -11,6 +11,7 @@ from helpers import assert_same_tables, make_writable
 from omsbench.endpoints.connection import connect
 from omsbench.engine import runner
 from omsbench.engine.state import StateStore
+from omsbench.engine.steps import State, Step
 from omsbench.lab import sampledb
 from omsbench.lab.workload import Workload
 from omsbench.workbench import charts
@@ -36,9 +37,12 @@ def test_buttons_drive_the_lifecycle_and_follow_the_state(workspace, source, see
     panel = ControlPanel(project)
     assert panel.buttons["switchover"].disabled and panel.buttons["switchback"].disabled
     assert not panel.buttons["start"].disabled
-    for action in ("pause", "resume", "stop", "verify"):
+    for action in ("pause", "resume", "stop"):
         assert panel.buttons[action].disabled, action
-    assert "not finished" in panel.buttons["verify"].tooltip
+    assert not panel.buttons["verify"].disabled  # a target loaded by other means may be verified
+    project.state.set_step(project.name, Step.FULL, State.STOPPED, "interrupted")  # a load cut short: Start resumes it
+    panel.refresh()
+    assert panel.buttons["verify"].disabled and "not finished (it is stopped)" in panel.buttons["verify"].tooltip
     assert "Verify: the full migration has not finished" in panel.reasons.value  # written out, not only on hover
     assert all(button.tooltip for button in panel.buttons.values())
     assert "Not started" in panel.headline.value and panel.next.description == "Next: Start"

@@ -147,6 +147,12 @@ def test_verify_command_exit_codes_report_and_fix(workspace, source, seekdb_tcp,
 
     missing = subprocess.run([*command[:-2], "verify", "no-such-project"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no project named" in missing.stderr
+    project.state.set_step(
+        db, "full", "running", "copying"
+    )  # a load under way compares nothing: refused, as in the panel
+    loading = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert loading.returncode == 2 and "the full migration has not finished (it is running)" in loading.stderr
+    project.state.set_step(db, "full", "done", "loaded")
 
     with project.sessions() as (_, target):  # the target drifted from the source's schema
         target.execute(f"ALTER TABLE `{db}`.customers DROP COLUMN name")

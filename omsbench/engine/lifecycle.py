@@ -42,7 +42,7 @@ def allowed(project: Project) -> dict[str, str | None]:
     """Per action: None when it may run now, else why not (the words the user sees)."""
     sync = project.sync_status()["state"]
     syncing = sync in ACTIVE
-    loaded = _state(project, Step.FULL) == "done"
+    loading = (project.state.step(project.name, Step.FULL) or {}).get("state")
     record = project.state.detail(project.name, Step.SWITCHOVER)
     databases = "Kafka is on one side of this project" if project.spec.queue else None
     switched = record.get("direction") == "switchover" and record.get("finished")
@@ -53,7 +53,9 @@ def allowed(project: Project) -> dict[str, str | None]:
         "pause": None if sync in ("running", "retrying") else f"the sync is {sync}, not running",
         "resume": None if sync == "paused" else f"the sync is {sync}, not paused",
         "stop": None if syncing else f"the sync is {sync}",
-        "verify": databases or (None if loaded else "the full migration has not finished"),
+        # a load never started may have been made by other means; one under way or cut short compares nothing
+        "verify": databases
+        or (None if loading in (None, State.DONE) else f"the full migration has not finished (it is {loading})"),
         "switchover": databases
         or (
             None
@@ -85,15 +87,20 @@ def start(project: Project, progress: bool = False) -> int:
     return project.start_sync()
 
 
-def perform(project: Project, action: str, force: bool = False, **options: Any) -> Any:
-    """Run ``action`` if :func:`allowed` says it may run, else raise a StateError naming why.
-
-    A switchover also needs every item of :func:`checklist` ticked, unless ``force``."""
+def require(project: Project, action: str) -> None:
+    """NotNow naming why, unless :func:`allowed` says ``action`` may run now."""
     if action not in ACTIONS:
         raise StateError(f"unknown action {action!r}", fix=f"use one of {', '.join(ACTIONS)}")
     refusal = allowed(project)[action]
     if refusal:
         raise NotNow(f"cannot {action} project {project.name}: {refusal}", fix="see `omsbench status`")
+
+
+def perform(project: Project, action: str, force: bool = False, **options: Any) -> Any:
+    """Run ``action`` if :func:`allowed` says it may run, else raise a StateError naming why.
+
+    A switchover also needs every item of :func:`checklist` ticked, unless ``force``."""
+    require(project, action)
     if action == "switchover" and not force:
         require_checklist(project)
     runs: dict[str, Callable[..., Any]] = {
