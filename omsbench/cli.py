@@ -453,27 +453,11 @@ def _sync_commands(group: click.Group, step: Step) -> None:
     ``reverse``), defined once so that they cannot drift apart."""
     named = "sync" if step == Step.SYNC else "reverse sync"
 
-    @group.command("pause", help=f"Stop applying changes; the {named}'s checkpoint stays where it is.")
-    @click.argument("project")
-    @click.pass_context
-    def pause(ctx, project) -> None:
-        loaded = _project(ctx, project)
-        if step == Step.SYNC:
-            lifecycle.perform(loaded, "pause")  # refused as the panel's button is
-        else:
-            loaded.pause(step)
-        click.echo(f"asked the {named} of {loaded.name} to pause")
-
-    @group.command("resume", help=f"Continue a paused {named} (a DDL, a refused change, a pause) from its checkpoint.")
-    @click.argument("project")
-    @click.pass_context
-    def resume(ctx, project) -> None:
-        loaded = _project(ctx, project)
-        if step == Step.SYNC:
-            lifecycle.perform(loaded, "resume")
-        else:
-            loaded.resume(step)
-        click.echo(f"asked the {named} of {loaded.name} to resume")
+    for want, text in (
+        ("pause", f"Stop applying changes; the {named}'s checkpoint stays where it is."),
+        ("resume", f"Continue a paused {named} (a DDL, a refused change, a pause) from its checkpoint."),
+    ):
+        _request_command(group, step, want, text)
 
     @group.command("stop", help=f"Stop the background {named} at a transaction boundary and wait for it to exit.")
     @click.argument("project")
@@ -508,6 +492,22 @@ def _sync_commands(group: click.Group, step: Step) -> None:
         _fields({**found, **loaded.behind()} if step == Step.SYNC else found)
         _show_ddl(ctx.obj.state.ddl(loaded.name), show_all)
         _exit_unless_healthy(found, str(step), loaded.name)
+
+
+def _request_command(group: click.Group, step: Step, want: str, text: str) -> None:
+    """``pause`` or ``resume``: a request the running sync takes up; the forward one asks lifecycle first."""
+    named = "sync" if step == Step.SYNC else "reverse sync"
+
+    @group.command(want, help=text)
+    @click.argument("project")
+    @click.pass_context
+    def request(ctx, project) -> None:
+        loaded = _project(ctx, project)
+        if step == Step.SYNC:
+            lifecycle.perform(loaded, want)  # refused as the panel's button is
+        else:
+            getattr(loaded, want)(step)
+        click.echo(f"asked the {named} of {loaded.name} to {want}")
 
 
 def _show_ddl(ddl: pd.DataFrame, show_all: bool) -> None:
