@@ -457,7 +457,7 @@ def _sync_commands(group: click.Group, step: Step) -> None:
         ("pause", f"Stop applying changes; the {named}'s checkpoint stays where it is."),
         ("resume", f"Continue a paused {named} (a DDL, a refused change, a pause) from its checkpoint."),
     ):
-        _request_command(group, step, want, text)
+        _request_command(group, step, named, want, text)
 
     @group.command("stop", help=f"Stop the background {named} at a transaction boundary and wait for it to exit.")
     @click.argument("project")
@@ -494,9 +494,8 @@ def _sync_commands(group: click.Group, step: Step) -> None:
         _exit_unless_healthy(found, str(step), loaded.name)
 
 
-def _request_command(group: click.Group, step: Step, want: str, text: str) -> None:
+def _request_command(group: click.Group, step: Step, named: str, want: str, text: str) -> None:
     """``pause`` or ``resume``: a request the running sync takes up; the forward one asks lifecycle first."""
-    named = "sync" if step == Step.SYNC else "reverse sync"
 
     @group.command(want, help=text)
     @click.argument("project")

@@ -79,10 +79,10 @@ def start(project: Project, progress: bool = False) -> int:
     if project.spec.queue:  # Kafka on one side: nothing to create or copy, only the stream
         project.require_precheck()
         return project.start_sync()
-    if _state(project, Step.SCHEMA) != "done":
+    if _state(project, Step.SCHEMA) != State.DONE:
         project.require_precheck()
         project.migrate_schema()
-    if _state(project, Step.FULL) != "done":
+    if _state(project, Step.FULL) != State.DONE:
         project.full(progress=progress)
     return project.start_sync()
 
@@ -144,7 +144,7 @@ def checklist(project: Project) -> list[Check]:
             f"lag under {LAG_LIMIT_MS:,.0f} ms (now {lag:,.0f} ms)" if lag is not None else "lag measured",
             lag is not None and lag < LAG_LIMIT_MS,
         ),
-        Check("last verify equal and not stale", verified.get("state") == "done" and not stale),
+        Check("last verify equal and not stale", verified.get("state") == State.DONE and not stale),
     ]
 
 
@@ -225,7 +225,7 @@ def headline(project: Project, refusals: dict[str, str | None] | None = None, be
     state = sync["state"]
     parts = []
     if state == State.NEVER_STARTED:
-        loaded = _state(project, Step.FULL) == "done"
+        loaded = _state(project, Step.FULL) == State.DONE
         parts.append("Loaded, sync not started" if loaded else "Not started")
     else:
         lag = sync.get("lag_p50_ms")
@@ -238,7 +238,7 @@ def headline(project: Project, refusals: dict[str, str | None] | None = None, be
     verified, stale = verify_freshness(project)
     if verified.get("ended_at"):
         when = _utc(verified["ended_at"])
-        verdict = "equal" if verified.get("state") == "done" else f"differences ({verified.get('message', '')})"
+        verdict = "equal" if verified.get("state") == State.DONE else f"differences ({verified.get('message', '')})"
         parts.append(f"last verify {when} {verdict}" + (f", before {stale} DDL change(s): stale" if stale else ""))
     attention = state in (State.FAILED, State.DIED, State.PAUSED) or verified.get("state") == State.FAILED
     action = _next(project, sync, verified, stale, allowed_now)
@@ -256,7 +256,7 @@ def _next(project: Project, sync: dict, verified: dict, stale: int, allowed_now:
         wanted = None if sync.get("at") else "resume"  # a DDL waits for the user's decision, not a resume
     elif sync["state"] in ENDED | {State.NEVER_STARTED}:
         wanted = "start"
-    elif not verified.get("ended_at") or stale or verified.get("state") != "done":
+    elif not verified.get("ended_at") or stale or verified.get("state") != State.DONE:
         wanted = "verify"
     else:
         wanted = "switchover"

@@ -195,7 +195,7 @@ class Project:
 
     def _record_precheck(self, findings: list[precheck.Finding]) -> pd.DataFrame:
         result = precheck.frame(findings)
-        state = "failed" if precheck.failed(result) else "done"
+        state = State.FAILED if precheck.failed(result) else State.DONE
         self.state.set_step(
             self.name,
             Step.PRECHECK,
@@ -216,7 +216,7 @@ class Project:
         1.4-1.9 s of a 25 s load and found nothing new. Older, failed or of another spec: None."""
         step = self.state.step(self.name, Step.PRECHECK) or {}
         detail = step.get("detail") or {}
-        if step.get("state") != "done" or detail.get("spec") != self._spec_digest() or not step.get("ended_at"):
+        if step.get("state") != State.DONE or detail.get("spec") != self._spec_digest() or not step.get("ended_at"):
             return None
         ended = as_utc(step["ended_at"])
         if pd.Timestamp.now(tz="UTC") - ended > pd.Timedelta(within):
@@ -253,7 +253,7 @@ class Project:
         self.state.set_step(
             self.name,
             Step.SCHEMA,
-            State.FAILED if len(failures) else "done",
+            State.FAILED if len(failures) else State.DONE,
             f"{len(report)} objects, {len(failures)} failed",
             {"objects": report.to_dict("records")},
         )
@@ -303,7 +303,7 @@ class Project:
         self.state.set_step(
             self.name,
             Step.POST_LOAD,
-            State.FAILED if missing else "done",
+            State.FAILED if missing else State.DONE,
             f"{len(missing)} object(s) not created: {'; '.join(missing)}" if missing else f"{len(report)} objects",
             {"objects": report.to_dict("records")},
         )
@@ -317,7 +317,7 @@ class Project:
         self.state.set_step(
             self.name,
             Step.CHECK,
-            State.DONE if equal else "failed",
+            State.DONE if equal else State.FAILED,
             "equal" if equal else f"{(~result['equal']).sum()} table(s) differ",
             {"tables": result.to_dict("records")},
         )
@@ -362,7 +362,7 @@ class Project:
         self.state.set_step(
             self.name,
             Step.VERIFY,
-            State.DONE if result.equal else "failed",
+            State.DONE if result.equal else State.FAILED,
             "equal" if result.equal else f"{len(result.differences)} difference(s)",
             {"summary": result.summary.to_dict("records"), "fix": fix.record()},
         )
@@ -500,7 +500,7 @@ class Project:
         the position decided on."""
         if skip == bool(sql):
             raise StateError("give exactly one decision: skip it, or the SQL to run instead")
-        status = self.sync_status() if step == Step.SYNC else self.reverse_status()
+        status = self.status_of(step)
         where = status.get("at") if status["state"] == "paused" else None
         if not where:
             raise NotNow(

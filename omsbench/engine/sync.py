@@ -488,10 +488,10 @@ class Sync:
         while not self._stop_requested() and self.requested() == "pause":
             self.stopping.wait(POLL)
         if not self.stopping.is_set():
-            resume = self._request() if self.requested() == "resume" else None
+            want = self._request() or {}
             self._set("running", "resumed")  # before the resume is settled: no one sees "paused" without it
-            if resume:
-                self._settle(resume)
+            if want.get("want") == "resume":
+                self._settle(want)
         return True
 
     def _maybe_sample(self) -> None:
