@@ -201,6 +201,34 @@ def test_keys_a_coarser_target_collation_would_merge_fail_the_precheck_until_a_c
     assert sorted(dst.query(f"SELECT name, n FROM `{db}`.k")) == sorted(src.query(f"SELECT name, n FROM `{db}`.k"))
 
 
+def test_geometry_in_a_reference_system_the_target_lacks_fails_the_precheck_naming_it(
+    workspace, source, target, src, dst, unique
+):
+    """seekdb knows SRID 0 alone: a point in 4326 would stop the load at its chunk, so the precheck says so
+    first; geometry in SRID 0 passes and arrives with it."""
+    db = unique("srid")
+    src.execute(f"CREATE DATABASE `{db}`")
+    for table, srid in (("plain", 0), ("wgs", 4326)):
+        src.execute(f"CREATE TABLE `{db}`.{table} (id INT PRIMARY KEY, spot GEOMETRY)")
+        src.execute(f"INSERT INTO `{db}`.{table} VALUES (1, ST_GeomFromText('POINT(1 2)', {srid})), (2, NULL)")
+    project = make_project(workspace, source, target, name=db, objects={"include": [f"{db}.*"]})
+    found = project.precheck().set_index("object").query("check == 'spatial reference'")
+    assert found.loc[f"{db}.plain", "status"] == "ok"
+    assert found.loc[f"{db}.wgs", "status"] == "fail"
+    assert (
+        "SRID 4326 in `spot`" in found.loc[f"{db}.wgs", "detail"] and "only SRID 0" in found.loc[f"{db}.wgs", "detail"]
+    )
+    assert "objects.exclude" in found.loc[f"{db}.wgs", "fix"]
+    project = make_project(
+        workspace, source, target, name=db, objects={"include": [f"{db}.*"], "exclude": [f"{db}.wgs"]}
+    )
+    assert not precheck.failed(project.precheck())
+    project.migrate_schema()
+    project.full(progress=False)
+    query = f"SELECT id, ST_SRID(spot), ST_AsText(spot) FROM `{db}`.plain ORDER BY id"
+    assert dst.query(query) == src.query(query)
+
+
 def test_a_trigger_naming_a_renamed_database_is_created_naming_the_targets(workspace, source, target, src, dst, unique):
     """The body's ``db.search`` becomes ``db_ob.search``; a string that reads the same stays as it is."""
     db, renamed = unique("progs"), unique("progs_ob")

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import pymysql
+
 from omsbench.endpoints.connection import Flavor, Session
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys", "oceanbase", "omsbench"})
@@ -137,6 +139,19 @@ class Catalog:
 def schemas(session: Session) -> list[str]:
     rows = session.query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
     return sorted(r[0] for r in rows if r[0].lower() not in SYSTEM_SCHEMAS and not r[0].startswith("__"))
+
+
+def spatial_reference_ids(session: Session) -> set[int] | None:
+    """The SRIDs the server can store (MySQL 8 and OceanBase keep a catalog of them, seekdb's
+    holds 0 alone); None where any SRID is taken as a number (MariaDB and MySQL 5.7 have no such
+    catalog: the view is missing)."""
+    if session.flavor is Flavor.MARIADB:
+        return None
+    try:
+        rows = session.query("SELECT SRS_ID FROM information_schema.ST_SPATIAL_REFERENCE_SYSTEMS")
+    except pymysql.MySQLError:
+        return None
+    return {int(srid) for (srid,) in rows}
 
 
 def read(session: Session, schema_names: Iterable[str] | None = None) -> Catalog:

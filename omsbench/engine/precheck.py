@@ -11,7 +11,7 @@ import pandas as pd
 import pymysql
 from kafka.errors import KafkaError
 
-from omsbench.endpoints import kafka, mysql, oceanbase, rocketmq
+from omsbench.endpoints import catalog, kafka, mysql, oceanbase, rocketmq
 from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, raise_packet
 from omsbench.endpoints.queue import QueueEndpoint
@@ -267,6 +267,37 @@ def _collision_finding(source: Session, tm, key: list, changed: dict[str, str]) 
         "choose a collation that keeps them apart in the spec's objects.collations (for instance"
         f" {{{next(iter(c.collation for c in key if c.name in changed))}: utf8mb4_bin}})",
     )
+
+
+def spatial_references(source: Session, target: Session, selection: Selection) -> list[Finding]:
+    """Geometry whose SRID the target does not know: seekdb's catalog holds SRID 0 alone and
+    refuses any other (3548), so without this the load stopped on the first such chunk, after
+    hours maybe. Counted on the source with one scan per spatial table."""
+    known = catalog.spatial_reference_ids(target)
+    findings = []
+    for tm in selection.tables:
+        spatial = [quote(c.name) for c in tm.source.columns if c.data_type in SPATIAL_TYPES]
+        if known is None or not spatial:
+            continue
+        table = f"{quote(tm.source.schema)}.{quote(tm.source.name)}"
+        used = {name: {s for (s,) in source.query(f"SELECT DISTINCT ST_SRID({name}) FROM {table}")} for name in spatial}
+        unknown = {name: sorted(srids - known - {None}) for name, srids in used.items() if srids - known - {None}}
+        if not unknown:
+            findings.append(Finding("spatial reference", tm.source.qualified, OK, "the target knows every SRID used"))
+            continue
+        listed = "; ".join(f"{', '.join(map(str, srids))} in {name}" for name, srids in unknown.items())
+        findings.append(
+            Finding(
+                "spatial reference",
+                tm.source.qualified,
+                FAIL,
+                f"geometry with SRID {listed}: the target knows only SRID {', '.join(map(str, sorted(known)))}"
+                " and refuses these values",
+                "load those spatial reference systems into the target (OceanBase ships them in"
+                " default_srs_data_mysql.sql; seekdb has none), or exclude the table in objects.exclude",
+            )
+        )
+    return findings
 
 
 def fallback_charsets(selection: Selection, target: Session, choice: str) -> list[Finding]:

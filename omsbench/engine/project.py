@@ -166,6 +166,7 @@ class Project:
                 findings += precheck.target_checks(target, selection, self.spec, self.state.replayed_tables(self.name))
                 findings.append(precheck.packet_limits(source, target, selection))
                 findings += precheck.key_collisions(source, target, selection, self.spec.objects.collations)
+                findings += precheck.spatial_references(source, target, selection)
                 findings.append(precheck.reverse_capture(self.spec, source, target))
                 findings += precheck.cut_over(source, target, selection, self.spec)
                 findings += precheck.fallback_charsets(selection, target, self.spec.switchover.narrow_columns)
