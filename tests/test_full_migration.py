@@ -126,6 +126,29 @@ def test_a_value_the_source_cannot_render_stops_the_load_and_the_check_instead_o
         src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
 
 
+def test_rows_grouped_by_a_leading_key_column_that_outgrow_the_packet_are_read_again_by_number(
+    workspace, source, target, src, dst, unique
+):
+    """A composite key groups rows by its leading integer, cheaply; one value holding 5.4 MB of rows makes a
+    group over the source's 4 MB packet, which MariaDB cuts: the chunk is read again in numbered groups."""
+    database = unique("lead")
+    src.execute(f"CREATE DATABASE `{database}`")
+    src.execute(f"CREATE TABLE `{database}`.t (g INT, n INT, pad VARCHAR(1000), PRIMARY KEY (g, n))")
+    src.execute(
+        f"INSERT INTO `{database}`.t SELECT 1, seq, REPEAT(CHAR(65 + seq % 26), 900) FROM `{database}`.seq_1_to_6000"
+    )
+    src.execute(f"INSERT INTO `{database}`.t VALUES (2, 1, 'last')")
+    project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
+    project.migrate_schema()
+    limit = src.scalar("SELECT @@global.max_allowed_packet")
+    src.execute("SET GLOBAL max_allowed_packet = 4194304")
+    try:
+        assert project.full(progress=False).rows[f"{database}.t"] == 6001
+    finally:
+        src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
+    assert_same_tables(src, dst, [(database, "t", database, "t")])
+
+
 def test_a_table_of_large_rows_is_cut_into_chunks_by_size(workspace, source, target, src, dst, unique):
     """Each chunk is one target transaction: 100 rows of 1 MB are not one 100 MB transaction."""
     database = unique("lobload")

@@ -113,8 +113,12 @@ class Table:
     @property
     def integer_key(self) -> bool:
         """A single integer key column, which lets ranges be computed by arithmetic."""
-        key = self.key
-        return len(key) == 1 and self.column(key[0]).data_type in INTEGER_TYPES
+        return len(self.key) == 1 and self.leading_integer
+
+    @property
+    def leading_integer(self) -> bool:
+        """The key starts with an integer column (``(emp_no, from_date)``), by which rows group cheaply."""
+        return bool(self.key) and self.column(self.key[0]).data_type in INTEGER_TYPES
 
     @property
     def stored_columns(self) -> list[Column]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pymysql
 
@@ -36,6 +36,8 @@ class ChunkJob:
     insert_prefix: bytes
     batch_bytes: int
     rows_per_second: float = 0.0
+    numbered_sql: str = ""
+    """The chunk's rows grouped by number, read instead when a group of ``select_sql`` outgrew the source's packet."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class ChunkResult:
     rows: int
     snapshot: dict | None
     seconds: float
+
+
+class _Outgrew(Exception):
+    """A group of rows came cut or NULL: larger than the source's max_allowed_packet."""
 
 
 _local = threading.local()
@@ -88,7 +94,11 @@ def _copy(job: ChunkJob, started: float) -> ChunkResult:
     snapshot = position.as_dict() if position else None
     try:
         with oceanbase.naming_orphans(target, CopyError):
-            rows = _stream(source, target, job, started)
+            try:
+                rows = _stream(source, target, job, started)
+            except _Outgrew:  # read again, in the same snapshot, in groups of a bounded row count
+                target.conn.rollback()
+                rows = _stream(source, target, replace(job, select_sql=job.numbered_sql, numbered_sql=""), started)
             _require_rendered(source, job)
             target.execute(
                 "INSERT INTO `omsbench`.`full_chunks` (project, source_table, chunk_no, row_count, snapshot_file,"
@@ -113,8 +123,10 @@ def _stream(source: Session, target: Session, job: ChunkJob, started: float) -> 
     with source.cursor(unbuffered=True) as cur:
         cur.execute(job.select_sql)
         for count, blob in cur.fetchall_unbuffered():
-            literals = blob.split(b"\0")
+            literals = blob.split(b"\0") if blob is not None else []
             if len(literals) != count:
+                if job.numbered_sql:
+                    raise _Outgrew
                 raise CopyError(
                     f"{job.source_table} chunk {job.chunk_no}: a group of {count} rows arrived as {len(literals)}",
                     fix=f"the group outgrew the source's max_allowed_packet: {raise_packet('source')}",

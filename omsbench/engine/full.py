@@ -52,28 +52,40 @@ class FullResult:
         return pd.DataFrame({"table": list(self.rows), "rows": list(self.rows.values())})
 
 
-def select_sql(tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, group_rows: int, chunk_size: int) -> str:
+def select_sql(
+    tm: TableMap, lower: chunking.Bound, upper: chunking.Bound, group_rows: int, chunk_size: int, numbered: bool = False
+) -> str:
     """Rows of one chunk as row literals, grouped on the server into NUL-separated blobs.
 
     One result row carries about ``group_rows`` rows: the client parses a few large values
     instead of many small rows, which is where a Python driver spends its time. NUL never
     occurs inside a literal (QUOTE escapes it, the rest is hex or digits), so blobs split back
     into rows exactly, and the row count returned beside each blob proves nothing was
-    truncated. A single integer key groups by key arithmetic, which costs the source half of
-    what numbering the rows does (measured); other keys number the rows with ROW_NUMBER().
+    truncated. A key that starts with an integer groups by arithmetic on that column, which
+    costs the source a fifth (four narrow columns) to a half (sysbench's rows) of what
+    numbering the rows with ROW_NUMBER() does (measured); other keys, or ``numbered``, number
+    them. Under a composite key one leading value may hold many rows, so such a group may
+    outgrow the source's packet: ``numbered`` is then the chunk's second reading.
     """
     table = tm.source
     conditions = [c for c in (chunking.key_range(table.key, lower, upper), f"({tm.filter})" if tm.filter else "") if c]
     rows = f"{quote(table.schema)}.{quote(table.name)}" + (" WHERE " + " AND ".join(conditions) if conditions else "")
     literal = row_literal(table.stored_columns)
-    key = table.key
-    if table.integer_key:
+    if table.leading_integer and not numbered:
         width = _key_width(lower, upper, group_rows, chunk_size)
         return (
-            f"SELECT COUNT(*), GROUP_CONCAT({literal} SEPARATOR 0x00) FROM {rows} GROUP BY {quote(key[0])} DIV {width}"
+            f"SELECT COUNT(*), GROUP_CONCAT({literal} SEPARATOR 0x00) FROM {rows}"
+            f" GROUP BY {quote(table.key[0])} DIV {width}"
         )
-    numbered = f"SELECT {literal} AS l, ROW_NUMBER() OVER () AS rn FROM {rows}"
-    return f"SELECT COUNT(*), GROUP_CONCAT(l SEPARATOR 0x00) FROM ({numbered}) AS chunk GROUP BY rn DIV {group_rows}"
+    numbered_rows = f"SELECT {literal} AS l, ROW_NUMBER() OVER () AS rn FROM {rows}"
+    return (
+        f"SELECT COUNT(*), GROUP_CONCAT(l SEPARATOR 0x00) FROM ({numbered_rows}) AS chunk GROUP BY rn DIV {group_rows}"
+    )
+
+
+def _groups_may_outgrow(tm: TableMap) -> bool:
+    """Grouped by a leading integer that is not the whole key: one value may hold any number of rows."""
+    return tm.source.leading_integer and not tm.source.integer_key
 
 
 def _key_width(lower: chunking.Bound, upper: chunking.Bound, group_rows: int, chunk_size: int) -> int:
@@ -289,8 +301,12 @@ def _pending_jobs(
                 if chunk["state"] != "done":
                     state.mark_chunk(project, key, chunk["chunk_no"], finished["rows"], finished["snapshot"], 0)
                 continue
-            sql = select_sql(
-                tm, chunk["lower"], chunk["upper"], rows_per_group(tm, options.batch_bytes), chunk_rows(tm, options)
+            bounds = (
+                tm,
+                chunk["lower"],
+                chunk["upper"],
+                rows_per_group(tm, options.batch_bytes),
+                chunk_rows(tm, options),
             )
             jobs.append(
                 ChunkJob(
@@ -299,10 +315,11 @@ def _pending_jobs(
                     target_dsn,
                     key,
                     chunk["chunk_no"],
-                    sql,
+                    select_sql(*bounds),
                     insert_prefix(tm),
                     options.batch_bytes,
                     options.rows_per_second / options.parallelism,
+                    numbered_sql=select_sql(*bounds, numbered=True) if _groups_may_outgrow(tm) else "",
                 )
             )
     # Round-robin over tables: concurrent workers then write to different tables, which seekdb
