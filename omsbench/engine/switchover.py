@@ -22,7 +22,7 @@ from omsbench.engine import reverse as reverse_sync
 from omsbench.engine.apply import write_checkpoint
 from omsbench.engine.project import Project
 from omsbench.engine.steps import ACTIVE, WORKING, State, Step
-from omsbench.exceptions import StateError, SyncError
+from omsbench.exceptions import StateError
 
 _READ_ONLY = 1290
 
@@ -144,28 +144,16 @@ def switchover(
     writes_stopped = settings.writes_stopped if writes_stopped is None else writes_stopped
     suspend_triggers = settings.suspend_source_triggers if suspend_triggers is None else suspend_triggers
 
-    def precheck(record: dict) -> None:
-        status = project.sync_status()["state"]
-        if status not in WORKING:
-            raise SyncError(
-                f"the forward sync is {status}; switchover needs it running to drain the last changes",
-                fix=f"start it with `omsbench sync start {project.name}` and wait until it has caught up",
+    def ready(record: dict) -> None:
+        """Refuses what the readiness report (``--dry-run``, the panel) lists as failing, in its words."""
+        refused = [f for f in readiness(project, without, suspend_triggers) if f.status == precheck.FAIL]
+        if refused:
+            raise StateError(
+                "switchover refused: " + "; ".join(f"{f.check} ({f.object}): {f.detail}" for f in refused),
+                fix="; ".join(f.fix for f in refused if f.fix) or None,
             )
         with project.sessions() as (mysql, oceanbase):
             record["capture"], record["capture_why"] = reverse_sync.capture_method(project.spec, oceanbase, mysql)
-        if record["capture"] == reverse_sync.TRIGGERS:
-            capturable(project, without)  # refuses --without names the project does not migrate
-        refused = _unguardable(project)
-        if refused:
-            raise StateError(refused, fix=_CHOOSE_ANOTHER)
-        triggers = source_triggers(project, without)
-        if triggers and not suspend_triggers:
-            raise StateError(
-                "MySQL triggers would fire on the rows reverse sync applies and could change them: "
-                + ", ".join(f"{t['schema']}.{t['name']}" for t in triggers),
-                fix="pass --suspend-source-triggers (omsbench drops them until switch-back, then creates them"
-                " again), or drop them yourself",
-            )
 
     def suspend_source_triggers(record: dict) -> None:
         if "triggers" not in record:  # kept in the state store before any is dropped
@@ -253,7 +241,7 @@ def switchover(
             )
 
     phases = [
-        ("precheck", precheck),
+        ("precheck", ready),
         ("stop_source_writes", stop_source_writes),
         ("disable_source_events", disable_source_events),
         ("drain_and_verify", verify),
