@@ -451,13 +451,13 @@ def sync_start(ctx, project, position, gtid, timestamp) -> None:
 def _sync_commands(group: click.Group, step: Step) -> None:
     """The commands both syncs share (forward: ``sync``, back to MySQL after switchover:
     ``reverse``), defined once so that they cannot drift apart."""
-    named = "sync" if step == Step.SYNC else "reverse sync"
+    named = step.said
 
     for want, text in (
         ("pause", f"Stop applying changes; the {named}'s checkpoint stays where it is."),
         ("resume", f"Continue a paused {named} (a DDL, a refused change, a pause) from its checkpoint."),
     ):
-        _request_command(group, step, named, want, text)
+        _request_command(group, step, want, text)
 
     @group.command("stop", help=f"Stop the background {named} at a transaction boundary and wait for it to exit.")
     @click.argument("project")
@@ -494,7 +494,7 @@ def _sync_commands(group: click.Group, step: Step) -> None:
         _exit_unless_healthy(found, str(step), loaded.name)
 
 
-def _request_command(group: click.Group, step: Step, named: str, want: str, text: str) -> None:
+def _request_command(group: click.Group, step: Step, want: str, text: str) -> None:
     """``pause`` or ``resume``: a request the running sync takes up; the forward one asks lifecycle first."""
 
     @group.command(want, help=text)
@@ -506,7 +506,7 @@ def _request_command(group: click.Group, step: Step, named: str, want: str, text
             lifecycle.perform(loaded, want)  # refused as the panel's button is
         else:
             getattr(loaded, want)(step)
-        click.echo(f"asked the {named} of {loaded.name} to {want}")
+        click.echo(f"asked the {step.said} of {loaded.name} to {want}")
 
 
 def _show_ddl(ddl: pd.DataFrame, show_all: bool) -> None:

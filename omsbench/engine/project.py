@@ -488,8 +488,7 @@ class Project:
         """Continue a paused sync (a DDL, a refused change, or on request) from its checkpoint."""
         state = self.status_of(step)["state"]
         if state != State.PAUSED:
-            named = "reverse sync" if step == Step.REVERSE else "sync"
-            raise NotNow(f"the {named} of {self.name} is {state}, not paused", fix="nothing to resume")
+            raise NotNow(f"the {Step(step).said} of {self.name} is {state}, not paused", fix="nothing to resume")
         self.state.request(self.name, step, "resume")
 
     def status_of(self, step: str) -> dict:
@@ -505,7 +504,7 @@ class Project:
         where = status.get("at") if status["state"] == "paused" else None
         if not where:
             raise NotNow(
-                f"the {step} of {self.name} is {status['state']}, not paused on a DDL or a change",
+                f"the {Step(step).said} of {self.name} is {status['state']}, not paused on a DDL or a change",
                 fix=f"see `omsbench {step} status {self.name}`",
             )
         self.state.request(self.name, step, "resolve", {"position": where, "skip": skip, "sql": sql})

@@ -151,8 +151,8 @@ def wait_for(workspace: Workspace, project: str, states: set[str], timeout: floa
             return found
         time.sleep(0.1)
     raise SyncError(
-        f"the {step} of {project} did not reach {sorted(states)} within {timeout:.0f} s",
-        fix=f"see `omsbench sync status {project}` and the log in {Path(workspace.root, 'run', project)}",
+        f"the {Step(step).said} of {project} did not reach {sorted(states)} within {timeout:.0f} s",
+        fix=f"see `omsbench {step} status {project}` and the log in {Path(workspace.root, 'run', project)}",
     )
 
 

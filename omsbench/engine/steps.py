@@ -29,6 +29,11 @@ class Step(_Word):
     REVERSE = "reverse"
     RELEASE = "release"
 
+    @property
+    def said(self) -> str:
+        """The step in a sentence: the reverse step is "the reverse sync" to a reader, not "the reverse"."""
+        return "reverse sync" if self is Step.REVERSE else self.value.replace("_", "-")
+
 
 class State(_Word):
     NEVER_STARTED = "never started"
