@@ -180,6 +180,41 @@ def test_foreign_keys_come_with_their_tables_parents_first_and_a_cycle_of_them_a
     assert project.check()["equal"].all()
 
 
+def test_plain_indexes_of_a_large_table_are_built_after_the_load_and_the_rest_come_with_their_tables(
+    workspace, source, target, src, dst, unique
+):
+    """Above options.index_after_rows a table is created without its plain indexes, which the post-load
+    step builds; unique keys, indexes a foreign key needs, and smaller tables keep theirs in CREATE TABLE."""
+    db = unique("idxlater")
+    src.execute(f"CREATE DATABASE `{db}`")
+    src.execute(f"USE `{db}`")
+    src.execute("CREATE TABLE big (id INT PRIMARY KEY, k INT, code INT, KEY k_idx (k), UNIQUE KEY u_code (code))")
+    src.execute("CREATE TABLE small (id INT PRIMARY KEY, k INT, KEY s_idx (k))")
+    src.execute("CREATE TABLE child (id INT PRIMARY KEY, big_id INT, KEY by_big (big_id),"
+                " CONSTRAINT fk_big FOREIGN KEY (big_id) REFERENCES big (id))")  # fmt: skip
+    src.execute("INSERT INTO big SELECT seq, seq % 7, seq FROM seq_1_to_2000")
+    src.execute("INSERT INTO small VALUES (1, 1), (2, 2)")
+    src.execute("INSERT INTO child SELECT seq, seq FROM seq_1_to_2000")
+    src.execute("ANALYZE TABLE big, small, child")
+    options = {"index_after_rows": 500}
+    project = make_project(workspace, source, target, name=db, objects={"include": [f"{db}.*"]}, options=options)
+
+    def indexes() -> set[tuple[str, str]]:
+        rows = dst.query("SELECT DISTINCT TABLE_NAME, INDEX_NAME FROM information_schema.STATISTICS"
+                         " WHERE TABLE_SCHEMA = %s AND INDEX_NAME <> 'PRIMARY'", (db,))  # fmt: skip
+        return {tuple(r) for r in rows}
+
+    project.migrate_schema()
+    assert ("big", "k_idx") not in indexes()
+    assert {("big", "u_code"), ("small", "s_idx"), ("child", "by_big")} <= indexes()
+    project.full(progress=False)
+    made = {o["source"]: o["detail"] for o in project.state.detail(project.name, "post_load")["objects"]}
+    assert made[f"{db}.big (k_idx)"] == "created after the full load"
+    assert made[f"{db}.small (s_idx)"] == "created with the table"
+    assert {("big", "k_idx"), ("big", "u_code"), ("small", "s_idx"), ("child", "by_big")} <= indexes()
+    assert project.check()["equal"].all()
+
+
 def test_keys_a_coarser_target_collation_would_merge_fail_the_precheck_until_a_collation_is_chosen(
     workspace, source, target, src, dst, unique
 ):

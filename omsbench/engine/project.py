@@ -244,7 +244,7 @@ class Project:
         self.state.set_step(self.name, Step.SCHEMA, State.RUNNING)
         with self.sessions() as (source, target):
             selection = self.selection(source)
-            plans = schema.plan_tables(target, selection, self.spec.objects.collations)
+            plans = self._plans(target, selection)
             findings = schema.create_schemas(target, selection) + schema.create_tables(target, plans)
             findings += schema.create_views(target, selection)
             findings += schema.cut_over(programs.fates(source, target, selection, self.spec.switchover.definers))
@@ -265,6 +265,11 @@ class Project:
                 fix="see the schema report; fix the objects or exclude them in objects.exclude",
             )
         return report
+
+    def _plans(self, target: Session, selection: Selection) -> list[schema.TablePlan]:
+        """The tables' plans, alike for the schema step and the post-load step that completes them."""
+        options = self.spec.options
+        return schema.plan_tables(target, selection, self.spec.objects.collations, options.index_after_rows)
 
     def full(self, executor: Executor | None = None, progress: bool = True, restart: bool = False) -> full.FullResult:
         self.require_unreleased("copy rows")
@@ -292,8 +297,11 @@ class Project:
         try:
             with self.sessions() as (source, target):
                 selection = selection or self.selection(source)
-                plans = schema.plan_tables(target, selection, self.spec.objects.collations)
-                made = schema.create_post_load(target, self.spec.target.dsn(), plans, self.spec.options.ddl_timeout_s)
+                plans = self._plans(target, selection)
+                options = self.spec.options
+                made = schema.create_post_load(
+                    self.spec.target.dsn(), plans, options.ddl_timeout_s, options.parallelism
+                )
                 report = schema.report(made)
                 schema.sync_auto_increment(source, target, plans)
         except OmsError as err:

@@ -2,8 +2,9 @@
 
 Tables are built from the reflected catalog, not from SHOW CREATE TABLE text, so nothing can
 hide in a version comment (seekdb silently ignores ``/*!...*/``). B-tree indexes are created
-with the table (measured: seekdb's CREATE INDEX after a load costs more than maintaining the
-index during it), and so are foreign keys, as myloader does: tables are created parents first
+with the table, but for the plain ones of a table of ``options.index_after_rows`` rows or more,
+which seekdb builds after the load faster than it maintains them during it (measured at 10M
+rows); foreign keys come with their table too, as myloader does: tables are created parents first
 and loaded with ``foreign_key_checks`` off (they fill in parallel), so no ALTER TABLE reads the
 loaded rows afterwards; the check step then proves the rows equal to the source's, whose keys
 held. Keys in a cycle or refused in CREATE TABLE, and CHECK constraints and FULLTEXT/SPATIAL
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -23,7 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
-from omsbench.endpoints.connection import Dsn, Session
+from omsbench.endpoints.connection import Dsn, Session, connect
 from omsbench.engine import bounded_ddl, programs
 from omsbench.engine.mapping import Selection, TableMap, ViewMap
 
@@ -94,6 +96,8 @@ class TablePlan:
     """``create`` without its foreign keys, for a target that refuses them there."""
     parents: set[str] = field(default_factory=set)
     """The tables (qualified target names) its foreign keys reference, itself aside."""
+    btree: set[str] = field(default_factory=set)
+    """Its plain B-tree indexes, in ``post_load`` too: created there if the table was made without them."""
 
 
 class Collations:
@@ -174,12 +178,20 @@ def column_sql(column: Column, name: str, collations: Collations, renames: dict[
     return " ".join(parts)
 
 
-def translate_table(tm: TableMap, collations: Collations, selection: Selection) -> TablePlan:
+def translate_table(
+    tm: TableMap, collations: Collations, selection: Selection, index_after_rows: int | None = None
+) -> TablePlan:
+    """The table's CREATE and what follows the load. Its plain B-tree indexes come after the load
+    when the source estimates ``index_after_rows`` rows or more: seekdb builds one faster than it
+    maintains it during a load of millions of rows (docs/full-load.md). The post-load step lists
+    them all and creates those the table lacks, so an estimate that changed in between loses none."""
     table, renames, notes = tm.source, tm.columns, []
     lines = [column_sql(c, renames[c.name], collations, renames, notes) for c in table.columns]
     if table.primary_key:
         lines.append(f"PRIMARY KEY ({', '.join(quote(renames[c]) for c in table.primary_key)})")
     post: list[tuple[str, str, str]] = []
+    btree: set[str] = set()
+    later = index_after_rows is not None and table.row_estimate >= index_after_rows
     for index in table.indexes:
         kind = index.kind.upper()
         # MariaDB lists a SPATIAL index's column with a 32-byte prefix (SUB_PART 32) that CREATE never
@@ -188,8 +200,14 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
         cols = ", ".join(quote(renames[c]) + (f"({n})" if n and prefixed else "") for c, n in index.columns)
         if kind in ("FULLTEXT", "SPATIAL"):  # may be refused: created after the load, alone
             post.append(("index", index.name, f"CREATE {kind} INDEX {quote(index.name)} ON {tm.quoted} ({cols})"))
-        else:  # seekdb maintains a B-tree while loading faster than it builds one afterwards
+            continue
+        if index.unique or _serves_foreign_key(index, table):  # a key the load relies on, or one the FK would make
             lines.append(f"{'UNIQUE ' if index.unique else ''}KEY {quote(index.name)} ({cols})")
+            continue
+        if not later:
+            lines.append(f"KEY {quote(index.name)} ({cols})")
+        post.append(("index", index.name, f"CREATE INDEX {quote(index.name)} ON {tm.quoted} ({cols})"))
+        btree.add(index.name)
     for name, clause in table.checks:
         post.append(
             (
@@ -231,7 +249,13 @@ def translate_table(tm: TableMap, collations: Collations, selection: Selection) 
     def create(lines: list[str]) -> str:
         return f"CREATE TABLE {tm.quoted} (\n  " + ",\n  ".join(lines) + "\n) " + " ".join(options) + partitioning
 
-    return TablePlan(tm, create(lines + keys), post, notes, create(lines), parents)
+    return TablePlan(tm, create(lines + keys), post, notes, create(lines), parents, btree)
+
+
+def _serves_foreign_key(index, table) -> bool:
+    """The index starts with a foreign key's columns: without it CREATE TABLE would make one of its own."""
+    names = [c for c, _ in index.columns]
+    return any(names[: len(fk.columns)] == fk.columns for fk in table.foreign_keys)
 
 
 def translate_view(view: ViewMap, selection: Selection) -> str:
@@ -326,9 +350,11 @@ def create_schemas(session: Session, selection: Selection) -> list[ObjectOutcome
     return findings
 
 
-def plan_tables(target: Session, selection: Selection, chosen: dict[str, str] | None = None) -> list[TablePlan]:
+def plan_tables(
+    target: Session, selection: Selection, chosen: dict[str, str] | None = None, index_after_rows: int | None = None
+) -> list[TablePlan]:
     collations = Collations(target, chosen)
-    return [translate_table(tm, collations, selection) for tm in selection.tables]
+    return [translate_table(tm, collations, selection, index_after_rows) for tm in selection.tables]
 
 
 def create_tables(target: Session, plans: list[TablePlan]) -> list[ObjectOutcome]:
@@ -404,56 +430,62 @@ def create_views(target: Session, selection: Selection) -> list[ObjectOutcome]:
     return findings
 
 
-def create_post_load(target: Session, dsn: Dsn, plans: list[TablePlan], limit_s: float) -> list[ObjectOutcome]:
-    """Indexes, CHECK constraints and foreign keys, once the rows are in; each bounded (``bounded_ddl``)."""
-    findings = []
-    for plan in plans:
-        made = _foreign_keys(target, plan.table)
-        for kind, name, statement in plan.post_load:
-            where = f"{plan.table.qualified} ({name})"
-            if kind == "foreign key" and name in made:
-                source = f"{plan.table.source.qualified} ({name})"
-                findings.append(ObjectOutcome(kind, source, where, "migrated", "created with the table"))
-                continue
-            try:
-                bounded_ddl.run(target, dsn, statement, limit_s)
-            except pymysql.err.MySQLError as err:
-                if err.args and err.args[0] in _ALREADY_THERE:
-                    findings.append(
-                        ObjectOutcome(
-                            kind,
-                            f"{plan.table.source.qualified} ({name})",
-                            where,
-                            "migrated",
-                            "already exists on the target",
-                        )
-                    )
-                else:
-                    findings.append(
-                        ObjectOutcome(
-                            kind,
-                            f"{plan.table.source.qualified} ({name})",
-                            where,
-                            "skipped",
-                            f"target refused it: {_error(err)}",
-                        )
-                    )
-                continue
-            findings.append(
-                ObjectOutcome(
-                    kind, f"{plan.table.source.qualified} ({name})", where, "migrated", "created after the full load"
-                )
-            )
-    return findings
+def create_post_load(dsn: Dsn, plans: list[TablePlan], limit_s: float, parallelism: int = 1) -> list[ObjectOutcome]:
+    """Indexes, CHECK constraints and foreign keys, once the rows are in; each bounded (``bounded_ddl``).
+
+    Indexes and constraints of different tables are built side by side in ``parallelism``
+    sessions (two builds on two tables kept both cores of the target busy, measured), a table's
+    own one after another; foreign keys follow, one at a time, once every table's indexes are
+    there, so no ALTER of a parent meets a build on it."""
+
+    def made(plan: TablePlan, foreign_keys: bool) -> list[ObjectOutcome]:
+        with connect(dsn) as session:
+            return _post_load_table(session, dsn, plan, limit_s, foreign_keys)
+
+    with ThreadPoolExecutor(max(1, parallelism), thread_name_prefix="omsbench-post-load") as pool:
+        outcomes = list(pool.map(lambda plan: made(plan, foreign_keys=False), plans))
+    outcomes = [first + made(plan, foreign_keys=True) for plan, first in zip(plans, outcomes, strict=True)]
+    return [outcome for table in outcomes for outcome in table]
 
 
-def _foreign_keys(session: Session, table: TableMap) -> set[str]:
-    rows = session.query(
+def _post_load_table(
+    session: Session, dsn: Dsn, plan: TablePlan, limit_s: float, foreign_keys: bool
+) -> list[ObjectOutcome]:
+    """The plan's foreign keys (``foreign_keys``), or the rest of its post-load objects."""
+    found = _made_with_table(session, plan)
+    outcomes = []
+    for kind, name, statement in plan.post_load:
+        if (kind == "foreign key") != foreign_keys:
+            continue
+        source, where = f"{plan.table.source.qualified} ({name})", f"{plan.table.qualified} ({name})"
+        if (kind, name) in found:
+            outcomes.append(ObjectOutcome(kind, source, where, "migrated", "created with the table"))
+            continue
+        try:
+            bounded_ddl.run(session, dsn, statement, limit_s)
+        except pymysql.err.MySQLError as err:
+            if err.args and err.args[0] in _ALREADY_THERE:
+                outcomes.append(ObjectOutcome(kind, source, where, "migrated", "already exists on the target"))
+            else:
+                outcomes.append(ObjectOutcome(kind, source, where, "skipped", f"target refused it: {_error(err)}"))
+            continue
+        outcomes.append(ObjectOutcome(kind, source, where, "migrated", "created after the full load"))
+    return outcomes
+
+
+def _made_with_table(session: Session, plan: TablePlan) -> set[tuple[str, str]]:
+    """The foreign keys and plain indexes of the plan that the table already has: made by CREATE TABLE."""
+    where = (plan.table.schema, plan.table.name)
+    keys = session.query(
         "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS"
         " WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
-        (table.schema, table.name),
+        where,
     )
-    return {r[0] for r in rows}
+    indexes = session.query(
+        "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        where,
+    )
+    return {("foreign key", name) for (name,) in keys} | {("index", n) for (n,) in indexes if n in plan.btree}
 
 
 _AUTO_INCREMENT = "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
