@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -248,6 +249,61 @@ def purge(session: Session, project: str, transactions: list[str]) -> None:
                 f"DELETE FROM `omsbench`.`change_log` WHERE project = %s AND trx IN ({marks})",
                 (project, *ids[start : start + 1000]),
             )
+
+
+IDLE = 0.02
+"""Seconds between polls of an empty change log: the floor of the capture's lag."""
+SCHEMA_POLL = 2.0
+"""Seconds between looks at OceanBase's catalog for DDL on the captured tables while none change."""
+TRANSACTIONS_PER_READ = 2000
+"""Transactions applied in one commit at most, when the change log holds a backlog."""
+
+
+class ChangeLog:
+    """The change log as the source of a sync: the reverse sync's (into MySQL) and OceanBase to a
+    queue, each with its own sink and its own way of following DDL (``follow_ddl``, called with
+    the session, the captured tables' shapes and their schemas).
+
+    Before a read it looks at the captured tables' columns (``columns_fingerprint``), after it
+    listed what waits: a change made after a DDL is then read knowing the columns the DDL gave.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        project: str,
+        shapes: dict[tuple[str, str], Table],
+        schemas: set[str],
+        follow_ddl: Callable[[Session, dict, set], None],
+    ) -> None:
+        self.session, self.project, self.shapes, self.schemas = session, project, shapes, schemas
+        self.follow_ddl = follow_ddl
+        self._looked, self._columns = 0.0, None
+
+    def waiting(self) -> list[tuple[int, int]]:
+        listed = waiting(self.session, self.project, TRANSACTIONS_PER_READ)
+        if listed or time.monotonic() - self._looked > SCHEMA_POLL:
+            now = columns_fingerprint(self.session, self.schemas)
+            if now != self._columns:
+                self.follow_ddl(self.session, self.shapes, self.schemas)
+            self._looked, self._columns = time.monotonic(), now
+        return listed
+
+    def read(self, listed: list[tuple[int, int]]) -> list[Transaction]:
+        """The first listed transactions that hold ``PIECE_ROWS`` rows together (at least one), whole."""
+        ids, total = [], 0
+        for trx, count in listed:
+            if ids and total + count > PIECE_ROWS:
+                break
+            ids.append(trx)
+            total += count
+        return read(self.session, self.project, self.shapes, ids)
+
+    def pieces(self, trx: int, rows: int) -> Iterator[Transaction]:
+        return read_pieces(self.session, self.project, self.shapes, trx, rows)
+
+    def purge(self, group: list[Transaction]) -> None:
+        purge(self.session, self.project, [t.gtid for t in group])
 
 
 def _transactions(

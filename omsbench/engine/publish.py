@@ -35,8 +35,7 @@ from omsbench.engine import capture, formats
 from omsbench.engine.changes import Ddl, Transaction
 from omsbench.engine.ddl import Decision, tables_touched
 from omsbench.engine.mapping import chooses
-from omsbench.engine.reverse import ReverseSync, recapture
-from omsbench.engine.steps import Step
+from omsbench.engine.reverse import recapture
 from omsbench.engine.sync import Sync, give_up, label, reached
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import SyncError
@@ -304,7 +303,7 @@ class SourceSchema:
         self.state.save_schema(self.spec.name, position.file, position.pos, self.tracker.tables)
 
 
-class CaptureQueueSync(ReverseSync):
+class CaptureQueueSync(Sync):
     """OceanBase (no binlog) to Kafka: the capture triggers' change log, published in commit order.
 
     The checkpoint names the OceanBase transactions of the last group; after a crash they are
@@ -313,7 +312,6 @@ class CaptureQueueSync(ReverseSync):
     followed: its triggers are rebuilt and later rows carry the new columns.
     """
 
-    step = Step.SYNC
     pieces = False  # a queue sink takes whole transactions
 
     def _session(self) -> None:
@@ -333,9 +331,9 @@ class CaptureQueueSync(ReverseSync):
             try:
                 published = (published_to.mark() or {}).get("transactions", [])
                 capture.purge(oceanbase, self.project, published)  # committed to Kafka before a crash
-                shapes = {(t.schema, t.name): t for t in tables}
+                shapes, schemas = {(t.schema, t.name): t for t in tables}, {t.schema for t in tables}
                 self._set("running", "publishing OceanBase's captured changes")
-                self._capture_loop(oceanbase, published_to, shapes, {t.schema for t in tables})
+                self._drain(capture.ChangeLog(oceanbase, self.project, shapes, schemas, self._follow_ddl), published_to)
             finally:
                 published_to.close()
 

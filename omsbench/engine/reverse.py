@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import pymysql
 
@@ -34,7 +33,7 @@ from omsbench.engine import capture, compared, own_tables
 from omsbench.engine import sync as forward_sync
 from omsbench.engine.apply import Applier, read_checkpoint
 from omsbench.engine.cdc import REVERSE_MARK
-from omsbench.engine.changes import PIECE_ROWS, Transaction
+from omsbench.engine.changes import Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.spec import ProjectSpec
@@ -44,12 +43,6 @@ from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, StateError, SyncError
 
 log = logging.getLogger(__name__)
-IDLE = 0.02
-"""Seconds between polls of an empty change log: the floor of the reverse lag."""
-SCHEMA_POLL = 2.0
-"""Seconds between looks at OceanBase's catalog for DDL on the captured tables while none change."""
-TRANSACTIONS_PER_READ = 2000
-"""Transactions applied in one MySQL commit at most, when the change log holds a backlog."""
 _NO_SUCH_TABLE = 1146
 
 
@@ -150,6 +143,7 @@ class ReverseSync(Sync):
         self.binlog = spec.target
         self.compared: list[TableMap] = []
         """Tables carried back by comparison, not by triggers (``engine.compared``)."""
+        self._compare_at = 0.0
 
     def _session(self) -> None:
         with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
@@ -174,7 +168,8 @@ class ReverseSync(Sync):
                 if tm.qualified not in by_compare  # no triggers there: a trigger would break its writes
             }
             self._set("running", "applying OceanBase's changes to MySQL")
-            self._capture_loop(oceanbase, applier, shapes, schemas)
+            changes = capture.ChangeLog(oceanbase, self.project, shapes, schemas, self._follow_ddl)
+            self._drain(changes, applier, every=lambda: self._compare_when_due(oceanbase, mysql))
 
     def _from_binlog(self, oceanbase: Session, mysql: Session, tracker: Tracker, record: dict) -> None:
         """The forward sync's replay, from the target's binlog into MySQL (no renames: checked at switchover)."""
@@ -207,41 +202,10 @@ class ReverseSync(Sync):
             statement=names,
         )
 
-    def _capture_loop(self, oceanbase: Session, applier: Applier, shapes: dict, schemas: set) -> None:
-        looked, columns, compare_at = 0.0, None, 0.0
-        while not self._stop_requested():
-            if self._paused():
-                continue
-            if self.compared and time.monotonic() >= compare_at:
-                self._compare(oceanbase, applier.target)
-                compare_at = time.monotonic() + self.spec.switchover.compare_every_s
-            listed = capture.waiting(oceanbase, self.project, TRANSACTIONS_PER_READ)
-            if listed or time.monotonic() - looked > SCHEMA_POLL:
-                # after listing: a change made after a DDL is then read knowing the columns the DDL gave
-                now = capture.columns_fingerprint(oceanbase, schemas)
-                if now != columns:
-                    self._follow_ddl(oceanbase, shapes, schemas)
-                looked, columns = time.monotonic(), now
-            if not listed:
-                self._maybe_sample()
-                self.stopping.wait(IDLE)
-                continue
-            started = time.monotonic()
-            trx, rows = listed[0]
-            if self.pieces and rows > PIECE_ROWS:
-                last, committed = _apply_in_pieces(
-                    capture.read_pieces(oceanbase, self.project, shapes, trx, rows), applier
-                )
-                group = [last]
-            else:
-                group = capture.read(oceanbase, self.project, shapes, _within(listed, PIECE_ROWS))
-                committed = applier.apply(group)
-                rows = sum(t.rows for t in group)
-            capture.purge(oceanbase, self.project, [t.gtid for t in group])
-            self.position = group[-1].position
-            self.meter.applied(rows, len(group), time.monotonic() - started)
-            self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
-            self._maybe_sample()
+    def _compare_when_due(self, oceanbase: Session, mysql: Session) -> None:
+        if self.compared and time.monotonic() >= self._compare_at:
+            self._compare(oceanbase, mysql)
+            self._compare_at = time.monotonic() + self.spec.switchover.compare_every_s
 
     def _compare(self, oceanbase: Session, mysql: Session) -> None:
         """One pass over the tables carried back by comparison (``engine.compared``), recorded."""
@@ -249,29 +213,6 @@ class ReverseSync(Sync):
         self.state.save_mark(self.project, compared.MARK, done)
         if done["rows"]:
             self.meter.applied(done["rows"], 1, done["took_s"])
-
-
-def _apply_in_pieces(pieces: Iterator[Transaction], applier: Applier) -> tuple[Transaction, float]:
-    """A large transaction into one open MySQL transaction, committed with its last piece: (it, commit time)."""
-    try:
-        for piece in pieces:
-            if piece.more:
-                applier.apply_piece(piece.changes)
-        return piece, applier.finish([piece])  # the last piece
-    except BaseException:
-        applier.rollback()
-        raise
-
-
-def _within(listed: list[tuple[int, int]], rows: int) -> list[int]:
-    """The first listed transactions that hold ``rows`` rows together (at least one)."""
-    ids, total = [], 0
-    for trx, count in listed:
-        if ids and total + count > rows:
-            break
-        ids.append(trx)
-        total += count
-    return ids
 
 
 def _columns(table: Table, names: dict[str, str] | None = None) -> list[str]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pymysql
@@ -24,9 +24,9 @@ from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require
 from omsbench.endpoints.connection import Flavor, Session, connect, explain, packet_too_large, raise_packet
 from omsbench.endpoints.mysql import master_status
 from omsbench.endpoints.position import BinlogPosition
-from omsbench.engine import filters, full, heartbeat
+from omsbench.engine import capture, filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
-from omsbench.engine.changes import Transaction
+from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection
 from omsbench.engine.metrics import Meter
@@ -498,6 +498,48 @@ class Sync:
         if self.meter.due():
             values = self.meter.sample()
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
+
+    # the capture triggers' change log as the source -------------------------------------------
+    def _drain(self, changes: capture.ChangeLog, sink, every: Callable[[], None] | None = None) -> None:
+        """Apply the change log's transactions to ``sink`` in commit order until stopped: the loop of
+        the reverse sync (sink: MySQL) and of OceanBase to a queue. ``every``: work of the caller's
+        between two reads (the reverse sync's comparison of tables triggers cannot capture)."""
+        while not self._stop_requested():
+            if self._paused():
+                continue
+            if every:
+                every()
+            listed = changes.waiting()
+            if not listed:
+                self._maybe_sample()
+                self.stopping.wait(capture.IDLE)
+                continue
+            started = time.monotonic()
+            trx, rows = listed[0]
+            if self.pieces and rows > PIECE_ROWS:
+                last, committed = _in_pieces(changes.pieces(trx, rows), sink)
+                group = [last]
+            else:
+                group = changes.read(listed)
+                committed = sink.apply(group)
+                rows = sum(t.rows for t in group)
+            changes.purge(group)
+            self.position = group[-1].position
+            self.meter.applied(rows, len(group), time.monotonic() - started)
+            self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
+            self._maybe_sample()
+
+
+def _in_pieces(pieces: Iterator[Transaction], sink) -> tuple[Transaction, float]:
+    """A large transaction into one open target transaction, committed with its last piece: (it, commit time)."""
+    try:
+        for piece in pieces:
+            if piece.more:
+                sink.apply_piece(piece.changes)
+        return piece, sink.finish([piece])  # the last piece
+    except BaseException:
+        sink.rollback()
+        raise
 
 
 def _prepare(group: list[Transaction], judge: Session, applier, floors: dict) -> None:
