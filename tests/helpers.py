@@ -7,7 +7,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import runner
@@ -46,6 +47,17 @@ def assert_same_tables(src: Session, dst: Session, pairs: list[tuple[str, str, s
                 f"{s_schema}.{s_table}: {len(left)} rows on the source, {len(right)} on the target;"
                 f" only on the source: {only_source}; only on the target: {only_target}"
             )
+
+
+@contextmanager
+def packet_limit(session: Session, size: int) -> Iterator[int]:
+    """The server's max_allowed_packet at ``size`` for sessions opened inside; yields the limit it had."""
+    limit = session.scalar("SELECT @@global.max_allowed_packet")
+    session.execute(f"SET GLOBAL max_allowed_packet = {size}")
+    try:
+        yield limit
+    finally:
+        session.execute(f"SET GLOBAL max_allowed_packet = {limit}")
 
 
 def wait_inside_a_transaction(mysql: Session, rows: int, applied: str) -> None:

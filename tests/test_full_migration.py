@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import make_project
-from helpers import assert_same_tables, exact_rows
+from helpers import assert_same_tables, exact_rows, packet_limit
 
 from omsbench.engine.steps import Step
 from omsbench.exceptions import CopyError, VerifyError
@@ -108,22 +108,16 @@ def test_a_value_the_source_cannot_render_stops_the_load_and_the_check_instead_o
     src.execute(f"INSERT INTO `{database}`.t SELECT seq, {big} FROM `{database}`.seq_1_to_100")
     project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
     project.migrate_schema()
-    limit = src.scalar("SELECT @@global.max_allowed_packet")
-    src.execute("SET GLOBAL max_allowed_packet = 1048576")
-    try:
+    with packet_limit(src, 1 << 20):
         with pytest.raises(CopyError, match="rendered a value as NULL") as failed:
             project.full(progress=False)
         assert "SET GLOBAL max_allowed_packet" in failed.value.fix
         assert dst.scalar(f"SELECT COUNT(*) FROM `{database}`.t") == 0  # nothing of the chunk was written
-        src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
-        project.full(progress=False)
-        assert_same_tables(src, dst, [(database, "t", database, "t")])
-        dst.execute(f"UPDATE `{database}`.t SET b = 'changed' WHERE id = 50")
-        src.execute("SET GLOBAL max_allowed_packet = 1048576")
-        with pytest.raises(VerifyError, match="cannot render a value"):
-            project.verify()
-    finally:
-        src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
+    project.full(progress=False)
+    assert_same_tables(src, dst, [(database, "t", database, "t")])
+    dst.execute(f"UPDATE `{database}`.t SET b = 'changed' WHERE id = 50")
+    with packet_limit(src, 1 << 20), pytest.raises(VerifyError, match="cannot render a value"):
+        project.verify()
 
 
 def test_rows_grouped_by_a_leading_key_column_that_outgrow_the_packet_are_read_again_by_number(
@@ -140,12 +134,8 @@ def test_rows_grouped_by_a_leading_key_column_that_outgrow_the_packet_are_read_a
     src.execute(f"INSERT INTO `{database}`.t VALUES (2, 1, 'last')")
     project = make_project(workspace, source, target, name=database, objects={"include": [f"{database}.*"]})
     project.migrate_schema()
-    limit = src.scalar("SELECT @@global.max_allowed_packet")
-    src.execute("SET GLOBAL max_allowed_packet = 4194304")
-    try:
+    with packet_limit(src, 4 << 20):
         assert project.full(progress=False).rows[f"{database}.t"] == 6001
-    finally:
-        src.execute(f"SET GLOBAL max_allowed_packet = {limit}")
     assert_same_tables(src, dst, [(database, "t", database, "t")])
 
 
