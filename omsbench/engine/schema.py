@@ -439,6 +439,8 @@ def create_post_load(dsn: Dsn, plans: list[TablePlan], limit_s: float, paralleli
     there, so no ALTER of a parent meets a build on it."""
 
     def made(plan: TablePlan, foreign_keys: bool) -> list[ObjectOutcome]:
+        if not any((kind == "foreign key") == foreign_keys for kind, _, _ in plan.post_load):
+            return []  # nothing of this pass: no session to open, no catalog to read
         with connect(dsn) as session:
             return _post_load_table(session, dsn, plan, limit_s, foreign_keys)
 
