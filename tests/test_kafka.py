@@ -23,7 +23,7 @@ from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.position import BinlogPosition
-from omsbench.engine import consume, formats, lifecycle, release, runner
+from omsbench.engine import consume, formats, lifecycle, publish, release, runner
 from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt
 from omsbench.exceptions import ConnectError, PrecheckFailed, StateError
@@ -296,7 +296,8 @@ def test_a_sink_that_died_before_its_first_mark_starts_again_where_it_first_bega
     src.execute(f"CREATE TABLE `{database}`.e (id INT PRIMARY KEY)")
     project = _publisher(workspace, source, broker, database, format="canal")
     with connect(source.dsn()) as session:
-        project.sync()._start(session, None)  # what every start does first; this one then died
+        sync = project.sync()
+        sync._start(session, None, lambda: publish.first_position(sync, session))  # a start's first step; it died
     for i in range(20):
         src.execute(f"INSERT INTO `{database}`.e VALUES ({i})")
     sync, thread = _running(project)
@@ -389,7 +390,7 @@ def test_a_consumer_group_of_two_shares_the_partitions(workspace, source, src, d
             if i % 7 == 0:
                 src.execute(f"DELETE FROM `{database}`.c WHERE id = {rng.randrange(60)}")
         _equal_within(src, dst, database)
-        assigned = [m.assigned for m in members]
+        assigned = [m.source.assigned for m in members]
     finally:
         for member in members:
             member.stop()

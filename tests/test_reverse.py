@@ -671,7 +671,9 @@ def test_a_four_byte_character_for_a_utf8mb3_column_under_each_choice(
         assert "people" in paused["message"] and "utf8mb4" in paused["message"]
         with connect(source.dsn()) as mysql:  # the fix the message gives
             mysql.execute(f"ALTER TABLE `{database}`.people CONVERT TO CHARACTER SET utf8mb4")
-        project.state.request(project.name, "reverse", "resume")
+        # the pause names the refused transaction, so the user may also decide on it: here, their own SQL
+        where = project.resolve("reverse", sql=f"INSERT INTO `{database}`.people VALUES (2, 'Smile 😀')")
+        assert where == paused["detail"]["at"] and where.startswith("change_log:")
     project.wait_for_reverse(timeout=120)
     _same(project, database, ["people"])
     with connect(source.dsn()) as mysql:

@@ -260,12 +260,13 @@ TRANSACTIONS_PER_READ = 2000
 
 
 class ChangeLog:
-    """The change log as the source of a sync: the reverse sync's (into MySQL) and OceanBase to a
-    queue, each with its own sink and its own way of following DDL (``follow_ddl``, called with
-    the session, the captured tables' shapes and their schemas).
+    """The change log as the source of a sync (``sync.ChangeSource``): the reverse sync's (into
+    MySQL) and OceanBase to a queue's, each with its own way of following DDL (``follow_ddl``,
+    called with the session, the captured tables' shapes and their schemas).
 
     Before a read it looks at the captured tables' columns (``columns_fingerprint``), after it
     listed what waits: a change made after a DDL is then read knowing the columns the DDL gave.
+    ``pieces``: the sink takes a transaction of more than ``PIECE_ROWS`` rows piece by piece.
     """
 
     def __init__(
@@ -275,12 +276,38 @@ class ChangeLog:
         shapes: dict[tuple[str, str], Table],
         schemas: set[str],
         follow_ddl: Callable[[Session, dict, set], None],
+        pieces: bool,
     ) -> None:
         self.session, self.project, self.shapes, self.schemas = session, project, shapes, schemas
-        self.follow_ddl = follow_ddl
+        self.follow_ddl, self.pieces = follow_ddl, pieces
         self._looked, self._columns = 0.0, None
+        self._reading: Iterator[Transaction] | None = None
+        """The pieces of the large transaction being read."""
 
-    def waiting(self) -> list[tuple[int, int]]:
+    def next(self, rows: int) -> list[Transaction]:
+        """Whole transactions up to ``rows`` rows (and ``PIECE_ROWS``: a read holds them all), or
+        the next piece of a large one; the last of a group carries its commit time as the lag sample."""
+        if self._reading is None:
+            listed = self._waiting()
+            if not listed:
+                time.sleep(IDLE)
+                return []
+            trx, count = listed[0]
+            if not (self.pieces and count > PIECE_ROWS):
+                group = self._read(listed, min(rows, PIECE_ROWS))
+                group[-1].heartbeat = group[-1].commit_ts
+                return group
+            self._reading = read_pieces(self.session, self.project, self.shapes, trx, count)
+        piece = next(self._reading)
+        if not piece.more:
+            self._reading = None
+            piece.heartbeat = piece.commit_ts
+        return [piece]
+
+    def applied(self, group: list[Transaction]) -> None:
+        purge(self.session, self.project, [t.gtid for t in group])
+
+    def _waiting(self) -> list[tuple[int, int]]:
         listed = waiting(self.session, self.project, TRANSACTIONS_PER_READ)
         if listed or time.monotonic() - self._looked > SCHEMA_POLL:
             now = columns_fingerprint(self.session, self.schemas)
@@ -289,21 +316,15 @@ class ChangeLog:
             self._looked, self._columns = time.monotonic(), now
         return listed
 
-    def read(self, listed: list[tuple[int, int]]) -> list[Transaction]:
-        """The first listed transactions that hold ``PIECE_ROWS`` rows together (at least one), whole."""
+    def _read(self, listed: list[tuple[int, int]], rows: int) -> list[Transaction]:
+        """The first listed transactions that hold ``rows`` rows together (at least one), whole."""
         ids, total = [], 0
         for trx, count in listed:
-            if ids and total + count > PIECE_ROWS:
+            if ids and total + count > rows:
                 break
             ids.append(trx)
             total += count
         return read(self.session, self.project, self.shapes, ids)
-
-    def pieces(self, trx: int, rows: int) -> Iterator[Transaction]:
-        return read_pieces(self.session, self.project, self.shapes, trx, rows)
-
-    def purge(self, group: list[Transaction]) -> None:
-        purge(self.session, self.project, [t.gtid for t in group])
 
 
 def _transactions(

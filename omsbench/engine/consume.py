@@ -17,8 +17,10 @@ person. The sync pauses until the target has the new shape (``omsbench sync resu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterator
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -29,7 +31,7 @@ from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import formats, own_tables
 from omsbench.engine.apply import Applier
 from omsbench.engine.changes import Transaction
-from omsbench.engine.sync import Sync
+from omsbench.engine.sync import Connected, SourceChanged, Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, SyncError
 
@@ -48,18 +50,19 @@ def stored_offsets(target: Session, project: str) -> dict[TopicPartition, int]:
 
 
 class OffsetsApplier(Applier):
-    """The sync applier whose checkpoint is the consumed offsets, one row per partition."""
+    """The sync applier whose checkpoint is the consumed offsets, one row per partition: ``offsets``
+    gives, for the transactions of a group, the next offset of each partition they came from."""
 
-    offsets: dict[TopicPartition, int]
-
-    def __init__(self, target: Session, project: str, tracker: Tracker) -> None:
+    def __init__(
+        self, target: Session, project: str, tracker: Tracker, offsets: Callable[[list[Transaction]], dict]
+    ) -> None:
         own_tables.ensure(target, own_tables.KAFKA_OFFSETS)
         super().__init__(target, project, tracker)
-        self.offsets = {}
+        self.offsets = offsets
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         now = time.time()
-        for tp, offset in self.offsets.items():
+        for tp, offset in self.offsets(group).items():
             self.target.upsert(
                 "`omsbench`.`kafka_offsets`",
                 {"project": self.project, "topic": tp.topic, "part": tp.partition},
@@ -85,78 +88,96 @@ class _SeekToTarget(ConsumerRebalanceListener):
                 self.consumer.seek(tp, stored[tp])
 
 
-class KafkaSourceSync(Sync):
-    """The sync loop (retries, pause, stop, samples) over a consumer group instead of the binlog."""
+@contextlib.contextmanager
+def topics_to_database(sync: Sync) -> Iterator[Connected]:
+    """A consumer group's topics into the target database."""
+    with connect(sync.spec.target.dsn(), autocommit=False) as target:
+        tracker = Tracker(sync.selection(target))
+        tracker.track_selection()
+        topics = Topics(sync, _consumer(sync.spec.source, sync.project), tracker)
+        try:
+            applier = OffsetsApplier(target, sync.project, tracker, topics.offsets)
+            target.conn.commit()
+            topics.subscribe(target)
+            yield Connected(topics, applier)
+        finally:
+            topics.close()
 
-    def __init__(self, spec, state, selection) -> None:
-        super().__init__(spec, state, selection)
+
+class Topics:
+    """Kafka topics as the source of a sync (``sync.ChangeSource``): a poll's records are one group.
+
+    When the topics that match the spec change (a new table, a producer's first message), the
+    session starts over with a new member, as a rejoin with a changed subscription is not
+    dependable on every broker.
+    """
+
+    def __init__(self, sync: Sync, consumer, tracker: Tracker) -> None:
+        self.sync, self.consumer = sync, consumer
+        self.tables = {key: tm.source for key, tm in tracker.tables.items()}
+        self.topics: set[str] = set()
         self.assigned: set[TopicPartition] = set()
         """Every partition the group has handed this member."""
+        self._looked = time.monotonic()
+        self._ends: dict[int, tuple[TopicPartition, int]] = {}
+        """Per transaction of the last poll (by id): its partition and the offset after its last record."""
 
-    def _session(self) -> None:
-        endpoint = self.spec.source
-        with connect(self.spec.target.dsn(), autocommit=False) as target:
-            tracker = Tracker(self.selection(target))
-            tracker.track_selection()
-            applier = OffsetsApplier(target, self.project, tracker)
-            target.conn.commit()
-            consumer = _consumer(endpoint, self.project)
-            try:
-                topics = self._wait_for_topics(consumer)
-                if topics:
-                    consumer.subscribe(
-                        topics=sorted(topics), listener=_SeekToTarget(consumer, target, self.project, self.assigned)
-                    )
-                    self._set("running", f"consuming {len(topics)} topic(s) as group {consumer.config['group_id']}")
-                    self._consume(consumer, applier, topics)
-            finally:
-                consumer.close(autocommit=False)
+    def subscribe(self, target: Session) -> None:
+        """Join the group for the topics the spec names, once some exist; each partition handed to
+        this member continues at the offset the target holds."""
+        spec = self.sync.spec.source
+        while not self.sync._stop_requested():
+            self.topics = kafka.matching(spec.topics, self.consumer.topics())
+            if self.topics:
+                listener = _SeekToTarget(self.consumer, target, self.sync.project, self.assigned)
+                self.consumer.subscribe(topics=sorted(self.topics), listener=listener)
+                self.sync._set(
+                    "running", f"consuming {len(self.topics)} topic(s) as group {self.consumer.config['group_id']}"
+                )
+                return
+            self.sync._set("running", f"waiting for topics {', '.join(spec.topics)} to exist")
+            self.sync.stopping.wait(TOPIC_POLL)
 
-    def _wait_for_topics(self, consumer) -> set[str]:
-        """The topics the spec names that exist; none yet (a producer that has not written) is waited for."""
-        while not self._stop_requested():
-            found = kafka.matching(self.spec.source.topics, consumer.topics())
-            if found:
-                return found
-            self._set("running", f"waiting for topics {', '.join(self.spec.source.topics)} to exist")
-            self.stopping.wait(TOPIC_POLL)
-        return set()
+    def next(self, rows: int) -> list[Transaction]:
+        """A poll's transactions (up to ``_MAX_RECORDS`` records, whatever ``rows``); the newest
+        carries the lag sample."""
+        if time.monotonic() - self._looked > TOPIC_POLL:
+            if kafka.matching(self.sync.spec.source.topics, self.consumer.topics()) != self.topics:
+                raise SourceChanged
+            self._looked = time.monotonic()
+        batch = self.consumer.poll(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
+        if not batch:
+            return []
+        group = self._transactions(batch)
+        newest = max(group, key=lambda t: t.commit_ts)
+        newest.heartbeat = newest.commit_ts
+        return group
 
-    def _consume(self, consumer, applier: OffsetsApplier, topics: set[str]) -> None:
-        """Apply polls until stopped, or until the matching topics change: the session then starts over
-        with a new member, as a rejoin with a changed subscription is not dependable on every broker."""
-        tables = {key: tm.source for key, tm in applier.tracker.tables.items()}
-        looked = time.monotonic()
-        while not self._stop_requested():
-            if time.monotonic() - looked > TOPIC_POLL:
-                if kafka.matching(self.spec.source.topics, consumer.topics()) != topics:
-                    return
-                looked = time.monotonic()
-            if self._paused():
-                continue
-            batch = consumer.poll(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
-            if not batch:
-                self._maybe_sample()
-                continue
-            started = time.monotonic()
-            group = self._transactions(batch, tables)
-            applier.offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-            committed = applier.apply(group)
-            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in applier.offsets.items()})
-            self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
-            newest = max(group, key=lambda t: t.commit_ts)
-            self.meter.heartbeat(newest.commit_ts, newest.read_at, committed)
-            self.position = newest.position
-            self._maybe_sample()
+    def offsets(self, group: list[Transaction]) -> dict[TopicPartition, int]:
+        """The next offset of every partition ``group`` came from: a poll's transactions keep their
+        partition's order, so a group cut from a poll ends at its last transaction of each partition."""
+        found: dict[TopicPartition, int] = {}
+        for txn in group:
+            tp, end = self._ends[id(txn)]
+            found[tp] = max(end, found.get(tp, 0))
+        return found
 
-    def _transactions(self, batch: dict, tables: dict) -> list[Transaction]:
+    def applied(self, group: list[Transaction]) -> None:
+        """Committed to Kafka too, after the target: the usual lag tools see the group's progress."""
+        self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in self.offsets(group).items()})
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+    def _transactions(self, batch: dict) -> list[Transaction]:
         """Consecutive records of a partition with the same source position form one transaction."""
         read_at = time.time()
         group: list[Transaction] = []
+        self._ends = {}
         for tp, records in batch.items():
             last: Transaction | None = None
             for record in records:
-                decoded = formats.decode(record.value, record.headers, tables)
+                decoded = formats.decode(record.value, record.headers, self.tables)
                 if decoded.ddl is not None:
                     self._ddl_seen(decoded, tp, record.offset)
                 position = decoded.position or BinlogPosition(f"{tp.topic}/{tp.partition}", record.offset)
@@ -165,15 +186,16 @@ class KafkaSourceSync(Sync):
                     group.append(last)
                 if decoded.change is not None:
                     last.changes.append(decoded.change)
+                self._ends[id(last)] = (tp, record.offset + 1)
         group.sort(key=lambda t: (t.position.file, t.position.pos))  # stable: a partition's own order stays
         return group
 
     def _ddl_seen(self, decoded: formats.Decoded, tp: TopicPartition, offset: int) -> None:
-        where = f"{tp.topic}/{tp.partition}@{offset}"
-        done = self.state.ddl(self.project)
+        where, state, project = f"{tp.topic}/{tp.partition}@{offset}", self.sync.state, self.sync.project
+        done = state.ddl(project)
         if len(done) and (done.position == where).any():
             return  # the user resumed after making the target match
-        self.state.record_ddl(self.project, where, decoded.ddl.statement, "paused", "DDL from Kafka is not applied", "")
+        state.record_ddl(project, where, decoded.ddl.statement, "paused", "DDL from Kafka is not applied", "")
         raise DdlPaused(
             f"a DDL arrived on {where}: {decoded.ddl.statement}",
             fix="apply the matching change to the target yourself, then `omsbench sync resume`",

@@ -49,28 +49,52 @@ class ReaderProcess:
     def __init__(self, args: ReaderArgs, tracker: Tracker) -> None:
         self.out = _spawn.Queue(maxsize=_QUEUED_BATCHES)
         self.ready: deque = deque()
+        self.tracker = tracker
+        """The sink's tracker: a DDL changes its tables, which the reader then decodes with."""
         self.schemas = _spawn.Queue()
         self.process = _spawn.Process(
             target=_main, args=(args, tracker.tables, self.out, self.schemas), name="omsbench-binlog", daemon=True
         )
         self.process.start()
 
-    def take(self, wait: bool = True) -> Transaction | None:
+    def next(self, rows: int) -> list[Transaction]:
+        """Whole transactions that are already waiting, up to ``rows`` rows, stopping before a DDL or
+        a piece, which come alone; waits up to the poll interval for the first."""
+        first = self._take()
+        if first is None or first.ddl is not None or first.more:
+            return [first] if first else []
+        group, count = [first], first.rows
+        while count < rows and (self.ready or self._more_arrived()):
+            txn = self.ready[0]
+            if not isinstance(txn, Transaction) or txn.ddl is not None or txn.more:
+                break  # it comes alone, or raises, on the next call
+            group.append(self.ready.popleft())
+            count += txn.rows
+        return group
+
+    def applied(self, group: list[Transaction]) -> None:
+        """After a DDL, the reader decodes the rows that follow with the tables as it left them."""
+        if group[-1].ddl is not None:
+            self.schemas.put(self.tracker.tables)
+
+    def _take(self) -> Transaction | None:
         """The next transaction, or None when none arrives within the poll interval; reader errors re-raise here."""
-        if not self.ready:
-            try:
-                self.ready.extend(self.out.get(timeout=POLL) if wait else self.out.get_nowait())
-            except queue.Empty:
-                if not self.process.is_alive() and self.out.empty():
-                    raise RuntimeError(f"the binlog reader process exited with code {self.process.exitcode}") from None
-                return None
+        if not self.ready and not self._more_arrived(wait=True):
+            if not self.process.is_alive() and self.out.empty():
+                raise RuntimeError(f"the binlog reader process exited with code {self.process.exitcode}") from None
+            return None
         item = self.ready.popleft()
         if isinstance(item, BaseException):
             raise item
         return item
 
-    def ddl_applied(self, tracker: Tracker) -> None:
-        self.schemas.put(tracker.tables)
+    def _more_arrived(self, wait: bool = False) -> bool:
+        """Whether a batch arrived (waiting up to the poll interval for one with ``wait``)."""
+        try:
+            self.ready.extend(self.out.get(timeout=POLL) if wait else self.out.get_nowait())
+        except queue.Empty:
+            return False
+        return True
 
     def stop(self) -> None:
         self.process.terminate()

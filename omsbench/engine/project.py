@@ -40,14 +40,13 @@ from omsbench.engine import (
     verify,
 )
 from omsbench.engine import spec as specs
-from omsbench.engine.consume import KafkaSourceSync
+from omsbench.engine.consume import topics_to_database
 from omsbench.engine.mapping import Selection, select
-from omsbench.engine.publish import CaptureQueueSync, QueueSync
-from omsbench.engine.reverse import ReverseSync
+from omsbench.engine.reverse import oceanbase_to_mysql
 from omsbench.engine.reverse import wait_caught_up as reverse_wait
 from omsbench.engine.state import as_utc
 from omsbench.engine.steps import ACTIVE, ENDED, State, Step
-from omsbench.engine.sync import StartAt, Sync, wait_caught_up
+from omsbench.engine.sync import StartAt, Sync, binlog_to_database, wait_caught_up
 from omsbench.engine.sync import behind as sync_behind
 from omsbench.engine.verify import CHUNK_ROWS
 from omsbench.engine.workspace import ENV, Workspace
@@ -453,12 +452,12 @@ class Project:
     def sync(self, start: StartAt | None = None) -> Sync:
         """The incremental sync: ``run()`` blocks; ``runner.run_thread`` or ``omsbench sync start`` run it aside."""
         if isinstance(self.spec.target, QueueEndpoint):
-            if self._source_is_oceanbase():
-                return CaptureQueueSync(self.spec, self.state, self.selection)
-            return QueueSync(self.spec, self.state, self.selection, start)
-        if isinstance(self.spec.source, KafkaEndpoint):
-            return KafkaSourceSync(self.spec, self.state, self.selection)
-        return Sync(self.spec, self.state, self.selection, start)
+            pairing = publish.oceanbase_to_queue if self._source_is_oceanbase() else publish.binlog_to_queue
+        elif isinstance(self.spec.source, KafkaEndpoint):
+            pairing = topics_to_database
+        else:
+            pairing = binlog_to_database
+        return Sync(self.spec, self.state, self.selection, pairing, start=start)
 
     def _source_is_oceanbase(self) -> bool:
         """OceanBase has no binlog: its changes come from the capture triggers."""
@@ -579,10 +578,9 @@ class Project:
         return status
 
     # reverse sync (after switchover) ---------------------------------------------------------------
-    def reverse(self) -> ReverseSync:
+    def reverse(self) -> Sync:
         """OceanBase -> MySQL, for the tables the switchover put under capture."""
-        detail = self.state.detail(self.name, Step.SWITCHOVER)
-        return ReverseSync(self.spec, self.state, self.selection, detail.get("without", []))
+        return Sync(self.spec, self.state, self.selection, oceanbase_to_mysql, step=Step.REVERSE)
 
     def start_reverse(self) -> int:
         """The reverse sync as a background process, once both databases answer with these credentials."""

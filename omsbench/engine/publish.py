@@ -15,10 +15,12 @@ are read from the source's catalog at start and again after each DDL.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from kafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFencedError
@@ -31,12 +33,12 @@ from omsbench.endpoints.mysql import master_status
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
-from omsbench.engine import capture, formats
+from omsbench.engine import capture, formats, full
 from omsbench.engine.changes import Ddl, Transaction
 from omsbench.engine.ddl import Decision, tables_touched
 from omsbench.engine.mapping import chooses
 from omsbench.engine.reverse import recapture
-from omsbench.engine.sync import Sync, give_up, label, reached
+from omsbench.engine.sync import Connected, Sync, give_up, label, reached
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import SyncError
 
@@ -303,83 +305,81 @@ class SourceSchema:
         self.state.save_schema(self.spec.name, position.file, position.pos, self.tracker.tables)
 
 
-class CaptureQueueSync(Sync):
-    """OceanBase (no binlog) to Kafka: the capture triggers' change log, published in commit order.
+@contextlib.contextmanager
+def oceanbase_to_queue(sync: Sync) -> Iterator[Connected]:
+    """OceanBase (no binlog) to a queue: the capture triggers' change log, published in commit order.
 
     The checkpoint names the OceanBase transactions of the last group; after a crash they are
     purged from the change log instead of being published again. Triggers are installed when the
     sync starts, so changes from then on are published. A DDL that changes a table's columns is
     followed: its triggers are rebuilt and later rows carry the new columns.
     """
+    with connect(sync.spec.source.dsn()) as oceanbase:
+        selection = sync.selection(oceanbase)
+        tables = [tm.source for tm in selection.tables]
+        refused = capture.uncapturable(tables)
+        if refused:
+            raise SyncError(
+                "OceanBase cannot capture " + "; ".join(f"{t}: {why}" for t, why in refused.items()),
+                fix="exclude these tables in objects.exclude",
+            )
+        capture.install(oceanbase, sync.project, tables)
+        tracker = Tracker(selection)
+        tracker.track_selection()
 
-    pieces = False  # a queue sink takes whole transactions
+        def follow_ddl(session: Session, shapes: dict, schemas: set) -> None:
+            """A queue has no columns to agree with: follow the new shape and go on."""
+            for table in recapture(session, sync.project, shapes, schemas):
+                shapes[(table.schema, table.name)] = table
+                tm = tracker.tables[(table.schema, table.name)]
+                tracker.tables[(table.schema, table.name)] = replace(tm, source=table)
+                tracker.version += 1
 
-    def _session(self) -> None:
-        with connect(self.spec.source.dsn()) as oceanbase:
-            selection = self.selection(oceanbase)
-            tables = [tm.source for tm in selection.tables]
-            refused = capture.uncapturable(tables)
-            if refused:
-                raise SyncError(
-                    "OceanBase cannot capture " + "; ".join(f"{t}: {why}" for t, why in refused.items()),
-                    fix="exclude these tables in objects.exclude",
-                )
-            capture.install(oceanbase, self.project, tables)
-            self._tracker = Tracker(selection)
-            self._tracker.track_selection()
-            published_to = sink(self.spec, self.state, self._tracker, name_transactions=True)
-            try:
-                published = (published_to.mark() or {}).get("transactions", [])
-                capture.purge(oceanbase, self.project, published)  # committed to Kafka before a crash
-                shapes, schemas = {(t.schema, t.name): t for t in tables}, {t.schema for t in tables}
-                self._set("running", "publishing OceanBase's captured changes")
-                self._drain(capture.ChangeLog(oceanbase, self.project, shapes, schemas, self._follow_ddl), published_to)
-            finally:
-                published_to.close()
-
-    def _follow_ddl(self, oceanbase: Session, shapes: dict, schemas: set) -> None:
-        """A queue has no columns to agree with: follow the new shape and go on."""
-        for table in recapture(oceanbase, self.project, shapes, schemas):
-            shapes[(table.schema, table.name)] = table
-            tm = self._tracker.tables[(table.schema, table.name)]
-            self._tracker.tables[(table.schema, table.name)] = replace(tm, source=table)
-            self._tracker.version += 1
-
-
-class QueueSync(Sync):
-    """The forward sync (retries, pause, stop, DDL, samples) with a Kafka topic set as its target."""
-
-    pieces = False  # a queue sink takes whole transactions
-
-    def _session(self) -> None:
-        with connect(self.spec.source.dsn()) as source:
-            tracker = Tracker(self.selection(source))
-            tracker.track_selection()
-            schema = SourceSchema(source, self.spec, self.selection, tracker, self.state)
-            publisher = sink(self.spec, self.state, tracker)
-            publisher.publishes = schema.concerns
-            try:
-                start = self._start(source, publisher.checkpoint())
-                schema.start_at(start[0])
-                self._replay(source, source, start, publisher, schema, {})
-            finally:
-                publisher.close()
-
-    def _handover(self, source: Session) -> BinlogPosition:
-        """After a full load, where its snapshot ends; without one, where the binlog ended when this
-        project's sync first started.
-
-        That place is kept in the state store before anything is read: a sync that dies before its
-        first mark (a kill -9, a crash while it starts) starts there again. Taking the binlog's end
-        of the moment at every start would skip, without a word, what was written in between.
-        """
+        published_to = sink(sync.spec, sync.state, tracker, name_transactions=True)
         try:
-            return super()._handover(source)
-        except SyncError:
-            first = self.state.mark(self.project, _FIRST)
-            if first is None:
-                first = master_status(source).as_dict()
-                self.state.save_mark(self.project, _FIRST, first)
-            position = BinlogPosition(**first)
-            log.info("no full load to hand over from: publishing the changes after %s", label(position))
-            return position
+            published = (published_to.mark() or {}).get("transactions", [])
+            capture.purge(oceanbase, sync.project, published)  # committed to the queue before a crash
+            shapes, schemas = {(t.schema, t.name): t for t in tables}, {t.schema for t in tables}
+            sync._set("running", "publishing OceanBase's captured changes")
+            changes = capture.ChangeLog(oceanbase, sync.project, shapes, schemas, follow_ddl, pieces=False)
+            yield Connected(changes, published_to)
+        finally:
+            published_to.close()
+
+
+@contextlib.contextmanager
+def binlog_to_queue(sync: Sync) -> Iterator[Connected]:
+    """The forward sync with a topic set as its target: whole transactions (a queue takes no pieces)."""
+    with connect(sync.spec.source.dsn()) as source:
+        tracker = Tracker(sync.selection(source))
+        tracker.track_selection()
+        schema = SourceSchema(source, sync.spec, sync.selection, tracker, sync.state)
+        publisher = sink(sync.spec, sync.state, tracker)
+        publisher.publishes = schema.concerns
+        try:
+            start = sync._start(source, publisher.checkpoint(), functools.partial(first_position, sync, source))
+            schema.start_at(start[0])
+            with sync.reading(sync.spec.source, source, start, tracker, pieces=False) as reader:
+                yield Connected(reader, publisher, schema, judge=source)
+        finally:
+            publisher.close()
+
+
+def first_position(sync: Sync, source: Session) -> BinlogPosition:
+    """After a full load, where its snapshot ends; without one, where the binlog ended when this
+    project's sync first started.
+
+    That place is kept in the state store before anything is read: a sync that dies before its
+    first mark (a kill -9, a crash while it starts) starts there again. Taking the binlog's end
+    of the moment at every start would skip, without a word, what was written in between.
+    """
+    handed_over = full.handover(sync.state, sync.project)
+    if handed_over is not None:
+        return handed_over
+    first = sync.state.mark(sync.project, _FIRST)
+    if first is None:
+        first = master_status(source).as_dict()
+        sync.state.save_mark(sync.project, _FIRST, first)
+    position = BinlogPosition(**first)
+    log.info("no full load to hand over from: publishing the changes after %s", label(position))
+    return position

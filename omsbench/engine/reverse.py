@@ -20,8 +20,11 @@ Either way both directions can run at once without a change going round in circl
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
+from collections.abc import Iterator
 
 import pymysql
 
@@ -38,7 +41,7 @@ from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.steps import Step
-from omsbench.engine.sync import StartAt, Sync
+from omsbench.engine.sync import Connected, StartAt, Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, StateError, SyncError
 
@@ -132,87 +135,87 @@ class ReverseApplier(Applier):
         )
 
 
-class ReverseSync(Sync):
-    """The forward sync's control loop (retries, pause, stop, samples) around the capture reader."""
-
-    step = Step.REVERSE
-
-    def __init__(self, spec, state, selection, without: list[str] | None = None) -> None:
-        super().__init__(spec, state, selection)
-        self.without = set(without or [])
-        self.binlog = spec.target
-        self.compared: list[TableMap] = []
-        """Tables carried back by comparison, not by triggers (``engine.compared``)."""
-        self._compare_at = 0.0
-
-    def _session(self) -> None:
-        with connect(self.spec.target.dsn()) as oceanbase, connect(self.spec.source.dsn(), autocommit=False) as mysql:
-            record = self.state.detail(self.project, Step.SWITCHOVER)
-            self._keep_read_only(mysql, record)
-            forward = [tm for tm in self.selection(mysql).tables if tm.source.qualified not in self.without]
-            schemas = {tm.schema for tm in forward}
-            selection = reversed_tables(forward, catalog.read(oceanbase, schemas))
-            tracker = Tracker(selection)
-            tracker.start(mysql)  # MySQL's tables have the shape of the rows at the checkpoint
-            if record.get("capture") == BINLOG:
-                self._from_binlog(oceanbase, mysql, tracker, record)  # the binlog carries OceanBase's DDL
-                return
+@contextlib.contextmanager
+def oceanbase_to_mysql(sync: Sync) -> Iterator[Connected]:
+    """The reverse sync's session: OceanBase's changes into MySQL, for the tables the switchover put
+    under capture, read from the change log or from OceanBase's binlog as the switchover chose."""
+    spec, project = sync.spec, sync.project
+    with connect(spec.target.dsn()) as oceanbase, connect(spec.source.dsn(), autocommit=False) as mysql:
+        record = sync.state.detail(project, Step.SWITCHOVER)
+        _keep_read_only(mysql, record, project)
+        without = set(record.get("without", []))
+        forward = [tm for tm in sync.selection(mysql).tables if tm.source.qualified not in without]
+        schemas = {tm.schema for tm in forward}
+        selection = reversed_tables(forward, catalog.read(oceanbase, schemas))
+        tracker = Tracker(selection)
+        tracker.start(mysql)  # MySQL's tables have the shape of the rows at the checkpoint
+        if record.get("capture") == BINLOG:  # the binlog carries OceanBase's DDL; no renames: checked at switchover
+            mirrored = spec.model_copy(update={"source": spec.target, "target": spec.source})
+            sync.start_at = StartAt(position=BinlogPosition(**record["reverse_start"]))  # where no checkpoint is yet
+            start = sync._start(oceanbase, read_checkpoint(mysql, project))
+            with sync.reading(spec.target, oceanbase, start, tracker, pieces=True) as reader:
+                ddl = DdlApplier(mysql, mirrored, tracker, "reverse")
+                yield Connected(reader, Applier(mysql, project, tracker), ddl, judge=mysql)
+        else:
             _require_same_columns(forward, selection)
-            applier = ReverseApplier(mysql, self.project, tracker)
-            capture.purge(oceanbase, self.project, applied_transactions(mysql, self.project))
+            applier = ReverseApplier(mysql, project, tracker)
+            capture.purge(oceanbase, project, applied_transactions(mysql, project))
             by_compare = set(record.get("compared", []))
-            self.compared = [tm for tm in selection.tables if tm.qualified in by_compare]  # MySQL's names
+            comparison = _Comparison(
+                sync, oceanbase, mysql, [tm for tm in selection.tables if tm.qualified in by_compare]
+            )
             shapes = {
                 (tm.source.schema, tm.source.name): tm.source
                 for tm in selection.tables
                 if tm.qualified not in by_compare  # no triggers there: a trigger would break its writes
             }
-            self._set("running", "applying OceanBase's changes to MySQL")
-            changes = capture.ChangeLog(oceanbase, self.project, shapes, schemas, self._follow_ddl)
-            self._drain(changes, applier, every=lambda: self._compare_when_due(oceanbase, mysql))
+            sync._set("running", "applying OceanBase's changes to MySQL")
+            follow = functools.partial(_follow_ddl, project)
+            changes = capture.ChangeLog(oceanbase, project, shapes, schemas, follow, pieces=True)
+            yield Connected(changes, applier, between=comparison.when_due)
 
-    def _from_binlog(self, oceanbase: Session, mysql: Session, tracker: Tracker, record: dict) -> None:
-        """The forward sync's replay, from the target's binlog into MySQL (no renames: checked at switchover)."""
-        applier = Applier(mysql, self.project, tracker)
-        mirrored = self.spec.model_copy(update={"source": self.spec.target, "target": self.spec.source})
-        self.start_at = StartAt(position=BinlogPosition(**record["reverse_start"]))  # where no checkpoint is yet
-        start = self._start(oceanbase, read_checkpoint(mysql, self.project))
-        self._replay(oceanbase, mysql, start, applier, DdlApplier(mysql, mirrored, tracker, "reverse"), {})
 
-    def _keep_read_only(self, mysql: Session, record: dict) -> None:
-        """A restarted MySQL comes back writable: put back the read-only the switchover set, so the
-        application cannot write to the old primary while OceanBase is the primary."""
-        if (
-            record.get("direction") == "switchover"
-            and record.get("read_only_set")
-            and not mysql.scalar("SELECT @@GLOBAL.read_only")
-        ):
-            mysql.execute("SET GLOBAL read_only = ON")
-            log.warning("MySQL came back writable (restarted?); read_only is set again for %s", self.project)
+def _keep_read_only(mysql: Session, record: dict, project: str) -> None:
+    """A restarted MySQL comes back writable: put back the read-only the switchover set, so the
+    application cannot write to the old primary while OceanBase is the primary."""
+    if (
+        record.get("direction") == "switchover"
+        and record.get("read_only_set")
+        and not mysql.scalar("SELECT @@GLOBAL.read_only")
+    ):
+        mysql.execute("SET GLOBAL read_only = ON")
+        log.warning("MySQL came back writable (restarted?); read_only is set again for %s", project)
 
-    def _follow_ddl(self, oceanbase: Session, shapes: dict, schemas: set) -> None:
-        """After DDL on a captured table: capture its new columns at once, then pause until MySQL has them."""
-        changed = recapture(oceanbase, self.project, shapes, schemas)
-        if not changed:
+
+def _follow_ddl(project: str, oceanbase: Session, shapes: dict, schemas: set) -> None:
+    """After DDL on a captured table: capture its new columns at once, then pause until MySQL has them."""
+    changed = recapture(oceanbase, project, shapes, schemas)
+    if not changed:
+        return
+    names = ", ".join(f"{t.qualified} ({', '.join(_columns(t))})" for t in changed)
+    raise DdlPaused(
+        f"DDL on OceanBase changed {names}; the capture follows the new columns, MySQL does not yet",
+        fix=f"apply the same change to the MySQL table(s), then `omsbench reverse resume {project}`",
+        statement=names,
+    )
+
+
+class _Comparison:
+    """The tables carried back by comparison, not by triggers (``engine.compared``): a pass over
+    them between two reads of the change log, every ``switchover.compare_every_s``, recorded."""
+
+    def __init__(self, sync: Sync, oceanbase: Session, mysql: Session, tables: list[TableMap]) -> None:
+        self.sync, self.oceanbase, self.mysql, self.tables = sync, oceanbase, mysql, tables  # MySQL's names
+        self.due = 0.0
+
+    def when_due(self) -> None:
+        if not self.tables or time.monotonic() < self.due:
             return
-        names = ", ".join(f"{t.qualified} ({', '.join(_columns(t))})" for t in changed)
-        raise DdlPaused(
-            f"DDL on OceanBase changed {names}; the capture follows the new columns, MySQL does not yet",
-            fix=f"apply the same change to the MySQL table(s), then `omsbench reverse resume {self.project}`",
-            statement=names,
-        )
-
-    def _compare_when_due(self, oceanbase: Session, mysql: Session) -> None:
-        if self.compared and time.monotonic() >= self._compare_at:
-            self._compare(oceanbase, mysql)
-            self._compare_at = time.monotonic() + self.spec.switchover.compare_every_s
-
-    def _compare(self, oceanbase: Session, mysql: Session) -> None:
-        """One pass over the tables carried back by comparison (``engine.compared``), recorded."""
-        done = compared.compare_pass(oceanbase, mysql, self.compared, self.project)
-        self.state.save_mark(self.project, compared.MARK, done)
+        done = compared.compare_pass(self.oceanbase, self.mysql, self.tables, self.sync.project)
+        self.sync.state.save_mark(self.sync.project, compared.MARK, done)
         if done["rows"]:
-            self.meter.applied(done["rows"], 1, done["took_s"])
+            self.sync.meter.applied(done["rows"], 1, done["took_s"])
+        self.due = time.monotonic() + self.sync.spec.switchover.compare_every_s
 
 
 def _columns(table: Table, names: dict[str, str] | None = None) -> list[str]:

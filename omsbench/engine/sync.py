@@ -15,19 +15,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import pymysql
 
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
-from omsbench.endpoints.connection import Flavor, Session, connect, explain, packet_too_large, raise_packet
+from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, explain, packet_too_large, raise_packet
 from omsbench.endpoints.mysql import master_status
 from omsbench.endpoints.position import BinlogPosition
-from omsbench.engine import capture, filters, full, heartbeat
+from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
-from omsbench.engine.changes import PIECE_ROWS, Transaction
-from omsbench.engine.ddl import DdlApplier
+from omsbench.engine.changes import Ddl, Transaction
+from omsbench.engine.ddl import DdlApplier, Decision
 from omsbench.engine.mapping import Selection
 from omsbench.engine.metrics import Meter
 from omsbench.engine.pipeline import POLL, ReaderArgs, ReaderProcess
@@ -98,26 +99,93 @@ def label(position: BinlogPosition) -> str:
     return f"{position.file}:{position.pos}"
 
 
+class ChangeSource(Protocol):
+    """Where a sync's transactions come from: the binlog (``pipeline.ReaderProcess``), OceanBase's
+    change log (``capture.ChangeLog``) or Kafka topics (``consume.Topics``)."""
+
+    def next(self, rows: int) -> list[Transaction]:
+        """What waits, as one group: whole transactions of about ``rows`` rows (at least one; with
+        ``rows`` 0 exactly one), or a DDL alone, or one piece of a large transaction; empty when
+        nothing arrived within a poll. A transaction that carries a lag sample has ``heartbeat`` set."""
+
+    def applied(self, group: list[Transaction]) -> None:
+        """The sink committed ``group`` (its rows, or only its checkpoint): the change log purges
+        it, Kafka commits its offsets, the binlog reader takes the tables as a DDL left them."""
+
+
+class Sink(Protocol):
+    """Where a sync's transactions go: a database (``apply.Applier``) or a queue (``publish.QueueSink``).
+    Each commits a group's checkpoint with its changes."""
+
+    tracker: Tracker
+
+    def apply(self, group: list[Transaction]) -> float:
+        """Commit whole transactions and the checkpoint after them; return the commit time."""
+
+    def checkpoint_only(self, txn: Transaction) -> None:
+        """Move the checkpoint past a transaction whose changes are not sent (a DDL, a skip)."""
+
+
+class PieceSink(Sink, Protocol):
+    """A sink that keeps a large transaction open across pieces: ``apply_piece`` until ``finish``."""
+
+    def apply_piece(self, changes: list) -> None: ...
+
+    def finish(self, group: list[Transaction]) -> float: ...
+
+    def rollback(self) -> None: ...
+
+
+class DdlHandler(Protocol):
+    def apply(self, ddl: Ddl, position: str, replacement: str | None = None) -> Decision: ...
+
+
+class SourceChanged(Exception):
+    """The source asks for a new session (Kafka: the topics that match the spec changed)."""
+
+
+@dataclass
+class Connected:
+    """One session of a sync: a source paired with a sink, as ``Project.sync()`` chose them."""
+
+    source: ChangeSource
+    sink: Sink
+    ddl: DdlHandler | None = None
+    """What a DDL from the source goes to (the binlog's; the other sources follow DDL themselves)."""
+    judge: Session | None = None
+    """The session that evaluates row filters; None where the source's rows are not filtered."""
+    floors: dict = field(default_factory=dict)
+    """Per keyless table, the binlog position its full-load copy already holds (``_keyless_floors``)."""
+    between: Callable[[], None] | None = None
+    """Work of the pairing's between two reads (the reverse sync's comparison pass)."""
+
+
+Pairing = Callable[["Sync"], contextlib.AbstractContextManager[Connected]]
+"""Opens one session of a sync: connects, and pairs a source with a sink."""
+
+
 class Sync:
-    step = Step.SYNC
-    """The state-store step this loop reports to and takes requests from."""
-    pieces = True
-    """Its sink applies a large transaction piece by piece (``Transaction.more``) in one target transaction."""
+    """The one sync loop: retries, pause, resume, stop, user decisions and samples, over whatever
+    source and sink ``pairing`` connects (forward, reverse, to a queue, from a queue)."""
 
     def __init__(
         self,
         spec: ProjectSpec,
         state: StateStore,
         selection: Callable[[Session], Selection],
+        pairing: Pairing,
+        step: Step = Step.SYNC,
         start: StartAt | None = None,
     ) -> None:
-        self.spec, self.state, self.selection, self.start_at = spec, state, selection, start
+        self.spec, self.state, self.selection, self.pairing, self.start_at = spec, state, selection, pairing, start
         self.project = spec.name
-        self.binlog = spec.source
-        """The endpoint whose binlog is replayed (and where the heartbeat is written)."""
+        self.step = step
+        """The state-store step this loop reports to and takes requests from."""
         self.meter = Meter(state, self.project, self.step)
         self.stopping = threading.Event()
         self.position: BinlogPosition | None = None
+        self.source: ChangeSource | None = None
+        """The session's source (a consumer group member's partitions are seen there)."""
         self.applying: list[Transaction] = []
         """The group being applied: a refused value is named by its tables (worked out only then)."""
         self._said: tuple[str, str] | None = None
@@ -135,8 +203,12 @@ class Sync:
         failures = 0
         while not self._stop_requested():
             try:
-                self._session()
+                with self.pairing(self) as connected:
+                    self.source = connected.source
+                    self._loop(connected)
                 failures = 0
+            except SourceChanged:
+                continue
             except DdlPaused as err:
                 if isinstance(err, DdlBlocked) and self._ended(err):
                     continue
@@ -253,49 +325,27 @@ class Sync:
         self.state.set_step(self.project, self.step, state, message, detail)
 
     # one connected session ----------------------------------------------------------------------
-    def _session(self) -> None:
-        with contextlib.ExitStack() as stack:
-            source = stack.enter_context(connect(self.spec.source.dsn()))
-            target, *others = (
-                stack.enter_context(connect(self.spec.target.dsn(), autocommit=False))
-                for _ in range(self.spec.options.apply_workers)
-            )
-            tracker = Tracker(self.selection(source))
-            tracker.start(target)
-            applier = Applier(target, self.project, tracker)
-            if others:
-                workers = (Applier(session, self.project, tracker, n) for n, session in enumerate(others, 1))
-                applier = ParallelApplier([applier, *workers])
-                stack.callback(applier.close)
-            ddl = DdlApplier(target, self.spec, tracker)
-            start = self._start(source, read_checkpoint(target, self.project))
-            full.ensure_checkpoint_table(target)
-            loaded = full.done_chunks(target, self.project)
-            _require_loaded_tables(loaded, tracker)
-            self._replay(source, source, start, applier, ddl, _keyless_floors(loaded, tracker))
+    # where a binlog is read from ----------------------------------------------------------------
+    def _start(
+        self, source: Session, found: tuple | None, handover: Callable[[], BinlogPosition] | None = None
+    ) -> tuple[BinlogPosition, float | None]:
+        """The first position and the skip-before time: the checkpoint ``found``, a user's start, or
+        the hand-over (the full load's snapshot end, unless ``handover`` says otherwise)."""
+        if found:
+            position = found[0]
+        elif self.start_at and (self.start_at.position or self.start_at.timestamp):
+            position = self.start_at.position or earliest(source)
+        else:
+            position = (handover or self._handover)()
+        if position.file and position.gtid and source.flavor is Flavor.MARIADB:
+            position = _by_gtid_if_file_is_gone(source, position)
+        if position.file:
+            require_available(source, position)
+        self.position = position
+        skip_before = self.start_at.timestamp if self.start_at and not found else None
+        return position, skip_before
 
-    def _replay(self, source: Session, judge: Session, start: tuple, applier, ddl, floors: dict) -> None:
-        """Read the binlog from ``start`` and hand each transaction to ``applier`` until stopped.
-
-        ``judge`` is the session that evaluates row filters; ``applier`` and ``ddl`` are the sink:
-        the target database, or a message queue.
-        """
-        position, skip_before = start
-        args = ReaderArgs(
-            self.binlog.dsn(), source.flavor, replica_id(self.project), self.project, position, skip_before, self.pieces
-        )
-        heartbeat.install(source)
-        beat = heartbeat.Heartbeat(self.binlog.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
-        reader = ReaderProcess(args, applier.tracker)
-        beat.start()
-        self._set("running", f"replaying from {label(position)}")
-        try:
-            self._loop(reader, judge, applier, ddl, floors)
-        finally:
-            beat.stop()
-            reader.stop()
-
-    def _handover(self, source: Session) -> BinlogPosition:
+    def _handover(self) -> BinlogPosition:
         """Where the full load's snapshot ends: the sync's first position."""
         position = full.handover(self.state, self.project)
         if position is None:
@@ -305,50 +355,50 @@ class Sync:
             )
         return position
 
-    def _start(self, source: Session, found: tuple | None) -> tuple[BinlogPosition, float | None]:
-        """The first position and the skip-before time: the checkpoint ``found``, a user's start, or the hand-over."""
-        if found:
-            position = found[0]
-        elif self.start_at and (self.start_at.position or self.start_at.timestamp):
-            position = self.start_at.position or earliest(source)
-        else:
-            position = self._handover(source)
-        if position.file and position.gtid and source.flavor is Flavor.MARIADB:
-            position = _by_gtid_if_file_is_gone(source, position)
-        if position.file:
-            require_available(source, position)
-        self.position = position
-        skip_before = self.start_at.timestamp if self.start_at and not found else None
-        return position, skip_before
+    @contextlib.contextmanager
+    def reading(self, endpoint: Endpoint, session: Session, start: tuple, tracker: Tracker, pieces: bool):
+        """The binlog of ``endpoint`` read from ``start`` in a process of its own, while the heartbeat
+        is written there; ``pieces``: the sink takes a large transaction piece by piece."""
+        position, skip_before = start
+        args = ReaderArgs(
+            endpoint.dsn(), session.flavor, replica_id(self.project), self.project, position, skip_before, pieces
+        )
+        heartbeat.install(session)
+        beat = heartbeat.Heartbeat(endpoint.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
+        reader = ReaderProcess(args, tracker)
+        beat.start()
+        self._set("running", f"replaying from {label(position)}")
+        try:
+            yield reader
+        finally:
+            beat.stop()
+            reader.stop()
 
-    def _loop(self, reader: ReaderProcess, judge: Session, applier: Applier, ddl: DdlApplier, floors: dict) -> None:
-        pending: Transaction | None = None
+    # the loop of one session --------------------------------------------------------------------
+    def _loop(self, c: Connected) -> None:
         while not self._stop_requested():
             if self._paused():
                 continue
-            txn = pending or reader.take()
-            pending = None
-            if txn is None:
+            if c.between:
+                c.between()
+            group = c.source.next(self.spec.options.group_rows)
+            if not group:
                 self._maybe_sample()
-                continue
-            if txn.ddl is not None:
-                self._ddl(txn, applier, ddl)
-                reader.ddl_applied(applier.tracker)
-                continue
-            if txn.more:
-                self._apply_pieces(txn, reader, judge, applier, floors)
-                continue
-            group, pending = self._group(txn, reader)
-            self._apply(group, judge, applier, floors, applier.apply)
+            elif group[0].ddl is not None:
+                self._ddl(group[0], c)
+            elif group[0].more:
+                self._apply_pieces(group[0], c)
+            else:
+                self._apply(group, c, c.sink.apply)
 
-    def _apply(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> None:
-        """``apply`` the group (filtered) and count it; the target commits it with the checkpoint."""
-        if self.paused_at and self._resolved(group, judge, applier, floors, apply):
+    def _apply(self, group: list[Transaction], c: Connected, apply) -> None:
+        """``apply`` the group (filtered) and count it; the sink commits it with the checkpoint."""
+        if self.paused_at and self._resolved(group, c, apply):
             return
         started = time.monotonic()
         self.applying = group
-        _prepare(group, judge, applier, floors)
-        committed = self._commit(group, apply)
+        _prepare(group, c)
+        committed = self._commit(group, c, apply)
         self.position = group[-1].position
         self.meter.applied(sum(t.rows for t in group), len(group), time.monotonic() - started)
         for t in group:
@@ -356,11 +406,11 @@ class Sync:
                 self.meter.heartbeat(t.heartbeat, t.read_at, committed)
         self._maybe_sample()
 
-    def _commit(self, group: list[Transaction], apply) -> float:
-        """Apply the group; a change the target refuses is narrowed down to its transaction (those
+    def _commit(self, group: list[Transaction], c: Connected, apply) -> float:
+        """Apply the group; a change the sink refuses is narrowed down to its transaction (those
         before it commit one by one), and the sync pauses on that transaction, by its position."""
         try:
-            return apply(group)
+            committed = apply(group)
         except (pymysql.err.DataError, ChangePaused) as err:
             if len(group) == 1:
                 why = (
@@ -369,14 +419,25 @@ class Sync:
                     else _refused_value(err, _tables(group), self.step, self.project)
                 )
                 raise ChangePaused(why.message, why.fix, label(group[0].position)) from err
-        committed = 0.0
+        else:
+            c.source.applied(group)
+            return committed
         for txn in group:
             self.applying = [txn]
-            committed = self._commit([txn], apply)
+            committed = self._commit([txn], c, apply)
             self.position = txn.position
         return committed
 
-    def _resolved(self, group: list[Transaction], judge: Session, applier, floors: dict, apply) -> bool:
+    def _checkpoint_only(self, txn: Transaction, c: Connected, sql: str | None = None) -> None:
+        """Past a transaction nothing of which is sent: a DDL, a skip, or the user's ``sql`` in its place."""
+        if sql:
+            c.sink.checkpoint_only(txn, sql)
+        else:
+            c.sink.checkpoint_only(txn)
+        c.source.applied([txn])
+        self.position = txn.position
+
+    def _resolved(self, group: list[Transaction], c: Connected, apply) -> bool:
         """Where the group holds the transaction the sync paused on and the user decided on it:
         apply what comes before it, skip it or run the user's SQL instead, then the rest."""
         at = next((i for i, txn in enumerate(group) if label(txn.position) == self.paused_at), None)
@@ -387,10 +448,9 @@ class Sync:
         if resolution is None:
             return False
         if at:
-            self._apply(group[:at], judge, applier, floors, apply)
+            self._apply(group[:at], c, apply)
         txn, payload = group[at], resolution.get("payload") or {}
-        applier.checkpoint_only(txn, payload.get("sql"))
-        self.position = txn.position
+        self._checkpoint_only(txn, c, payload.get("sql"))
         done = "replaced" if payload.get("sql") else "skipped"
         self.state.record_ddl(  # beside the DDL decisions: a verify before it is stale, and says so
             self.project,
@@ -403,73 +463,58 @@ class Sync:
         self._settle(resolution)
         self._set("running", f"the change at {label(txn.position)} was {done}")
         if group[at + 1 :]:
-            self._apply(group[at + 1 :], judge, applier, floors, apply)
+            self._apply(group[at + 1 :], c, apply)
         return True
 
-    def _apply_pieces(self, piece: Transaction, reader: ReaderProcess, judge: Session, applier, floors: dict) -> None:
+    def _apply_pieces(self, piece: Transaction, c: Connected) -> None:
         """A large transaction, piece by piece into one target transaction that commits with its last piece.
 
         A stop before the last piece rolls the pieces back: the checkpoint stays before the transaction.
         """
+        sink: PieceSink = c.sink
         try:
             while piece is not None and piece.more:
                 started = time.monotonic()
                 self.applying = [piece]
-                _prepare([piece], judge, applier, floors)
-                applier.apply_piece(piece.changes)
+                _prepare([piece], c)
+                sink.apply_piece(piece.changes)
                 self.meter.applied(piece.rows, 0, time.monotonic() - started, commits=0)
                 self._maybe_sample()
-                piece = self._next(reader)
+                piece = self._next(c.source)
         except BaseException:
-            applier.rollback()
+            sink.rollback()
             raise
         if piece is None or piece.drop_pieces:
-            applier.rollback()
+            sink.rollback()
             if piece is not None:  # one this project applied itself: only the checkpoint moves
-                applier.checkpoint_only(piece)
-                self.position = piece.position
+                self._checkpoint_only(piece, c)
             return
-        self._apply([piece], judge, applier, floors, applier.finish)
+        self._apply([piece], c, sink.finish)
 
-    def _next(self, reader: ReaderProcess) -> Transaction | None:
-        """The next transaction or piece, waiting for it; None once a stop is requested."""
+    def _next(self, source: ChangeSource) -> Transaction | None:
+        """The next piece, waiting for it; None once a stop is requested."""
         while not self._stop_requested():
-            txn = reader.take()
-            if txn is not None:
-                return txn
+            piece = source.next(0)
+            if piece:
+                return piece[0]
         return None
 
-    def _group(self, first: Transaction, reader: ReaderProcess) -> tuple[list[Transaction], Transaction | None]:
-        """Whole transactions that are already waiting, up to group_rows, stopping before a DDL or a piece."""
-        group, rows = [first], first.rows
-        while rows < self.spec.options.group_rows:
-            txn = reader.take(wait=False)
-            if txn is None:
-                break
-            if txn.ddl is not None or txn.more:
-                return group, txn
-            group.append(txn)
-            rows += txn.rows
-        return group, None
-
-    def _ddl(self, txn: Transaction, applier: Applier, ddl: DdlApplier) -> None:
+    def _ddl(self, txn: Transaction, c: Connected) -> None:
         where = label(txn.position)
         done = self.state.ddl(self.project)
         if len(done) and (done.position == where).any():
-            applier.checkpoint_only(txn)  # applied before a restart; the tracker read the result already
-            self.position = txn.position
+            self._checkpoint_only(txn, c)  # applied before a restart; the tracker read the result already
             return
         resolution = self._resolution(where)
         payload = (resolution or {}).get("payload") or {}
         if payload.get("skip"):
             decision_args = (txn.ddl.statement, "skipped", "skipped by the user", "")
         else:
-            decision = ddl.apply(txn.ddl, where, payload.get("sql"))
+            decision = c.ddl.apply(txn.ddl, where, payload.get("sql"))
             decision_args = (decision.statement, decision.action, decision.reason, decision.target_sql)
             self.state.note_replayed_tables(self.project, decision.tables if decision.created else [], decision.renamed)
         self.state.record_ddl(self.project, where, *decision_args)
-        applier.checkpoint_only(txn)
-        self.position = txn.position
+        self._checkpoint_only(txn, c)
         if resolution:
             self._settle(resolution)
             self._set("running", f"DDL at {where} resolved")
@@ -499,55 +544,40 @@ class Sync:
             values = self.meter.sample()
             self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
 
-    # the capture triggers' change log as the source -------------------------------------------
-    def _drain(self, changes: capture.ChangeLog, sink, every: Callable[[], None] | None = None) -> None:
-        """Apply the change log's transactions to ``sink`` in commit order until stopped: the loop of
-        the reverse sync (sink: MySQL) and of OceanBase to a queue. ``every``: work of the caller's
-        between two reads (the reverse sync's comparison of tables triggers cannot capture)."""
-        while not self._stop_requested():
-            if self._paused():
-                continue
-            if every:
-                every()
-            listed = changes.waiting()
-            if not listed:
-                self._maybe_sample()
-                self.stopping.wait(capture.IDLE)
-                continue
-            started = time.monotonic()
-            trx, rows = listed[0]
-            if self.pieces and rows > PIECE_ROWS:
-                last, committed = _in_pieces(changes.pieces(trx, rows), sink)
-                group = [last]
-            else:
-                group = changes.read(listed)
-                committed = sink.apply(group)
-                rows = sum(t.rows for t in group)
-            changes.purge(group)
-            self.position = group[-1].position
-            self.meter.applied(rows, len(group), time.monotonic() - started)
-            self.meter.heartbeat(group[-1].commit_ts, group[-1].read_at, committed)
-            self._maybe_sample()
+
+@contextlib.contextmanager
+def binlog_to_database(sync: Sync) -> Iterator[Connected]:
+    """The forward sync: the source's binlog into the target database."""
+    spec = sync.spec
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(connect(spec.source.dsn()))
+        target, *others = (
+            stack.enter_context(connect(spec.target.dsn(), autocommit=False)) for _ in range(spec.options.apply_workers)
+        )
+        tracker = Tracker(sync.selection(source))
+        tracker.start(target)
+        applier = Applier(target, sync.project, tracker)
+        if others:
+            workers = (Applier(session, sync.project, tracker, n) for n, session in enumerate(others, 1))
+            applier = ParallelApplier([applier, *workers])
+            stack.callback(applier.close)
+        ddl = DdlApplier(target, spec, tracker)
+        start = sync._start(source, read_checkpoint(target, sync.project))
+        full.ensure_checkpoint_table(target)
+        loaded = full.done_chunks(target, sync.project)
+        _require_loaded_tables(loaded, tracker)
+        reader = stack.enter_context(sync.reading(spec.source, source, start, tracker, pieces=True))
+        yield Connected(reader, applier, ddl, judge=source, floors=_keyless_floors(loaded, tracker))
 
 
-def _in_pieces(pieces: Iterator[Transaction], sink) -> tuple[Transaction, float]:
-    """A large transaction into one open target transaction, committed with its last piece: (it, commit time)."""
-    try:
-        for piece in pieces:
-            if piece.more:
-                sink.apply_piece(piece.changes)
-        return piece, sink.finish([piece])  # the last piece
-    except BaseException:
-        sink.rollback()
-        raise
-
-
-def _prepare(group: list[Transaction], judge: Session, applier, floors: dict) -> None:
+def _prepare(group: list[Transaction], c: Connected) -> None:
     """Drop what the full load's copy of a keyless table holds already, and the rows the filters exclude."""
+    floors = c.floors
     if floors:
         for t in group:
-            t.changes = [c for c in t.changes if key(t.position) > floors.get((c.schema, c.table), ("", 0))]
-    filters.apply(judge, applier.tracker, group)
+            t.changes = [ch for ch in t.changes if key(t.position) > floors.get((ch.schema, ch.table), ("", 0))]
+    if c.judge is not None:
+        filters.apply(c.judge, c.sink.tracker, group)
 
 
 def _keyless_floors(loaded: dict[tuple[str, int], dict], tracker: Tracker) -> dict[tuple[str, str], tuple[str, int]]:
