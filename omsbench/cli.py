@@ -16,6 +16,7 @@ import click
 import pandas as pd
 import pymysql
 
+from omsbench.actions import as_command
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import lifecycle, runner
 from omsbench.engine import precheck as prechecks
@@ -46,7 +47,7 @@ class _Group(click.Group):
 
 
 def _fail(err: OmsError) -> None:
-    click.secho(f"error: {err}", fg="red", err=True)
+    click.secho(f"error: {as_command(str(err))}", fg="red", err=True)
     sys.exit(err.exit_code)
 
 
@@ -193,7 +194,7 @@ def full(ctx, project, restart, parallelism, executor, no_precheck) -> None:
         _require_sources(proj)
     result = proj.full(restart=restart)
     for warning in result.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
+        click.secho(f"warning: {as_command(warning)}", fg="yellow", err=True)
     _show(result.frame())
     click.echo(
         f"{sum(result.rows.values()):,} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s); "
@@ -308,7 +309,7 @@ def status(ctx, project) -> None:
     loaded = _project(ctx, project)
     asked = lifecycle.asks_behind(loaded.sync_status()["state"])
     line = lifecycle.headline(loaded, behind=loaded.behind() if asked else None)  # asked of the servers
-    click.secho(line.text, bold=True, fg="red" if line.attention else None)
+    click.secho(as_command(line.text), bold=True, fg="red" if line.attention else None)
     for name, frame in loaded.status().items():
         _show(frame.drop(columns=["detail", "project"], errors="ignore"), name)  # the message sums a report up
 
@@ -530,7 +531,7 @@ def _exit_unless_healthy(status: dict, command: str, project: str) -> None:
     fix = _NEEDS_USER.get(status["state"])
     if fix is None:
         return
-    click.secho(f"the {command} of {project} is {status['state']}: {status['message']}", fg="red", err=True)
+    click.secho(f"the {command} of {project} is {status['state']}: {as_command(status['message'])}", fg="red", err=True)
     if "fix:" not in (status["message"] or ""):
         click.echo("  fix: " + fix.format(command=command, project=project), err=True)
     sys.exit(1)
@@ -585,7 +586,7 @@ def switchover_cmd(ctx, project, without, writes_stopped, suspend_triggers, dry_
     record = switchover.switchover(loaded, writes_stopped=writes_stopped or None, **options)
     _phases(record)
     for line in switchover.instructions(loaded, record):
-        click.echo(line)
+        click.echo(as_command(line))
 
 
 @main.command("switchback")
@@ -600,7 +601,7 @@ def switchback_cmd(ctx, project, writes_stopped) -> None:
     record = switchover.switch_back(loaded, writes_stopped)
     _phases(record)
     for line in switchover.instructions(loaded, record):
-        click.echo(line)
+        click.echo(as_command(line))
 
 
 @main.command("release")
@@ -620,7 +621,7 @@ def release_cmd(ctx, project, yes) -> None:
     record = release.release(loaded)
     _show(release.summary(record))
     for line in release.notes(loaded, record):
-        click.echo(line)
+        click.echo(as_command(line))
     click.echo(f"project {loaded.name} released at {record['released_at']}")
 
 

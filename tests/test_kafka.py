@@ -19,6 +19,7 @@ import pytest
 from conftest import make_project
 from helpers import assert_same_tables, kill_while_writing, launched, writer
 
+from omsbench.actions import named
 from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.kafka import KafkaEndpoint
@@ -405,7 +406,7 @@ def test_an_unreachable_broker_is_named_with_what_to_do():
     closed = KafkaEndpoint(kafka="127.0.0.1:1")
     with pytest.raises(ConnectError, match=r"cannot reach the Kafka cluster at 127\.0\.0\.1:1") as raised:
         kafka.ensure_topics(closed, {"x"})
-    assert "omsbench servers start --kafka" in raised.value.fix
+    assert named("servers start", None, "--kafka") in raised.value.fix
 
 
 def test_precheck_and_steps_of_a_kafka_project(workspace, source, src, broker, unique):

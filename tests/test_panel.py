@@ -151,6 +151,9 @@ def test_a_paused_ddl_is_decided_in_the_panel(workspace, source, seekdb_tcp, src
     panel.refresh()
     card = panel.decision
     assert card.widget.layout.display == "" and "ENGINE=Aria" in card.text.value
+    said = card.text.value  # what to do, in the panel's words: its buttons, not the CLI's commands
+    assert "the Resume button" in said and "Skip on the decision card" in said and "Replace with on" in said
+    assert "omsbench sync" not in said and "«" not in said
     assert card.buttons["replace"].disabled  # nothing typed yet
     card.sql.value = f"CREATE TABLE `{database}`.history (id INT PRIMARY KEY)"
     assert not card.buttons["replace"].disabled

@@ -545,7 +545,9 @@ def test_cli_lifecycle_start_pause_resume_stop(workspace, source, seekdb_tcp, sr
     assert started.returncode == 0, started.stderr
     try:
         runner.wait_for(workspace, project.name, {"running"})
-        assert omsbench(workspace.root, "sync", "start", project.name).returncode == 2  # refused: it runs
+        again = omsbench(workspace.root, "sync", "start", project.name)  # refused: it runs
+        assert again.returncode == 2 and f"`omsbench sync stop {project.name}`" in again.stderr  # the CLI's words
+        assert "«" not in again.stderr
         assert omsbench(workspace.root, "sync", "pause", project.name).returncode == 0
         runner.wait_for(workspace, project.name, {"paused"})
         paused = omsbench(workspace.root, "sync", "status", project.name)

@@ -17,6 +17,7 @@ from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from omsbench.actions import named
 from omsbench.endpoints import binlog_rows
 from omsbench.endpoints.connection import Dsn, Flavor, Session
 from omsbench.endpoints.position import BinlogPosition
@@ -101,7 +102,7 @@ def require_available(session: Session, position: BinlogPosition) -> None:
         raise BinlogPurged(
             f"the source no longer has binlog {position.file} (oldest kept: {first}); "
             f"the changes since {position} are gone",
-            fix="run a new full migration (`omsbench full --restart`), and keep binlogs longer "
+            fix=f"run a new full migration ({named('full', None, '--restart')}), and keep binlogs longer "
             "(expire_logs_days / binlog_expire_logs_seconds) than a sync may stay stopped",
         )
 

@@ -20,6 +20,7 @@ from pymysql.constants import CLIENT
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from omsbench.actions import named
 from omsbench.endpoints import oceanbase
 from omsbench.exceptions import ConnectError, PasswordUnavailable, SpecError
 
@@ -266,7 +267,7 @@ def explain(err: BaseException) -> str:
 _ERROR_FIXES = {
     1045: "check the user name and the password in the environment variable or file the spec names",
     1049: "create the database or fix the database name in the URL",
-    2003: "start the server (for the private servers: `omsbench servers start`) or fix host and port",
+    2003: f"start the server (for the private servers: {named('servers start')}) or fix host and port",
     2002: "start the server or fix the socket path",
 }
 

@@ -17,6 +17,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from pydantic import Field, field_validator
 
+from omsbench.actions import named
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.exceptions import ConnectError
 
@@ -63,7 +64,7 @@ class KafkaEndpoint(QueueEndpoint):
 def _unreachable(endpoint: KafkaEndpoint, err: Exception) -> ConnectError:
     return ConnectError(
         f"cannot reach the Kafka cluster at {endpoint.kafka}: {err}",
-        fix="start the broker (for the private one: `omsbench servers start --kafka`) or fix target.kafka",
+        fix=f"start the broker (for the private one: {named('servers start', None, '--kafka')}) or fix target.kafka",
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from omsbench.actions import named
 from omsbench.exceptions import ServerError
 
 _instances: dict[str, object] = {}
@@ -51,7 +52,7 @@ def _open(db_dir: str) -> object:
         raise ServerError(
             f"cannot open the embedded seekdb in {db_dir}: {err}",
             fix="another process may hold this directory open (an embedded seekdb serves one "
-            "process); stop it, or run seekdb as a TCP server with `omsbench servers start --target`",
+            f"process); stop it, or run seekdb as a TCP server ({named('servers start', None, '--target')})",
         ) from err
     _tune(instance)
     return instance
@@ -151,7 +152,7 @@ def orphans(session, err: Exception) -> tuple[str, str] | None:
         f"OceanBase keeps the locks of transaction(s) {', '.join(map(str, held))} from before its restart;"
         " no session owns them and the server does not roll them back, so omsbench cannot write those rows",
         "this is a defect of the target server: restore the target from a backup or migrate into a new"
-        " one (`omsbench full --restart` on a fresh server), and report it to the OceanBase/seekdb project;"
+        f" one ({named('full', None, '--restart')} on a fresh server), and report it to the OceanBase/seekdb project;"
         f" on the new server, ALTER SYSTEM SET _private_buffer_size = '{SAFE_PRIVATE_BUFFER}' avoids it",
     )
 

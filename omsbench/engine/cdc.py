@@ -19,6 +19,7 @@ from pymysqlreplication.constants.NONE_SOURCE import EMPTY_SET
 from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, XidEvent
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
+from omsbench.actions import named
 from omsbench.endpoints import binlog_rows, charsets
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
@@ -197,7 +198,8 @@ class BinlogReader:
                 raise
             raise BinlogPurged(
                 f"the source cannot send the binlog from {self.start}: {err.args[-1]}",
-                fix="run a new full migration (`omsbench full --restart`), and keep binlogs longer than a sync"
+                fix=f"run a new full migration ({named('full', self.project, '--restart')}), and keep binlogs"
+                " longer than a sync"
                 " may stay stopped",
             ) from err
 

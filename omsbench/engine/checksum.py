@@ -20,6 +20,7 @@ import pandas as pd
 from pymysql.converters import escape_item
 from tqdm.auto import tqdm
 
+from omsbench.actions import named
 from omsbench.endpoints import catalog
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, quote
 from omsbench.endpoints.connection import Session, oversized, raise_packet
@@ -236,7 +237,7 @@ def require_comparable(target: Session, tables: list[TableMap]) -> None:
         raise VerifyError(
             "the target lacks what the source's tables map to, so their rows cannot be compared: "
             + "; ".join(problems),
-            fix="create them on the target (`omsbench schema` creates missing tables; a column added on the"
+            fix=f"create them on the target ({named('schema')} creates missing tables; a column added on the"
             " source while no sync ran needs the same ALTER TABLE on the target), or leave those tables out"
             " of the project's objects",
         )

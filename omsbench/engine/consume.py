@@ -12,7 +12,7 @@ only per-key order holds, so tables whose foreign keys cascade (the binlog never
 rows a cascade removes) need one topic with one partition, which keeps the source's order whole.
 
 DDL events are recorded, not applied: a schema change from a stream of unknown origin needs a
-person. The sync pauses until the target has the new shape (``omsbench sync resume``).
+person. The sync pauses until the target has the new shape and the user resumes it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from omsbench.actions import named
 from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.position import BinlogPosition
@@ -198,7 +199,7 @@ class Topics:
         state.record_ddl(project, where, decoded.ddl.statement, "paused", "DDL from Kafka is not applied", "")
         raise DdlPaused(
             f"a DDL arrived on {where}: {decoded.ddl.statement}",
-            fix="apply the matching change to the target yourself, then `omsbench sync resume`",
+            fix=f"apply the matching change to the target yourself, then {named('sync resume', project)}",
             statement=decoded.ddl.statement,
             position=where,
         )

@@ -19,6 +19,7 @@ import pymysql
 import sqlglot
 from sqlglot import exp
 
+from omsbench.actions import named
 from omsbench.endpoints.catalog import Table, quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine import bounded_ddl
@@ -248,9 +249,9 @@ class DdlApplier:
         shown = f"\n  translated: {sql}" if sql and sql != ddl.statement else ""
         message = f"sync paused at {position}: DDL cannot be applied ({why}):\n  {ddl.statement}{shown}"
         fix = (
-            f"run it again once the cause is fixed: `omsbench {self.command} resume {self.spec.name}`; skip it"
-            f" with `omsbench {self.command} resolve {self.spec.name} --skip`; or give the statement to run"
-            f" instead with `omsbench {self.command} resolve {self.spec.name} --replace-with 'SQL'`"
+            f"run it again once the cause is fixed: {named(f'{self.command} resume', self.spec.name)}; skip it"
+            f" with {named(f'{self.command} resolve', self.spec.name, '--skip')}; or give the statement to run"
+            f" instead with {named(f'{self.command} resolve', self.spec.name, '--replace-with', 'SQL')}"
         )
         if blocked_by:
             raise DdlBlocked(message, fix, ddl.statement, position, blocked_by)

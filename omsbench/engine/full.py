@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
+from omsbench.actions import named
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Dsn, Endpoint, Session, connect
 from omsbench.endpoints.mysql import master_status
@@ -181,8 +182,8 @@ def _require_known_load(project: str, done: dict, fresh: set[str], known: bool) 
             f" ({', '.join(foreign)}): it was started from another workspace, or this workspace's state.db was"
             " lost, so its chunk boundaries and the binlog position its incremental sync must start from are"
             " not known here",
-            fix="run it from the workspace that started it; or start the load over: omsbench full PROJECT --restart"
-            " (empties the project's target tables)",
+            fix="run it from the workspace that started it; or start the load over:"
+            f" {named('full', project, '--restart')} (empties the project's target tables)",
         )
 
 
@@ -332,7 +333,7 @@ def _check_existing_rows(target: Session, tables: list[TableMap], done: dict, op
     missing = [tm.qualified for tm in tables if not schema.exists(target, tm.schema, tm.name)]
     if missing:
         raise CopyError(
-            f"target table(s) missing: {', '.join(missing)}", fix="run the schema step first (omsbench schema PROJECT)"
+            f"target table(s) missing: {', '.join(missing)}", fix=f"run the schema step first ({named('schema')})"
         )
     for tm in tables:
         if tm.source.qualified in resumed:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from omsbench.actions import named
 from omsbench.engine import precheck, release, switchover
 from omsbench.engine.project import Project
 from omsbench.engine.state import as_utc
@@ -93,7 +94,7 @@ def require(project: Project, action: str) -> None:
         raise StateError(f"unknown action {action!r}", fix=f"use one of {', '.join(ACTIONS)}")
     refusal = allowed(project)[action]
     if refusal:
-        raise NotNow(f"cannot {action} project {project.name}: {refusal}", fix="see `omsbench status`")
+        raise NotNow(f"cannot {action} project {project.name}: {refusal}", fix=f"see {named('status', project.name)}")
 
 
 def perform(project: Project, action: str, force: bool = False, **options: Any) -> Any:

@@ -359,12 +359,16 @@ def cut_over(source: Session, target: Session, selection: Selection, spec: Proje
     ]
 
 
-def reverse_capture(spec: ProjectSpec, source: Session, target: Session) -> Finding:
-    """How reverse sync will capture the target's changes after switchover (see ``reverse.capture_method``)."""
+def reverse_capture(spec: ProjectSpec, source: Session, target: Session, chosen: dict | None = None) -> Finding:
+    """How reverse sync will capture the target's changes after switchover (see ``reverse.capture_method``).
+
+    ``chosen`` receives the method and why (``capture``, ``capture_why``), as a switchover records them."""
     try:
         method, why = reverse.capture_method(spec, target, source)
     except OmsError as err:
         return Finding("reverse capture", "target", FAIL, err.message, err.fix or "")
+    if chosen is not None:
+        chosen.update(capture=method, capture_why=why)
     return Finding("reverse capture", "target", OK, f"{method}: {why}")
 
 

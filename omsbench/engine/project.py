@@ -20,6 +20,7 @@ import pymysql
 import yaml
 from tqdm.auto import tqdm
 
+from omsbench.actions import named
 from omsbench.endpoints import catalog
 from omsbench.endpoints.binlog import require_available
 from omsbench.endpoints.connection import Flavor, Session, connect
@@ -119,7 +120,7 @@ class Project:
         if self.released:
             raise StateError(
                 f"project {self.name} was released: it cannot {what} any more",
-                fix="to migrate again, make a project under a new name (`omsbench init NEW-NAME ...`);"
+                fix=f"to migrate again, make a project under a new name ({named('init', 'NEW-NAME')});"
                 " this one's record stays in the workspace",
             )
 
@@ -129,7 +130,7 @@ class Project:
             raise StateError(
                 f"project {self.name} has Kafka as its {'target' if self.spec.target is self.spec.queue else 'source'}:"
                 f" {what} needs a database on both sides",
-                fix=f"run its precheck and `omsbench sync start {self.name}`; migrate schemas in a database project",
+                fix=f"run its precheck and {named('sync start', self.name)}; migrate schemas in a database project",
             )
 
     @contextmanager
@@ -512,7 +513,7 @@ class Project:
         if not where:
             raise NotNow(
                 f"the {Step(step).said} of {self.name} is {status['state']}, not paused on a DDL or a change",
-                fix=f"see `omsbench {step} status {self.name}`",
+                fix=f"see {named(f'{step} status', self.name)}",
             )
         self.state.request(self.name, step, "resolve", {"position": where, "skip": skip, "sql": sql})
         return where
@@ -572,7 +573,7 @@ class Project:
         if status["state"] in ACTIVE and process.pid() is None:
             status["message"] = (
                 f"the {process.step} process is gone while {status['state']} (killed or crashed); "
-                f"`omsbench {process.command} start {self.name}` resumes it from its checkpoint"
+                f"{named(f'{process.command} start', self.name)} resumes it from its checkpoint"
             )
             status["state"] = "died"
         return status

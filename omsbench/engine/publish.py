@@ -25,6 +25,7 @@ from dataclasses import replace
 
 from kafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFencedError
 
+from omsbench.actions import named
 from omsbench.endpoints import kafka, rocketmq
 from omsbench.endpoints.catalog import SYSTEM_SCHEMAS
 from omsbench.endpoints.connection import Session, connect
@@ -77,7 +78,7 @@ def wait_caught_up(source: Session, spec, state, timeout: float = 120, stalled=N
         time.sleep(0.1)
     raise SyncError(
         f"the Kafka sink of {project} did not reach {label(goal)} within {timeout:.0f} s",
-        fix=f"see `omsbench sync status {project}`: it may be paused, failing or far behind",
+        fix=f"see {named('sync status', project)}: it may be paused, failing or far behind",
     )
 
 
@@ -178,7 +179,7 @@ class KafkaSink(QueueSink):
         except ProducerFencedError as err:
             raise SyncError(
                 f"another sink of project {self.project} took over the transactional id omsbench-{self.project}",
-                fix="run one sync per project; stop the other one (`omsbench sync stop`)",
+                fix=f"run one sync per project; stop the other one ({named('sync stop', self.project)})",
             ) from err
         except MessageSizeTooLargeError as err:
             if self.transactional:
@@ -197,7 +198,7 @@ class KafkaSink(QueueSink):
             f" the sink may send (target.max_message_bytes, {self.endpoint.max_message_bytes / (1 << 20):.1f} MB)"
             " or what the broker or topic accepts (message.max.bytes, max.message.bytes)",
             fix="raise target.max_message_bytes in the spec, and the broker's and the topic's limits where they are"
-            f" lower, then `omsbench sync start {self.project}`: it continues from its checkpoint",
+            f" lower, then {named('sync start', self.project)}: it continues from its checkpoint",
         )
 
     def _acknowledged(self, futures: list) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from omsbench.actions import named
 from omsbench.endpoints.catalog import quote
 from omsbench.endpoints.connection import Endpoint, Session, connect
 from omsbench.engine import capture, own_tables, switchover
@@ -33,10 +34,14 @@ def release(project: Project) -> dict:
     moving = project.state.detail(project.name, Step.SWITCHOVER)
     halfway = _halfway(project.name, moving)
     if halfway:
-        command = "switchover" if moving["direction"] == "switchover" else "switchback --writes-stopped"
+        finish = (
+            named("switchover", project.name)
+            if moving["direction"] == "switchover"
+            else named("switchback", project.name, "--writes-stopped")
+        )
         raise StateError(
             halfway,
-            fix=f"finish it first (`omsbench {command} {project.name}` goes on from where it stopped), then release",
+            fix=f"finish it first ({finish} goes on from where it stopped), then release",
         )
     project.stop_sync()
     project.stop_reverse()

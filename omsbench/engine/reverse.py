@@ -28,6 +28,7 @@ from collections.abc import Iterator
 
 import pymysql
 
+from omsbench.actions import named
 from omsbench.endpoints import catalog, mysql
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
@@ -94,7 +95,8 @@ def reversed_tables(forward: list[TableMap], oceanbase: Catalog) -> Selection:
         table = oceanbase.tables.get((tm.schema, tm.name))
         if table is None:
             raise SyncError(
-                f"table {tm.qualified} is not on OceanBase", fix="migrate it first, or leave it out with --without"
+                f"table {tm.qualified} is not on OceanBase",
+                fix=f"migrate it first, or leave it out ({named('switchover', None, '--without', tm.qualified)})",
             )
         columns = {target: source for source, target in tm.columns.items()}
         selection.tables.append(TableMap(table, tm.source.schema, tm.source.name, columns))
@@ -157,7 +159,7 @@ def oceanbase_to_mysql(sync: Sync) -> Iterator[Connected]:
                 ddl = DdlApplier(mysql, mirrored, tracker, "reverse")
                 yield Connected(reader, Applier(mysql, project, tracker), ddl, judge=mysql)
         else:
-            _require_same_columns(forward, selection)
+            _require_same_columns(forward, selection, project)
             applier = ReverseApplier(mysql, project, tracker)
             capture.purge(oceanbase, project, applied_transactions(mysql, project))
             by_compare = set(record.get("compared", []))
@@ -195,7 +197,7 @@ def _follow_ddl(project: str, oceanbase: Session, shapes: dict, schemas: set) ->
     names = ", ".join(f"{t.qualified} ({', '.join(_columns(t))})" for t in changed)
     raise DdlPaused(
         f"DDL on OceanBase changed {names}; the capture follows the new columns, MySQL does not yet",
-        fix=f"apply the same change to the MySQL table(s), then `omsbench reverse resume {project}`",
+        fix=f"apply the same change to the MySQL table(s), then {named('reverse resume', project)}",
         statement=names,
     )
 
@@ -236,7 +238,7 @@ def _signature(table: Table) -> list[tuple]:
     return [(c.name, c.column_type, c.nullable) for c in table.columns]
 
 
-def _require_same_columns(forward: list[TableMap], reverse: Selection) -> None:
+def _require_same_columns(forward: list[TableMap], reverse: Selection, project: str) -> None:
     """Refuse to apply while a table has other columns on OceanBase than on MySQL (DDL not followed)."""
     on_mysql = {(tm.schema, tm.name): _columns(tm.source, tm.columns) for tm in forward}
     for tm in reverse.tables:
@@ -245,7 +247,7 @@ def _require_same_columns(forward: list[TableMap], reverse: Selection) -> None:
             raise DdlPaused(
                 f"{ob.qualified} has columns {_columns(ob)} on OceanBase but {on_mysql[(ob.schema, ob.name)]}"
                 f" on MySQL ({tm.schema}.{tm.name})",
-                fix="apply OceanBase's change to MySQL, then `omsbench reverse resume`",
+                fix=f"apply OceanBase's change to MySQL, then {named('reverse resume', project)}",
                 statement=ob.qualified,
             )
 
@@ -265,6 +267,6 @@ def wait_caught_up(
         if time.monotonic() > deadline:
             raise SyncError(
                 f"the reverse sync of {project} did not catch up within {timeout:.0f} s",
-                fix=f"see `omsbench reverse status {project}`",
+                fix=f"see {named('reverse status', project)}",
             )
         time.sleep(0.05)

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from omsbench.actions import named
 from omsbench.engine.process import Daemon, ServerStatus, write_pid
 from omsbench.engine.steps import State, Step
 from omsbench.engine.sync import StartAt, Sync
@@ -79,8 +80,8 @@ def refuse_second(process: SyncProcess) -> None:
     if pid is not None:
         raise SyncError(
             f"the {process.step} of project {process.project} already runs (pid {pid})",
-            fix=f"use `omsbench {process.command} status {process.project}`, or stop it first with"
-            f" `omsbench {process.command} stop`",
+            fix=f"see {named(f'{process.command} status', process.project)}, or stop it first with"
+            f" {named(f'{process.command} stop', process.project)}",
         )
 
 
@@ -104,7 +105,7 @@ def _wait_released(process: SyncProcess, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise SyncError(
                 f"the {process.step} thread of {process.project} did not stop within {timeout:.0f} s",
-                fix="see its state with `omsbench status`; it stops at the end of the transaction group it applies",
+                fix=f"see its state ({named('status', process.project)}); it stops at the end of the group it applies",
             )
         time.sleep(0.05)
 
@@ -152,7 +153,7 @@ def wait_for(workspace: Workspace, project: str, states: set[str], timeout: floa
         time.sleep(0.1)
     raise SyncError(
         f"the {Step(step).said} of {project} did not reach {sorted(states)} within {timeout:.0f} s",
-        fix=f"see `omsbench {step} status {project}` and the log in {Path(workspace.root, 'run', project)}",
+        fix=f"see {named(f'{step} status', project)} and the log in {Path(workspace.root, 'run', project)}",
     )
 
 

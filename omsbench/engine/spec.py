@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from omsbench.actions import named
 from omsbench.endpoints.connection import Endpoint, mask
 from omsbench.endpoints.kafka import KafkaEndpoint
 from omsbench.endpoints.queue import QueueEndpoint
@@ -183,7 +184,7 @@ def load(path: str | Path) -> ProjectSpec:
     except OSError as err:
         raise SpecError(
             f"cannot read the project spec {path}: {err.strerror}",
-            fix="give the path of a spec file (omsbench init writes one)",
+            fix=f"give the path of a spec file ({named('init')} writes one)",
         ) from err
     except yaml.YAMLError as err:
         raise SpecError(f"{path} is not valid YAML: {err}", fix="fix the YAML syntax at the line shown") from err

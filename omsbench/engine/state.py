@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from omsbench.actions import named
 from omsbench.engine.process import alive
 from omsbench.engine.steps import LIVE, State, Step
 from omsbench.exceptions import StateError
@@ -238,7 +239,7 @@ class StateStore:
         if spec is None:
             raise StateError(
                 f"no project named {name!r} in the workspace {self.path.parent}",
-                fix="create it with `omsbench init`, pass its spec file, or name the workspace that holds it"
+                fix=f"create it ({named('init', name)}), pass its spec file, or name the workspace that holds it"
                 " (--workspace DIR, or $OMSBENCH_WORKSPACE)",
             )
         return spec

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import pymysql
 
+from omsbench.actions import named
 from omsbench.endpoints import catalog
 from omsbench.endpoints import mysql as mysql_endpoint
 from omsbench.endpoints.catalog import quote
@@ -146,14 +147,12 @@ def switchover(
 
     def ready(record: dict) -> None:
         """Refuses what the readiness report (``--dry-run``, the panel) lists as failing, in its words."""
-        refused = [f for f in readiness(project, without, suspend_triggers) if f.status == precheck.FAIL]
+        refused = [f for f in readiness(project, without, suspend_triggers, record) if f.status == precheck.FAIL]
         if refused:
             raise StateError(
                 "switchover refused: " + "; ".join(f"{f.check} ({f.object}): {f.detail}" for f in refused),
                 fix="; ".join(f.fix for f in refused if f.fix) or None,
             )
-        with project.sessions() as (mysql, oceanbase):
-            record["capture"], record["capture_why"] = reverse_sync.capture_method(project.spec, oceanbase, mysql)
 
     def suspend_source_triggers(record: dict) -> None:
         if "triggers" not in record:  # kept in the state store before any is dropped
@@ -180,7 +179,7 @@ def switchover(
                 raise StateError(
                     "omsbench's MySQL user cannot write while MySQL is read-only, so reverse sync could not apply",
                     fix="grant it READ_ONLY ADMIN (MariaDB) or SUPER, or stop the application's writes yourself and"
-                    " pass --writes-stopped",
+                    f" say so ({named('switchover', project.name, '--writes-stopped')})",
                 ) from err
         record["read_only_set"] = True
 
@@ -191,7 +190,7 @@ def switchover(
             bad = ", ".join(checks.loc[~checks["equal"], "table"])
             raise StateError(
                 f"source and target differ after the forward sync drained: {bad}",
-                fix=f"find the rows with `omsbench verify {project.name}`, fix them, then run switchover again",
+                fix=f"find the rows with {named('verify', project.name)}, fix them, then run switchover again",
             )
 
     def install_capture(record: dict) -> None:
@@ -271,10 +270,14 @@ def _unguardable(project: Project) -> str | None:
     )
 
 
-def readiness(project: Project, without: list[str] | None = None, suspend_triggers: bool | None = None) -> list:
+def readiness(
+    project: Project, without: list[str] | None = None, suspend_triggers: bool | None = None, chosen: dict | None = None
+) -> list:
     """What a switchover with these options would do and what would stop it, changing nothing:
     the forward sync's state, the capture and the tables it cannot take, MySQL's triggers, the
-    fate of every trigger, routine and event, and the columns MySQL keeps narrower."""
+    fate of every trigger, routine and event, and the columns MySQL keeps narrower. ``chosen``
+    receives the reverse capture's method and why, which the switchover records."""
+    chosen = {} if chosen is None else chosen
     settings = project.spec.switchover
     without = sorted(set(settings.without) | set(without or []))
     suspend = settings.suspend_source_triggers if suspend_triggers is None else suspend_triggers
@@ -285,20 +288,16 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
             project.name,
             precheck.OK if state in WORKING else precheck.FAIL,
             state,
-            "" if state in WORKING else f"start it: omsbench sync start {project.name}",
+            "" if state in WORKING else f"start it: {named('sync start', project.name)}",
         )
     ]
     with project.sessions() as (mysql, oceanbase):
         selection = project.selection(mysql)
-        found.append(precheck.reverse_capture(project.spec, mysql, oceanbase))
+        found.append(precheck.reverse_capture(project.spec, mysql, oceanbase, chosen))  # a FAIL where none is chosen
         found += precheck.cut_over(mysql, oceanbase, selection, project.spec)
         found += precheck.fallback_charsets(selection, oceanbase, settings.narrow_columns)
-        try:
-            method = reverse_sync.capture_method(project.spec, oceanbase, mysql)[0]
-        except StateError:
-            method = None  # the reverse capture finding says why
     try:
-        compared = capturable(project, without)[1] if method == reverse_sync.TRIGGERS else []
+        compared = capturable(project, without)[1] if chosen.get("capture") == reverse_sync.TRIGGERS else []
     except StateError as err:
         compared = []
         found.append(precheck.Finding("capture", project.name, precheck.FAIL, err.message, err.fix or ""))
@@ -316,7 +315,10 @@ def readiness(project: Project, without: list[str] | None = None, suspend_trigge
                 "suspended on MySQL until switch-back"
                 if suspend
                 else "they would fire on the rows reverse sync applies",
-                "" if suspend else "pass --suspend-source-triggers (or set switchover.suspend_source_triggers)",
+                ""
+                if suspend
+                else f"suspend them ({named('switchover', project.name, '--suspend-source-triggers')},"
+                " or set switchover.suspend_source_triggers)",
             )
         )
     return found
@@ -330,7 +332,8 @@ def _compared_finding(table: str, every: float) -> precheck.Finding:
         f"triggers cannot capture it on seekdb (a spatial column): carried back to MySQL by comparison every"
         f" {every:g} s instead; its lag is up to that plus one comparison, and its rows arrive as they are"
         " at each pass, in no transaction order with the other tables",
-        "leave it out with --without if the fallback need not carry it",
+        f"leave it out ({named('switchover', None, '--without', table)}, or switchover.without) if the fallback"
+        " need not carry it",
     )
 
 
@@ -350,7 +353,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
     if not writes_stopped:
         raise StateError(
             "switching back needs the application's writes to OceanBase stopped",
-            fix="stop the application, then run again with --writes-stopped",
+            fix=f"stop the application, then say so ({named('switchback', project.name, '--writes-stopped')})",
         )
 
     def drain_and_verify(record: dict) -> None:
@@ -359,7 +362,7 @@ def switch_back(project: Project, writes_stopped: bool = False) -> dict:
         if not checks["equal"].all():
             raise StateError(
                 "source and target differ after the reverse sync drained",
-                fix=f"see `omsbench verify {project.name}`",
+                fix=f"see {named('verify', project.name)}",
             )
 
     def remove_capture(record: dict) -> None:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pymysql
 
+from omsbench.actions import named
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, explain, packet_too_large, raise_packet
@@ -70,8 +71,9 @@ def _refused_value(err: pymysql.err.DataError, tables: list[str], step: str, pro
         f"the receiving database refused a value in a change to {', '.join(tables) or 'a table'} ({code}: {text});"
         " nothing of its transaction was applied",
         fix="widen the column there to take such values (for a utf8mb3 column: ALTER TABLE ... MODIFY it as"
-        f" utf8mb4), then `omsbench {step} resume {project}`: the change is applied again; or skip the"
-        f" transaction (`omsbench {step} resolve {project} --skip`) or run your SQL instead of it (--replace-with)",
+        f" utf8mb4), then {named(f'{step} resume', project)}: the change is applied again; or skip the"
+        f" transaction ({named(f'{step} resolve', project, '--skip')}) or run your SQL instead of it"
+        f" ({named(f'{step} resolve', project, '--replace-with')})",
     )
 
 
@@ -230,13 +232,14 @@ class Sync:
                     self._set(
                         "paused",
                         f"the target refused a change larger than its max_allowed_packet; {raise_packet('target')},"
-                        f" then `omsbench {self.step} resume {self.project}`",
+                        f" then {named(f'{self.step} resume', self.project)}",
                     )
                     self._wait_for_user()
                     continue
                 failures += 1
                 if failures > RETRIES_BEFORE_PAUSE:
-                    self._set("paused", f"gave up after {failures - 1} retries: {err}; `omsbench sync resume` retries")
+                    again = named(f"{self.step} resume", self.project)
+                    self._set("paused", f"gave up after {failures - 1} retries: {err}; {again} retries")
                     self._wait_for_user()
                     failures = 0
                     continue
@@ -351,7 +354,8 @@ class Sync:
         if position is None:
             raise SyncError(
                 f"project {self.project} has no place to start the sync from",
-                fix="run the full migration first (`omsbench full`), or pass --position FILE:POS or --timestamp",
+                fix=f"run the full migration first ({named('full', self.project)}), or start the sync at a binlog"
+                f" position or a time ({named('sync start', self.project, '--position FILE:POS')})",
             )
         return position
 
@@ -607,7 +611,8 @@ def _require_loaded_tables(loaded: dict[tuple[str, int], dict], tracker: Tracker
     if missing:
         raise SyncError(
             f"table(s) {', '.join(missing)} were migrated but are not on the target any more",
-            fix="recreate them (`omsbench schema`, then `omsbench full --restart`), or exclude them in objects.exclude",
+            fix=f"recreate them ({named('schema')}, then {named('full', None, '--restart')}), or exclude them in"
+            " objects.exclude",
         )
 
 
@@ -675,7 +680,7 @@ def wait_caught_up(
         time.sleep(0.05)
     raise SyncError(
         f"the sync of {project} did not reach {label(goal)} within {timeout:.0f} s",
-        fix=f"see `omsbench sync status {project}`: it may be paused, failing or far behind",
+        fix=f"see {named('sync status', project)}: it may be paused, failing or far behind",
     )
 
 
@@ -684,5 +689,5 @@ def give_up(stalled: Callable[[], str | None] | None, project: str, goal: Binlog
     if why:
         raise SyncError(
             f"the sync of {project} will not reach {label(goal)}: {why}",
-            fix=f"see `omsbench sync status {project}`; resume or restart it, then wait again",
+            fix=f"see {named('sync status', project)}; resume or restart it, then wait again",
         )

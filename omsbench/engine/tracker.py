@@ -68,7 +68,7 @@ class Tracker:
             time.sleep(0.05 * (attempt + 1))
         raise SyncError(
             f"table {tm.qualified} is not in the target's catalog after a DDL on {tm.source.qualified}",
-            fix="check the table on the target; `omsbench sync resume` reads it again",
+            fix="check the table on the target; resuming the sync reads it again",
         )
 
     def forget(self, schema: str, name: str) -> TableMap | None:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import ipywidgets as w
 import pandas as pd
 
+from omsbench.actions import as_button
 from omsbench.engine import lifecycle
 from omsbench.engine import precheck as prechecks
 from omsbench.engine.project import Project
@@ -78,6 +79,11 @@ class _TwoClicks:
         """True on the confirming click; the first one arms the button and returns False."""
         self.set(not self.armed)
         return not self.armed
+
+
+def _said(text: object) -> str:
+    """An engine message for the panel: escaped, each action it names worded as the panel's button."""
+    return html.escape(as_button(str(text)))
 
 
 def _label(action: str) -> str:
@@ -189,7 +195,7 @@ class ControlPanel:
         try:
             found = prechecks.frame(lifecycle.readiness(self.project, force=True))
         except OmsError as err:
-            return f"<div style='color:#cf222e'>cut-over readiness: {html.escape(err.message)}</div>"
+            return f"<div style='color:#cf222e'>cut-over readiness: {_said(err.message)}</div>"
         first = {prechecks.FAIL: 0, prechecks.WARN: 1}  # failures, then warnings, then what is fine
         found = found.sort_values("status", key=lambda s: s.map(first).fillna(2), kind="stable")
         return "<b>Cut-over readiness</b>" + _table(found)
@@ -206,7 +212,9 @@ class ControlPanel:
         try:
             call(*args)
         except OmsError as err:
-            self._error(f"{what}: {err.message}" + (f"<br><i>what to do:</i> {err.fix}" if err.fix else ""))
+            self._error(
+                f"{what}: {_said(err.message)}" + (f"<br><i>what to do:</i> {_said(err.fix)}" if err.fix else "")
+            )
         except Exception as err:  # shown in the panel: the worker thread has no one else to tell
             self._error(f"{what}: {type(err).__name__}: {err}")
 
@@ -252,7 +260,7 @@ class ControlPanel:
         line = lifecycle.headline(self.project, refusals, behind)
         colour = "#cf222e" if line.attention else "#1f2328"
         self.headline.value = (
-            f"<b class='omsbench-headline' style='color:{colour};font-size:1.1em'>{html.escape(line.text)}</b>"
+            f"<b class='omsbench-headline' style='color:{colour};font-size:1.1em'>{_said(line.text)}</b>"
         )
         self.next_action = line.next_action
         self.next.tooltip = f"next step: {_HINTS[line.next_action]}" if line.next_action else ""
@@ -264,7 +272,7 @@ class ControlPanel:
         """Why each disabled button is disabled, written out: a hover tooltip is easy to miss."""
         if busy:
             return "<div style='color:#57606a'>an action is running; the buttons wait for it</div>"
-        lines = [f"{_label(a)}: {html.escape(why)}" for a, why in refusals.items() if why]
+        lines = [f"{_label(a)}: {_said(why)}" for a, why in refusals.items() if why]
         if self.armed:
             lines.insert(0, f"<b>{_label(self.armed)} armed</b>: {self._checklist()}")
         return "<div style='color:#57606a;font-size:.9em'>" + "<br>".join(lines) + "</div>"
@@ -289,7 +297,7 @@ class ControlPanel:
             colour = _COLOURS.get(state, "#57606a")
             ended = _get(recorded, step, "ended_at", None)
             when = pd.Timestamp(ended).strftime("%H:%M:%S UTC") if ended is not None and not pd.isna(ended) else ""
-            message = html.escape(str(_get(recorded, step, "message", "") or ""))[:120]
+            message = _said(_get(recorded, step, "message", "") or "")[:120]
             rows.append(
                 f"<tr><td>{step}</td><td style='color:{colour};font-weight:600'>{html.escape(str(state))}</td>"
                 f"<td style='white-space:nowrap'>{when}</td><td>{message}</td></tr>"
@@ -360,11 +368,9 @@ class ControlPanel:
 
     def _errors(self, steps: pd.DataFrame, status: dict) -> str:
         lines = [self.last_error] if self.last_error else []
-        lines += [
-            f"{r.step} {r.state}: {html.escape(str(r.message))}" for r in steps.itertuples() if r.state == "failed"
-        ]
+        lines += [f"{r.step} {r.state}: {_said(r.message)}" for r in steps.itertuples() if r.state == "failed"]
         if status["state"] in ("died", "failed", "paused", "retrying"):
-            lines.append(f"sync {status['state']}: {html.escape(str(status['message']))}")
+            lines.append(f"sync {status['state']}: {_said(status['message'])}")
         body = "".join(f"<li>{line}</li>" for line in lines)
         return f"<div style='color:#cf222e'><b>Needs attention</b><ul>{body}</ul></div>" if lines else ""
 
@@ -429,7 +435,7 @@ class _Decision:
         what = f"<b>The {paused} waits for a decision at {html.escape(status['at'])}</b>"
         statement = status.get("statement")
         shown = f"<pre style='white-space:pre-wrap'>{html.escape(statement)}</pre>" if statement else ""
-        self.text.value = f"{what}{shown}<div>{html.escape(str(status['message']))}</div>"
+        self.text.value = f"{what}{shown}<div>{_said(status['message'])}</div>"
         self._enable(busy)
 
     def _enable(self, busy: bool) -> None:
@@ -509,7 +515,7 @@ def _get(frame: pd.DataFrame, step: str, column: str, default: object) -> object
 
 def _table(frame: pd.DataFrame) -> str:
     """As the runbooks show a frame (times to the second, numbers one way), wrapped to the panel's width."""
-    return tables.styled(frame).to_html() if len(frame) else " <i>none</i>"
+    return tables.styled(frame, words=as_button).to_html() if len(frame) else " <i>none</i>"
 
 
 def _endpoints(project: Project) -> str:

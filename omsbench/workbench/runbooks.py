@@ -23,6 +23,7 @@ from papermill.execute import ERROR_MARKER_TAG
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from omsbench.actions import as_command
 from omsbench.engine.workspace import Workspace
 from omsbench.exceptions import OmsError
 from omsbench.workbench import resources, tables
@@ -154,7 +155,9 @@ def outcome(**values: Any) -> None:
     """
     from IPython.display import display
 
-    data = json.loads(json.dumps(values, default=str))
+    data = {
+        k: as_command(v) if isinstance(v, str) else v for k, v in json.loads(json.dumps(values, default=str)).items()
+    }
     display({OUTCOME_MIME: data, "text/plain": json.dumps(data, indent=2)}, raw=True)
 
 

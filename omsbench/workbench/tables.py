@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,14 +18,17 @@ from pandas.io.formats.style import Styler
 from rich.console import Console
 from rich.table import Table
 
+from omsbench.actions import as_command
+
 _IDENTIFIERS = ("pid", "port", "owner", "id", "chunk_no", "server_id")
 """Columns of numbers that name something: no thousands separator in a pid or a port."""
 
 
-def cell(value: Any, grouped: bool = True) -> str:
+def cell(value: Any, grouped: bool = True, words: Callable[[str], str] = as_command) -> str:
     """One value as text: blank for missing, whole numbers without a fraction, times to the second in UTC.
 
-    ``grouped``: whole numbers with thousands separators (counts, not identifiers)."""
+    ``grouped``: whole numbers with thousands separators (counts, not identifiers); ``words``: how
+    an action a message names is worded (``omsbench.actions``), as a command unless the panel shows it."""
     if value is None or (not isinstance(value, dict | list | tuple | str) and pd.isna(value)):
         return ""
     if isinstance(value, bool):
@@ -43,7 +47,7 @@ def cell(value: Any, grouped: bool = True) -> str:
         return position(value) or json.dumps(value, default=str, ensure_ascii=False)
     if isinstance(value, list | tuple):
         return ", ".join(cell(v) for v in value)
-    return str(value)
+    return words(str(value))
 
 
 def position(value: dict) -> str | None:
@@ -58,10 +62,10 @@ def _grouped(name: object) -> bool:
     return str(name) not in _IDENTIFIERS and not str(name).endswith("_id")
 
 
-def styled(frame: pd.DataFrame) -> Styler:
+def styled(frame: pd.DataFrame, words: Callable[[str], str] = as_command) -> Styler:
     """``frame`` for a notebook and its HTML export, in the same words as in the terminal (no NaN,
     NaT or None, times to the second, whole numbers whole), text and headers left-aligned, wrapped."""
-    formats = {name: functools.partial(cell, grouped=_grouped(name)) for name in frame.columns}
+    formats = {name: functools.partial(cell, grouped=_grouped(name), words=words) for name in frame.columns}
     return (
         frame.style.hide(axis="index")
         .format(formats)
