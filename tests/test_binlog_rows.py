@@ -10,8 +10,8 @@ from pymysqlreplication.row_event import RowsEvent, TableMapEvent
 
 from omsbench.endpoints import binlog_rows, catalog
 from omsbench.endpoints.binlog import open_stream
+from omsbench.endpoints.binlog_reader import Decoder
 from omsbench.endpoints.mysql import master_status
-from omsbench.engine.cdc import Decoder
 from omsbench.exceptions import SyncError
 
 COLUMNS = (

@@ -16,11 +16,11 @@ import pytest
 from conftest import make_project, seq_table_migrated
 from helpers import assert_same_tables, make_writable, wait_inside_a_transaction
 
+from omsbench.changes import PIECE_ROWS
 from omsbench.endpoints import catalog
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import capture, lifecycle, release, reverse, runner, switchover
-from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
 from omsbench.engine.spec import Switchover
 from omsbench.exceptions import StateError

@@ -14,13 +14,14 @@ import pytest
 from conftest import make_project, seq_table_migrated, table_migrated
 from helpers import assert_same_tables, exact_rows, kill_while_writing, launched, wait_inside_a_transaction
 
+from omsbench.changes import PIECE_ROWS, Transaction
 from omsbench.endpoints import binlog_rows, catalog
+from omsbench.endpoints.binlog_reader import BinlogReader
 from omsbench.endpoints.connection import connect
 from omsbench.endpoints.mysql import master_status
 from omsbench.engine import own_tables, runner
-from omsbench.engine.cdc import BinlogReader
-from omsbench.engine.changes import PIECE_ROWS, Transaction
 from omsbench.engine.mapping import select
+from omsbench.engine.own_tables import MARKS
 from omsbench.engine.project import Project
 from omsbench.engine.steps import Step
 from omsbench.engine.sync import StartAt, key
@@ -822,7 +823,7 @@ def _reader(workspace, source, target, src, database: str, project: str, start) 
     spec = make_project(workspace, source, target, name=project, objects={"include": [f"{database}.*"]}).spec
     tracker = Tracker(select(spec, catalog.read(src, [database])))
     tracker.track_selection()
-    return BinlogReader(source.dsn(), src.flavor, 4712, tracker, project, start, blocking=False)
+    return BinlogReader(source.dsn(), src.flavor, 4712, tracker.source_table, MARKS, project, start, blocking=False)
 
 
 def _replayed_ids(reader: BinlogReader) -> list:

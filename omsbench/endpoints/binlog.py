@@ -1,7 +1,7 @@
 """Read a MySQL / MariaDB binlog as a replica does, through python-mysql-replication.
 
 This module only opens the stream at the right place and says clearly when that place is
-gone; turning events into the change model is the engine's job (``engine/cdc.py``).
+gone; turning events into the change model is ``binlog_reader``'s.
 """
 
 from __future__ import annotations

@@ -31,12 +31,12 @@ from typing import NamedTuple
 
 import pymysql
 
+from omsbench.changes import Op, RowChange, Transaction
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import SPATIAL_TYPES, quote
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import own_tables
-from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.mapping import TableMap
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import ChangePaused, SyncError

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from omsbench.changes import PIECE_ROWS, Op, RowChange, Transaction
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table, quote
 from omsbench.endpoints.connection import Session
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import own_tables
 from omsbench.engine.apply import APPLIER_MARK, KEYS_PER_STATEMENT, in_list
-from omsbench.engine.changes import PIECE_ROWS, Op, RowChange, Transaction
 from omsbench.exceptions import StateError, SyncError
 
 POSITION_FILE = "change_log"

@@ -20,8 +20,7 @@ from __future__ import annotations
 import time
 
 from omsbench.endpoints.connection import Session
-from omsbench.engine import verify
-from omsbench.engine.cdc import REVERSE_MARK
+from omsbench.engine import own_tables, verify
 from omsbench.engine.mapping import TableMap
 
 MARK = "compared"
@@ -29,7 +28,7 @@ MARK = "compared"
 and how many fix statements it applied (``rows``)."""
 
 _TOUCH = (
-    f"INSERT INTO `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}` (project, last_seq, transactions, applied_at)"
+    f"INSERT INTO `{own_tables.SCHEMA}`.`{own_tables.REVERSE_CHECKPOINT}` (project, last_seq, transactions, applied_at)"
     " VALUES (%s, 0, '', %s) ON DUPLICATE KEY UPDATE applied_at = VALUES(applied_at)"
 )
 

@@ -26,12 +26,12 @@ from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from omsbench.actions import named
+from omsbench.changes import Transaction
 from omsbench.endpoints import kafka
 from omsbench.endpoints.connection import Session, connect
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import formats, own_tables
 from omsbench.engine.apply import Applier
-from omsbench.engine.changes import Transaction
 from omsbench.engine.sync import Connected, SourceChanged, Sync
 from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import DdlPaused, SyncError

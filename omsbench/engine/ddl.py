@@ -20,10 +20,10 @@ import sqlglot
 from sqlglot import exp
 
 from omsbench.actions import named
+from omsbench.changes import Ddl
 from omsbench.endpoints.catalog import Table, quote
 from omsbench.endpoints.connection import Session
 from omsbench.engine import bounded_ddl
-from omsbench.engine.changes import Ddl
 from omsbench.engine.mapping import TableMap, chooses, new_table_map
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.tracker import Tracker

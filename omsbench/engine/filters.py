@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from omsbench.changes import Op, RowChange, Transaction
 from omsbench.endpoints.catalog import Column, quote
 from omsbench.endpoints.connection import Session
-from omsbench.engine.changes import Op, RowChange, Transaction
 from omsbench.engine.tracker import Tracker
 
 _BATCH = 500

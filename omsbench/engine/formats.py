@@ -33,10 +33,10 @@ from typing import Any
 import orjson
 
 from omsbench import __version__
+from omsbench.changes import Ddl, Op, RowChange, Transaction
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Column, Table
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
-from omsbench.engine.changes import Ddl, Op, RowChange, Transaction
 from omsbench.exceptions import SyncError
 
 POSITION_HEADER = "omsbench.position"

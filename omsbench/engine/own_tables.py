@@ -16,6 +16,7 @@ release deletes only its own rows. Where each is written and read:
 
 from __future__ import annotations
 
+from omsbench.endpoints.binlog_reader import Marks
 from omsbench.endpoints.connection import Session
 
 SCHEMA = "omsbench"
@@ -27,6 +28,13 @@ HEARTBEAT = "heartbeat"
 REVERSE_CHECKPOINT = "reverse_checkpoint"
 CHANGE_LOG = "change_log"
 KAFKA_OFFSETS = "kafka_offsets"
+
+MARKS = Marks(
+    heartbeat=(SCHEMA, HEARTBEAT),
+    echo=(SCHEMA, REVERSE_CHECKPOINT),
+    applied=frozenset({(SCHEMA, SYNC_CHECKPOINT), (SCHEMA, SYNC_WORKERS)}),
+)
+"""How a binlog reader knows these tables in the stream (``endpoints.binlog_reader.Marks``)."""
 
 _COLUMNS = {
     FULL_CHUNKS: "project VARCHAR(64) NOT NULL, source_table VARCHAR(600) NOT NULL, chunk_no INT NOT NULL,"

@@ -18,10 +18,11 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from omsbench.changes import PIECE_ROWS, Transaction
+from omsbench.endpoints.binlog_reader import BinlogReader
 from omsbench.endpoints.connection import Dsn, Flavor
 from omsbench.endpoints.position import BinlogPosition
-from omsbench.engine.cdc import BinlogReader
-from omsbench.engine.changes import PIECE_ROWS, Transaction
+from omsbench.engine import own_tables
 from omsbench.engine.mapping import Selection
 from omsbench.engine.tracker import Tracker
 
@@ -109,7 +110,8 @@ def _main(args: ReaderArgs, tables: dict, out, schemas) -> None:
     tracker.tables = tables
     sender = _Sender(out)
     reader = BinlogReader(
-        args.dsn, args.flavor, args.server_id, tracker, args.project, args.start, args.skip_before,
+        args.dsn, args.flavor, args.server_id, tracker.source_table, own_tables.MARKS, args.project, args.start,
+        args.skip_before,
         pieces=sender.add if args.pieces else None,
     )  # fmt: skip
     try:

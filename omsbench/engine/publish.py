@@ -26,6 +26,7 @@ from dataclasses import replace
 from kafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFencedError
 
 from omsbench.actions import named
+from omsbench.changes import Ddl, Transaction
 from omsbench.endpoints import kafka, rocketmq
 from omsbench.endpoints.catalog import SYSTEM_SCHEMAS
 from omsbench.endpoints.connection import Session, connect
@@ -35,7 +36,6 @@ from omsbench.endpoints.position import BinlogPosition
 from omsbench.endpoints.queue import QueueEndpoint
 from omsbench.endpoints.rocketmq import RocketMQEndpoint
 from omsbench.engine import capture, formats, full
-from omsbench.engine.changes import Ddl, Transaction
 from omsbench.engine.ddl import Decision, tables_touched
 from omsbench.engine.mapping import chooses
 from omsbench.engine.reverse import recapture

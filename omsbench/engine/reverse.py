@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import pymysql
 
 from omsbench.actions import named
+from omsbench.changes import Transaction
 from omsbench.endpoints import catalog, mysql
 from omsbench.endpoints.catalog import Catalog, Table
 from omsbench.endpoints.connection import Session, connect
@@ -36,8 +37,6 @@ from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import capture, compared, own_tables
 from omsbench.engine import sync as forward_sync
 from omsbench.engine.apply import Applier, read_checkpoint
-from omsbench.engine.cdc import REVERSE_MARK
-from omsbench.engine.changes import Transaction
 from omsbench.engine.ddl import DdlApplier
 from omsbench.engine.mapping import Selection, TableMap
 from omsbench.engine.spec import ProjectSpec
@@ -108,7 +107,8 @@ def applied_transactions(mysql: Session, project: str) -> list[str]:
     """The OceanBase transactions of the last group applied to MySQL (purged on start, in case a crash came first)."""
     try:
         rows = mysql.query(
-            f"SELECT transactions FROM `{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}` WHERE project = %s", (project,)
+            f"SELECT transactions FROM `{own_tables.SCHEMA}`.`{own_tables.REVERSE_CHECKPOINT}` WHERE project = %s",
+            (project,),
         )
     except pymysql.err.ProgrammingError as err:
         if err.args[0] != _NO_SUCH_TABLE:
@@ -126,7 +126,7 @@ class ReverseApplier(Applier):
 
     def _checkpoint(self, group: list[Transaction]) -> None:
         self.target.upsert(
-            f"`{REVERSE_MARK[0]}`.`{REVERSE_MARK[1]}`",
+            f"`{own_tables.SCHEMA}`.`{own_tables.REVERSE_CHECKPOINT}`",
             {"project": self.project},
             {
                 "last_seq": group[-1].position.pos,

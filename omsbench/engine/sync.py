@@ -21,6 +21,7 @@ from typing import Protocol
 import pymysql
 
 from omsbench.actions import named
+from omsbench.changes import Ddl, Transaction
 from omsbench.endpoints import oceanbase
 from omsbench.endpoints.binlog import binary_logs, earliest, replica_id, require_available
 from omsbench.endpoints.connection import Endpoint, Flavor, Session, connect, explain, packet_too_large, raise_packet
@@ -28,7 +29,6 @@ from omsbench.endpoints.mysql import master_status
 from omsbench.endpoints.position import BinlogPosition
 from omsbench.engine import filters, full, heartbeat
 from omsbench.engine.apply import Applier, ParallelApplier, read_checkpoint
-from omsbench.engine.changes import Ddl, Transaction
 from omsbench.engine.ddl import DdlApplier, Decision
 from omsbench.engine.mapping import Selection
 from omsbench.engine.metrics import Meter

@@ -12,8 +12,9 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from omsbench.endpoints.binlog import earliest, replica_id, require_available
+from omsbench.endpoints.binlog_reader import BinlogReader
 from omsbench.endpoints.connection import Session
-from omsbench.engine.cdc import BinlogReader
+from omsbench.engine import own_tables
 from omsbench.engine.mapping import Selection
 from omsbench.engine.spec import ProjectSpec
 from omsbench.engine.sync import StartAt
@@ -38,7 +39,8 @@ def keys(
         spec.source.dsn(),
         source.flavor,
         replica_id(f"{spec.name}:changed-rows"),
-        tracker,
+        tracker.source_table,
+        own_tables.MARKS,
         spec.name,
         start,
         since.timestamp,

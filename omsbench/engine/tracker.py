@@ -52,6 +52,11 @@ class Tracker:
     def get(self, schema: str, name: str) -> TableMap | None:
         return self.tables.get((schema, name))
 
+    def source_table(self, schema: str, name: str) -> Table | None:
+        """The source's shape of a followed table: what a binlog reader decodes its rows with."""
+        tm = self.tables.get((schema, name))
+        return tm.source if tm else None
+
     def refresh(self, target: Session, tm: TableMap) -> None:
         """Re-read one table after a DDL that keeps it (drops and renames use ``forget``).
 

@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass, field
 
 import pymysql
 
+from omsbench.changes import PIECE_ROWS
 from omsbench.endpoints.connection import LOCK_WAIT_S, Endpoint, connect
 from omsbench.engine import release, runner
 from omsbench.engine import spec as specs
-from omsbench.engine.changes import PIECE_ROWS
 from omsbench.engine.project import Project
 from omsbench.engine.steps import State, Step
 from omsbench.engine.workspace import Workspace

@@ -1,10 +1,12 @@
-"""Binlog -> change model: whole source transactions, with rows named by the tracked schema.
+"""Binlog -> change model: whole source transactions, with rows named by the tables the caller tracks.
 
 python-mysql-replication decodes row events; without FULL row metadata it knows neither column
 names, signedness, ENUM/SET labels nor character sets. Before each table's rows are decoded
-this module fills those in from the :class:`~omsbench.engine.tracker.Tracker`, then fixes the
-few values the library decodes wrongly or loosely (negative fractional TIME, BIT as text, YEAR
-0, empty SET) so each image carries exactly what the source row holds.
+this module fills those in from the table's catalog entry, then fixes the few values the library
+decodes wrongly or loosely (negative fractional TIME, BIT as text, YEAR 0, empty SET) so each
+image carries exactly what the source row holds. The engine hands it which tables to follow
+(``tables``) and which tables are its own bookkeeping (``Marks``), and receives transactions of
+the change model (``omsbench.changes``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pymysql
@@ -20,29 +23,35 @@ from pymysqlreplication.event import MariadbGtidEvent, QueryEvent, RotateEvent, 
 from pymysqlreplication.row_event import DeleteRowsEvent, TableMapEvent, UpdateRowsEvent, WriteRowsEvent
 
 from omsbench.actions import named
+from omsbench.changes import PIECE_ROWS, Ddl, Op, RowChange, Transaction
 from omsbench.endpoints import binlog_rows, charsets
 from omsbench.endpoints.binlog import open_stream
 from omsbench.endpoints.catalog import BINARY_TYPES, SPATIAL_TYPES, Table
 from omsbench.endpoints.connection import Dsn, Flavor, mask_statement
 from omsbench.endpoints.position import BinlogPosition
-from omsbench.engine import own_tables
-from omsbench.engine.changes import PIECE_ROWS, Ddl, Op, RowChange, Transaction
-from omsbench.engine.tracker import Tracker
 from omsbench.exceptions import BinlogPurged, SyncError
 
-HEARTBEAT = (own_tables.SCHEMA, own_tables.HEARTBEAT)
-_HEARTBEAT_TABLE = Table(*HEARTBEAT, columns=[], primary_key=["project"])
-REVERSE_MARK = (own_tables.SCHEMA, own_tables.REVERSE_CHECKPOINT)
-"""Reverse sync from trigger capture writes its checkpoint here inside every transaction it
-applies to MySQL: the forward reader drops those transactions' changes, so they never go back
-to OceanBase."""
-_ECHO = Table(*REVERSE_MARK)
-APPLIED_MARKS = {(own_tables.SCHEMA, own_tables.SYNC_CHECKPOINT), (own_tables.SCHEMA, own_tables.SYNC_WORKERS)}
-"""Every binlog applier writes its checkpoint row, or a parallel apply's other sessions their mark
-row, inside each transaction it applies. A reader drops the transactions that wrote its own
-project's row: when both servers have a binlog and a sync runs each way, neither direction
-replays what the other applied."""
-_APPLIED = Table(own_tables.SCHEMA, own_tables.SYNC_CHECKPOINT)
+
+@dataclass(frozen=True)
+class Marks:
+    """omsbench's own tables, as the reader meets them in the stream (``engine.own_tables`` names them)."""
+
+    heartbeat: tuple[str, str]
+    """A row per project rewritten on the source: its replay measures the lag."""
+    echo: tuple[str, str]
+    """Written inside every transaction the reverse sync applies: the reader drops those
+    transactions' changes, so they never go back to OceanBase."""
+    applied: frozenset[tuple[str, str]]
+    """Every binlog applier writes its checkpoint row, or a parallel apply's other sessions their
+    mark row, inside each transaction it applies. A reader drops the transactions that wrote its
+    own project's row: when both servers have a binlog and a sync runs each way, neither direction
+    replays what the other applied."""
+
+
+_HEARTBEAT = Table("", "heartbeat", columns=[], primary_key=["project"])
+_ECHO = Table("", "echo")
+_APPLIED = Table("", "applied")
+"""Stand-ins a decoder of one of omsbench's own tables is known by."""
 _CANNOT_SERVE = 1236  # the server cannot send the binlog from there: purged, or an unknown GTID
 _NOT_DDL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|XA |SAVEPOINT|FLUSH|SET |#)", re.IGNORECASE)
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
@@ -150,7 +159,7 @@ class Decoder:
 
 
 class BinlogReader:
-    """Iterate whole transactions from ``start``; rows of tables the tracker does not know are dropped.
+    """Iterate whole transactions from ``start``; rows of tables ``tables`` does not give are dropped.
 
     With ``pieces``, a transaction that grows past ``PIECE_ROWS`` rows goes out in pieces as it is
     read (``Transaction.more``), so that memory does not grow with a batch job's million-row
@@ -162,7 +171,8 @@ class BinlogReader:
         dsn: Dsn,
         flavor: Flavor,
         server_id: int,
-        tracker: Tracker,
+        tables: Callable[[str, str], Table | None],
+        marks: Marks,
         project: str,
         start: BinlogPosition,
         skip_before: float | None = None,
@@ -170,7 +180,7 @@ class BinlogReader:
         pieces: Callable[[Transaction], None] | None = None,
     ) -> None:
         self.dsn, self.flavor, self.server_id = dsn, flavor, server_id
-        self.tracker, self.project, self.start = tracker, project, start
+        self.tables, self.marks, self.project, self.start = tables, marks, project, start
         self.skip_before, self.blocking = skip_before, blocking
         self.pieces = pieces if skip_before is None else None  # a piece must never belong to a skipped transaction
         self.gtids = _gtid_state(start.gtid)
@@ -183,7 +193,6 @@ class BinlogReader:
         self._pieced = False
         """Pieces of the open transaction went out already."""
         self._decoders: dict[int, Decoder | None] = {}
-        self._schemas: dict[tuple[str, str], Table] = {}
 
     def close(self) -> None:
         if self.stream is not None:
@@ -230,7 +239,7 @@ class BinlogReader:
                 decoder = self._decoders.get(event.table_id)
                 if decoder is None:
                     continue
-                if decoder.table is _HEARTBEAT_TABLE:
+                if decoder.table is _HEARTBEAT:
                     heartbeat = self._heartbeat(event) or heartbeat
                 elif decoder.table is _ECHO:
                     self._echo = True
@@ -293,19 +302,20 @@ class BinlogReader:
             )  # fmt: skip
 
     def _decoder(self, event: TableMapEvent) -> Decoder | None:
-        """A decoder for tracked tables (cached per schema object, so DDL refreshes it), else None."""
-        if (event.schema, event.table) == HEARTBEAT:
+        """A decoder for a followed table, or one of omsbench's own; None for any other."""
+        where = (event.schema, event.table)
+        if where == self.marks.heartbeat:
             _name_first_columns(event, ("project", "ts"))
-            return Decoder(_HEARTBEAT_TABLE)
-        if (event.schema, event.table) == REVERSE_MARK:
+            return Decoder(_HEARTBEAT)
+        if where == self.marks.echo:
             return Decoder(_ECHO)
-        if (event.schema, event.table) in APPLIED_MARKS:
+        if where in self.marks.applied:
             _name_first_columns(event, ("project",))
             return Decoder(_APPLIED)
-        tm = self.tracker.get(event.schema, event.table)
-        if tm is None:
+        table = self.tables(*where)
+        if table is None:
             return None
-        decoder = Decoder(tm.source)
+        decoder = Decoder(table)
         decoder.patch(event)
         return decoder
 

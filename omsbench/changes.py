@@ -87,7 +87,7 @@ class Transaction:
     ends it. ``position`` lies inside the transaction; only the last piece's may be checkpointed."""
     drop_pieces: bool = False
     """On a last piece: the transaction turned out to be one this project applied itself (see
-    ``cdc.APPLIED_MARKS``); the pieces before it must be rolled back, not committed."""
+    ``binlog_reader.Marks.applied``); the pieces before it must be rolled back, not committed."""
 
     __reduce__ = _by_fields
 
