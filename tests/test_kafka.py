@@ -298,7 +298,9 @@ def test_a_sink_that_died_before_its_first_mark_starts_again_where_it_first_bega
     project = _publisher(workspace, source, broker, database, format="canal")
     with connect(source.dsn()) as session:
         sync = project.sync()
-        sync._start(session, None, lambda: publish.first_position(sync, session))  # a start's first step; it died
+        sync.start_position(
+            session, None, lambda: publish.first_position(sync, session)
+        )  # a start's first step; it died
     for i in range(20):
         src.execute(f"INSERT INTO `{database}`.e VALUES ({i})")
     sync, thread = _running(project)

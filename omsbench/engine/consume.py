@@ -127,16 +127,16 @@ class Topics:
         """Join the group for the topics the spec names, once some exist; each partition handed to
         this member continues at the offset the target holds."""
         spec = self.sync.spec.source
-        while not self.sync._stop_requested():
+        while not self.sync.stop_requested():
             self.topics = kafka.matching(spec.topics, self.consumer.topics())
             if self.topics:
                 listener = _SeekToTarget(self.consumer, target, self.sync.project, self.assigned)
                 self.consumer.subscribe(topics=sorted(self.topics), listener=listener)
-                self.sync._set(
+                self.sync.set_state(
                     "running", f"consuming {len(self.topics)} topic(s) as group {self.consumer.config['group_id']}"
                 )
                 return
-            self.sync._set("running", f"waiting for topics {', '.join(spec.topics)} to exist")
+            self.sync.set_state("running", f"waiting for topics {', '.join(spec.topics)} to exist")
             self.sync.stopping.wait(TOPIC_POLL)
 
     def next(self, rows: int) -> list[Transaction]:

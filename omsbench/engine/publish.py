@@ -341,7 +341,7 @@ def oceanbase_to_queue(sync: Sync) -> Iterator[Connected]:
             published = (published_to.mark() or {}).get("transactions", [])
             capture.purge(oceanbase, sync.project, published)  # committed to the queue before a crash
             shapes, schemas = {(t.schema, t.name): t for t in tables}, {t.schema for t in tables}
-            sync._set("running", "publishing OceanBase's captured changes")
+            sync.set_state("running", "publishing OceanBase's captured changes")
             changes = capture.ChangeLog(oceanbase, sync.project, shapes, schemas, follow_ddl, pieces=False)
             yield Connected(changes, published_to)
         finally:
@@ -358,7 +358,7 @@ def binlog_to_queue(sync: Sync) -> Iterator[Connected]:
         publisher = sink(sync.spec, sync.state, tracker)
         publisher.publishes = schema.concerns
         try:
-            start = sync._start(source, publisher.checkpoint(), functools.partial(first_position, sync, source))
+            start = sync.start_position(source, publisher.checkpoint(), functools.partial(first_position, sync, source))
             schema.start_at(start[0])
             with sync.reading(sync.spec.source, source, start, tracker, pieces=False) as reader:
                 yield Connected(reader, publisher, schema, judge=source)

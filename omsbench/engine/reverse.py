@@ -154,7 +154,7 @@ def oceanbase_to_mysql(sync: Sync) -> Iterator[Connected]:
         if record.get("capture") == BINLOG:  # the binlog carries OceanBase's DDL; no renames: checked at switchover
             mirrored = spec.model_copy(update={"source": spec.target, "target": spec.source})
             sync.start_at = StartAt(position=BinlogPosition(**record["reverse_start"]))  # where no checkpoint is yet
-            start = sync._start(oceanbase, read_checkpoint(mysql, project))
+            start = sync.start_position(oceanbase, read_checkpoint(mysql, project))
             with sync.reading(spec.target, oceanbase, start, tracker, pieces=True) as reader:
                 ddl = DdlApplier(mysql, mirrored, tracker, "reverse")
                 yield Connected(reader, Applier(mysql, project, tracker), ddl, judge=mysql)
@@ -171,7 +171,7 @@ def oceanbase_to_mysql(sync: Sync) -> Iterator[Connected]:
                 for tm in selection.tables
                 if tm.qualified not in by_compare  # no triggers there: a trigger would break its writes
             }
-            sync._set("running", "applying OceanBase's changes to MySQL")
+            sync.set_state("running", "applying OceanBase's changes to MySQL")
             follow = functools.partial(_follow_ddl, project)
             changes = capture.ChangeLog(oceanbase, project, shapes, schemas, follow, pieces=True)
             yield Connected(changes, applier, between=comparison.when_due)

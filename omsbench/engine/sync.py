@@ -203,7 +203,7 @@ class Sync:
     def run(self) -> None:
         """Run until stopped; transient faults are retried with backoff, then the sync pauses."""
         failures = 0
-        while not self._stop_requested():
+        while not self.stop_requested():
             try:
                 with self.pairing(self) as connected:
                     self.source = connected.source
@@ -214,22 +214,22 @@ class Sync:
             except DdlPaused as err:
                 if isinstance(err, DdlBlocked) and self._ended(err):
                     continue
-                self._set("paused", str(err), statement=err.statement, at=err.position)
+                self.set_state("paused", str(err), statement=err.statement, at=err.position)
                 self._wait_for_user(at=err.position)
             except ChangePaused as err:
                 self.paused_at = err.position
-                self._set("paused", str(err), at=err.position or None)
+                self.set_state("paused", str(err), at=err.position or None)
                 self._wait_for_user(at=err.position)
             except pymysql.err.DataError as err:  # in a piece of a large transaction: resume once widened
-                self._set("paused", str(_refused_value(err, _tables(self.applying), self.step, self.project)))
+                self.set_state("paused", str(_refused_value(err, _tables(self.applying), self.step, self.project)))
                 self._wait_for_user()
             except TRANSIENT as err:
                 if incurable(err):
                     failed = SyncError(f"{err}; retrying cannot cure this", fix=getattr(err, "fix", None))
-                    self._set("failed", str(failed))
+                    self.set_state("failed", str(failed))
                     raise failed from err
                 if packet_too_large(err):
-                    self._set(
+                    self.set_state(
                         "paused",
                         f"the target refused a change larger than its max_allowed_packet; {raise_packet('target')},"
                         f" then {named(f'{self.step} resume', self.project)}",
@@ -239,21 +239,21 @@ class Sync:
                 failures += 1
                 if failures > RETRIES_BEFORE_PAUSE:
                     again = named(f"{self.step} resume", self.project)
-                    self._set("paused", f"gave up after {failures - 1} retries: {err}; {again} retries")
+                    self.set_state("paused", f"gave up after {failures - 1} retries: {err}; {again} retries")
                     self._wait_for_user()
                     failures = 0
                     continue
                 delay = min(30.0, 0.5 * 2**failures)
-                self._set("retrying", f"{explain(err)}; retry {failures} in {delay:.0f}s")
+                self.set_state("retrying", f"{explain(err)}; retry {failures} in {delay:.0f}s")
                 self.stopping.wait(delay)
             except OmsError as err:
-                self._set("failed", str(err))
+                self.set_state("failed", str(err))
                 raise
             except BaseException as err:
                 log.exception("sync of %s failed", self.project)
-                self._set("failed", f"{type(err).__name__}: {err}")
+                self.set_state("failed", f"{type(err).__name__}: {err}")
                 raise
-        self._set("stopped", "stopped on request")
+        self.set_state("stopped", "stopped on request")
 
     def _ended(self, blocked: DdlBlocked) -> bool:
         """Whether the transactions a replayed DDL waited for ended within BLOCKED_WAIT_S, so that it
@@ -262,7 +262,7 @@ class Sync:
             return False
         self._waited_at = blocked.position
         names = ", ".join(map(str, blocked.transactions))
-        self._set(
+        self.set_state(
             "retrying",
             f"DDL at {blocked.position} waited for transaction(s) {names} on the target; it runs again once they"
             f" end (up to {BLOCKED_WAIT_S:.0f} s), else the sync pauses: {blocked.statement}",
@@ -276,7 +276,7 @@ class Sync:
                     self.stopping.wait(1.0)
         except TRANSIENT:
             return True  # the target is away: the session's retries take it from here
-        return self._stop_requested()  # a stop ends the loop; a pause or the deadline pauses on the DDL
+        return self.stop_requested()  # a stop ends the loop; a pause or the deadline pauses on the DDL
 
     def stop(self) -> None:
         self.stopping.set()
@@ -298,7 +298,9 @@ class Sync:
         self.state.settle(self.project, self.step, request)
         self._want = (0.0, None)
 
-    def _stop_requested(self) -> bool:
+    def stop_requested(self) -> bool:
+        """Whether to end: ``stop()`` was called or a stop request is on file (a pairing that waits,
+        for topics to appear, asks it too)."""
         if self.requested() == "stop":
             self.stopping.set()
         return self.stopping.is_set()
@@ -307,17 +309,19 @@ class Sync:
         """Block until a resume, the resolution of the DDL ``at``, or a stop arrives.
 
         A resume is taken here; a resolution stays on file until the DDL it names is replayed."""
-        while not self._stop_requested():
+        while not self.stop_requested():
             want = self._request() or {}
             if want.get("want") == "resume":
-                self._set("starting", "resumed; connecting")  # before the resume is settled: no one sees "paused"
+                self.set_state("starting", "resumed; connecting")  # before the resume is settled: no one sees "paused"
                 self._settle(want)
                 return
             if want.get("want") == "resolve" and at and (want.get("payload") or {}).get("position") == at:
                 return
             self.stopping.wait(POLL)
 
-    def _set(self, state: str, message: str, **detail) -> None:
+    def set_state(self, state: str, message: str, **detail) -> None:
+        """Record where the sync stands for every front end (and the log, once per change of words);
+        a pairing says here what its session runs."""
         position = label(self.position) if self.position else None
         if (state, message) != self._said and message != "replaying":
             log.info("%s %s: %s", self.step, state, message)
@@ -327,9 +331,8 @@ class Sync:
         detail = {"position": position, "since": self._since[1], **detail}
         self.state.set_step(self.project, self.step, state, message, detail)
 
-    # one connected session ----------------------------------------------------------------------
     # where a binlog is read from ----------------------------------------------------------------
-    def _start(
+    def start_position(
         self, source: Session, found: tuple | None, handover: Callable[[], BinlogPosition] | None = None
     ) -> tuple[BinlogPosition, float | None]:
         """The first position and the skip-before time: the checkpoint ``found``, a user's start, or
@@ -371,7 +374,7 @@ class Sync:
         beat = heartbeat.Heartbeat(endpoint.dsn(), self.project, self.spec.options.heartbeat_ms / 1000)
         reader = ReaderProcess(args, tracker)
         beat.start()
-        self._set("running", f"replaying from {label(position)}")
+        self.set_state("running", f"replaying from {label(position)}")
         try:
             yield reader
         finally:
@@ -380,7 +383,7 @@ class Sync:
 
     # the loop of one session --------------------------------------------------------------------
     def _loop(self, c: Connected) -> None:
-        while not self._stop_requested():
+        while not self.stop_requested():
             if self._paused():
                 continue
             if c.between:
@@ -465,7 +468,7 @@ class Sync:
             payload.get("sql") or "",
         )
         self._settle(resolution)
-        self._set("running", f"the change at {label(txn.position)} was {done}")
+        self.set_state("running", f"the change at {label(txn.position)} was {done}")
         if group[at + 1 :]:
             self._apply(group[at + 1 :], c, apply)
         return True
@@ -497,7 +500,7 @@ class Sync:
 
     def _next(self, source: ChangeSource) -> Transaction | None:
         """The next piece, waiting for it; None once a stop is requested."""
-        while not self._stop_requested():
+        while not self.stop_requested():
             piece = source.next(0)
             if piece:
                 return piece[0]
@@ -521,7 +524,7 @@ class Sync:
         self._checkpoint_only(txn, c)
         if resolution:
             self._settle(resolution)
-            self._set("running", f"DDL at {where} resolved")
+            self.set_state("running", f"DDL at {where} resolved")
 
     def _resolution(self, where: str) -> dict | None:
         """The user's decision on the DDL ``where`` (the whole request, payload under "payload")."""
@@ -533,12 +536,12 @@ class Sync:
     def _paused(self) -> bool:
         if self.requested() != "pause":
             return False
-        self._set("paused", "paused on request; the checkpoint is kept")
-        while not self._stop_requested() and self.requested() == "pause":
+        self.set_state("paused", "paused on request; the checkpoint is kept")
+        while not self.stop_requested() and self.requested() == "pause":
             self.stopping.wait(POLL)
         if not self.stopping.is_set():
             want = self._request() or {}
-            self._set("running", "resumed")  # before the resume is settled: no one sees "paused" without it
+            self.set_state("running", "resumed")  # before the resume is settled: no one sees "paused" without it
             if want.get("want") == "resume":
                 self._settle(want)
         return True
@@ -546,7 +549,7 @@ class Sync:
     def _maybe_sample(self) -> None:
         if self.meter.due():
             values = self.meter.sample()
-            self._set("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
+            self.set_state("running", "replaying", **{k: round(v, 2) for k, v in values.items()})
 
 
 @contextlib.contextmanager
@@ -566,7 +569,7 @@ def binlog_to_database(sync: Sync) -> Iterator[Connected]:
             applier = ParallelApplier([applier, *workers])
             stack.callback(applier.close)
         ddl = DdlApplier(target, spec, tracker)
-        start = sync._start(source, read_checkpoint(target, sync.project))
+        start = sync.start_position(source, read_checkpoint(target, sync.project))
         full.ensure_checkpoint_table(target)
         loaded = full.done_chunks(target, sync.project)
         _require_loaded_tables(loaded, tracker)
