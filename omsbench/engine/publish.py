@@ -114,8 +114,14 @@ class QueueSink:
         self._publish(batch, self._mark(group))
         return time.time()
 
-    def checkpoint_only(self, txn: Transaction) -> None:
-        """A DDL: its event, when it concerns the project, and the mark after it."""
+    def checkpoint_only(self, txn: Transaction, sql: str | None = None) -> None:
+        """A DDL: its event, when it concerns the project, and the mark after it. A queue has no
+        statement to run in a change's place (``sql``): that decision is refused, not dropped."""
+        if sql:
+            raise SyncError(
+                f"project {self.project} publishes to a queue, which cannot run SQL in place of a change",
+                fix=f"skip the change instead ({named('sync resolve', self.project, '--skip')})",
+            )
         publish = txn.ddl is not None and self.publishes(txn.ddl)
         batch = list(formats.messages(txn, self._tracked(), self.endpoint, self.project)) if publish else []
         self._publish(batch, self._mark([txn]))

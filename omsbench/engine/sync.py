@@ -124,8 +124,9 @@ class Sink(Protocol):
     def apply(self, group: list[Transaction]) -> float:
         """Commit whole transactions and the checkpoint after them; return the commit time."""
 
-    def checkpoint_only(self, txn: Transaction) -> None:
-        """Move the checkpoint past a transaction whose changes are not sent (a DDL, a skip)."""
+    def checkpoint_only(self, txn: Transaction, sql: str | None = None) -> None:
+        """Move the checkpoint past a transaction whose changes are not sent (a DDL, a skip), or are
+        replaced by the user's ``sql``, in the same commit."""
 
 
 class PieceSink(Sink, Protocol):
@@ -437,10 +438,7 @@ class Sync:
 
     def _checkpoint_only(self, txn: Transaction, c: Connected, sql: str | None = None) -> None:
         """Past a transaction nothing of which is sent: a DDL, a skip, or the user's ``sql`` in its place."""
-        if sql:
-            c.sink.checkpoint_only(txn, sql)
-        else:
-            c.sink.checkpoint_only(txn)
+        c.sink.checkpoint_only(txn, sql)
         c.source.applied([txn])
         self.position = txn.position
 
